@@ -1,0 +1,38 @@
+"""Shared test fixtures: the optional ../shared data and RNG hygiene."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_data_path(*parts: str) -> Path:
+    """Path under ../shared/data, or skip the test when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} not available (../shared/data is absent)")
+    return path
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    return shared_data_path()
+
+
+@pytest.fixture(autouse=True)
+def _restore_rng_state() -> Iterator[None]:
+    """Tests may seed global RNGs; restore them so test order never matters."""
+    py_state = random.getstate()
+    np_state = np.random.get_state()
+    torch_state = torch.random.get_rng_state()
+    yield
+    random.setstate(py_state)
+    np.random.set_state(np_state)
+    torch.random.set_rng_state(torch_state)

@@ -1,0 +1,49 @@
+"""The ``cre`` command: one entry point, one sub-command per task.
+
+Each sub-command's arguments live with the code that does the work; this module only
+dispatches, so ``cre train --help`` and ``python -m cre_models.train --help`` agree.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+__all__ = ["main", "COMMANDS"]
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("worker.run", "score videos on this machine (embedded Valkey + N workers)"),
+    "results": ("worker.results", "print stored results"),
+    "train": ("cre_models.train", "train a checkpoint"),
+    "eval": ("cre_models.evaluate", "evaluate a checkpoint under compression"),
+    "degrade": ("cre_models.codecs", "write a compressed copy of a video"),
+    "bench": ("worker.bench", "measure speed and memory, update docs/BENCHMARKS.md"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: cre COMMAND [ARGS...]", "", "commands:"]
+    lines += [f"  {name:<8} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines.append("\n`cre COMMAND --help` for a command's options.")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if args else 2
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"cre: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    module = importlib.import_module(COMMANDS[name][0])
+    entry: Callable[[list[str]], int | None] = module.main
+    return int(entry(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

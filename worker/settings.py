@@ -1,0 +1,82 @@
+"""Operational settings, read from ``CRE_*`` environment variables (pydantic-settings).
+
+Model-dependent numbers (input size, crop margin, frames per video, threshold, default
+aggregation) come from the weights' ``config.json``; a setting left at ``None`` here means
+"use the weights' value".
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings", "DEFAULT_REDIS_URL"]
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+"""Where ``submit.py``, ``results.py`` and workers connect when ``CRE_REDIS_URL`` is unset."""
+
+
+class Settings(BaseSettings):
+    """Every operational knob of the worker and its tools. Env prefix ``CRE_``."""
+
+    model_config = SettingsConfigDict(env_prefix="CRE_", extra="ignore")
+
+    # --- Redis and the queue -------------------------------------------------------------
+    redis_url: SecretStr | None = Field(
+        None, description="Redis/Valkey URL (redis://, rediss:// for TLS; password in the URL). "
+        "Unset: `cre run` starts an embedded Valkey, other tools use redis://localhost:6379/0."
+    )
+    queue_name: str = Field("cre", description="RQ queue name")
+    result_prefix: str = Field("cre:result:", description="key prefix of result records")
+    result_ttl_s: int | None = Field(None, ge=1, description="seconds to keep result records; unset = keep")
+    job_timeout_base_s: int = Field(60, ge=1, description="job timeout before the per-second part")
+    job_timeout_per_video_s: float = Field(2.0, ge=0, description="extra timeout per second of video")
+    fetch_retries: int = Field(3, ge=0, description="retries of a job whose download failed transiently")
+
+    # --- Model and inference -------------------------------------------------------------
+    weights: str = Field("default", description="checkpoint folder or registered model name")
+    device: Literal["cpu", "cuda"] = Field("cpu", description="torch device")
+    batch_size: int = Field(16, ge=1, description="face crops per forward pass")
+    torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 = all cores")
+    decode_threads: int = Field(1, ge=0, description="FFmpeg decoder threads; 0 = FFmpeg decides")
+    frames_per_video: int | None = Field(None, ge=1, description="frames sampled per video; unset = weights' value")
+    aggregation: str | None = Field(None, description="frame->video aggregation; unset = weights' value")
+    threshold: float | None = Field(None, ge=0, le=1, description="decision threshold; unset = weights' value")
+
+    # --- Faces -----------------------------------------------------------------------------
+    detect_max_side: int = Field(640, ge=64, description="frames are downscaled to this longest side for face detection")
+    min_face_px: int = Field(40, ge=8, description="smallest face side, in original-frame pixels")
+    max_faces_per_frame: int = Field(4, ge=1, description="largest faces kept per frame")
+
+    # --- Input limits --------------------------------------------------------------------
+    max_file_bytes: int = Field(2 * 1024**3, ge=1, description="largest accepted file or download")
+    max_pixels: int = Field(4096 * 2304, ge=1, description="largest accepted width x height")
+    max_duration_s: float = Field(3600.0, gt=0, description="longest accepted video, seconds")
+    accepted_formats: str = Field(
+        "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpegts,flv",
+        description="FFmpeg demuxers allowed to open inputs (format_whitelist)",
+    )
+
+    # --- Fetching URLs ---------------------------------------------------------------------
+    url_schemes: str = Field("http,https", description="allowed URL schemes")
+    allow_private_addresses: bool = Field(
+        False, description="allow URLs resolving to loopback/private/link-local addresses"
+    )
+    fetch_connect_timeout_s: float = Field(5.0, gt=0)
+    fetch_read_timeout_s: float = Field(30.0, gt=0)
+    fetch_deadline_s: float = Field(600.0, gt=0, description="overall limit for one download")
+    fetch_max_redirects: int = Field(5, ge=0)
+
+    log_level: str = Field("INFO", description="logging level")
+
+    def redis_url_or_default(self) -> str:
+        return self.redis_url.get_secret_value() if self.redis_url else DEFAULT_REDIS_URL
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, read once from the environment."""
+    return Settings()
