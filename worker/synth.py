@@ -1,0 +1,130 @@
+"""Synthetic test and demo videos, made with PyAV from a sample photo.
+
+The face comes from ``skimage/data/astronaut.png`` (a NASA portrait, public domain),
+which ships inside the ``scikit-image`` wheel: it is read as a file, skimage is never
+imported. A clip pans and zooms slowly over the photo so consecutive frames differ
+(a still image would make every encoder trivially perfect).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+__all__ = ["sample_photo", "synth_frames", "write_video"]
+
+logger = logging.getLogger(__name__)
+
+
+def sample_photo(name: str = "astronaut") -> np.ndarray:
+    """An RGB uint8 sample photo bundled with scikit-image (``astronaut``, ``coffee``...)."""
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("scikit-image is not installed: it provides the sample photos")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / f"{name}.png"
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise RuntimeError(f"cannot read sample photo {path}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def synth_frames(
+    n: int, width: int, height: int, face: bool = True, seed: int = 0
+) -> list[np.ndarray]:
+    """``n`` RGB frames of ``width x height``: a slow pan over a face photo, or textured noise.
+
+    With ``face=False`` the frames are smooth random texture with no face in them.
+    """
+    rng = np.random.default_rng(seed)
+    if face:
+        src = sample_photo("astronaut")
+    else:
+        small = rng.integers(0, 256, size=(12, 16, 3), dtype=np.uint8)
+        src = cv2.resize(small, (640, 480), interpolation=cv2.INTER_CUBIC)
+    sh, sw = src.shape[:2]
+    # Fit the photo into the frame (letterboxed), then drift slightly over time.
+    scale = min(width / sw, height / sh)
+    frames = []
+    for i in range(n):
+        t = i / max(1, n - 1)
+        z = scale * (1.0 + 0.05 * t)
+        dx = (width - sw * z) / 2 + 6 * np.sin(2 * np.pi * t)
+        dy = (height - sh * z) / 2 + 4 * np.cos(2 * np.pi * t)
+        m = np.array([[z, 0, dx], [0, z, dy]], dtype=np.float64)
+        frame = cv2.warpAffine(src, m, (width, height), flags=cv2.INTER_LINEAR, borderValue=(20, 20, 20))
+        frames.append(frame)
+    return frames
+
+
+def write_video(
+    path: str | Path,
+    *,
+    width: int = 320,
+    height: int = 240,
+    seconds: float = 2.0,
+    fps: int = 15,
+    face: bool = True,
+    codec: str = "libx264",
+    crf: int = 23,
+    gop: int | None = None,
+    vfr: bool = False,
+    audio: bool = False,
+    seed: int = 0,
+) -> Path:
+    """Write a short synthetic H.264 (or other codec) MP4/MKV and return its path.
+
+    Args:
+        vfr: variable frame rate: frame durations alternate irregularly between 1 and 3 ticks.
+        audio: add a mono AAC sine track.
+        gop: keyframe interval in frames (x264's default when None).
+    """
+    path = Path(path)
+    n = max(1, round(seconds * fps))
+    frames = synth_frames(n, width, height, face=face, seed=seed)
+    with av.open(str(path), mode="w") as out:
+        stream = out.add_stream(codec, rate=fps)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        opts = {"crf": str(crf), "preset": "veryfast"} if codec in ("libx264", "libx265") else {}
+        if gop:
+            stream.codec_context.gop_size = gop
+        stream.options = opts
+        tick = Fraction(1, fps * 4) if vfr else Fraction(1, fps)
+        stream.codec_context.time_base = tick
+        a_stream = out.add_stream("aac", rate=22050) if audio else None
+        if a_stream is not None:
+            a_stream.layout = "mono"  # type: ignore[union-attr]
+        rng = np.random.default_rng(seed)
+        pts = 0
+        for img in frames:
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = pts
+            frame.time_base = tick
+            pts += int(rng.choice([2, 4, 6, 8])) if vfr else 1
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+        if a_stream is not None:
+            sr = 22050
+            total = int(sr * float(pts * tick))
+            t = np.arange(total) / sr
+            samples = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+            for start in range(0, total, 1024):
+                chunk = samples[start : start + 1024][None, :]
+                aframe = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
+                aframe.sample_rate = sr
+                aframe.pts = start
+                aframe.time_base = Fraction(1, sr)
+                for packet in a_stream.encode(aframe):
+                    out.mux(packet)
+            for packet in a_stream.encode():
+                out.mux(packet)
+    logger.debug("wrote %s (%dx%d, %d frames)", path, width, height, n)
+    return path
