@@ -45,10 +45,10 @@ def simulator_available() -> bool:
 
 def _simulate(image: np.ndarray, severity: str, rng: np.random.Generator) -> np.ndarray:
     try:
-        from .augmentation import degrade
-    except ImportError:
+        from .augmentation import compress
+    except ImportError:  # the simulator is a sibling module; keep training usable without it
         return _jpeg_only(image, severity, rng)
-    return degrade(image, severity, rng)
+    return compress(image, severity, rng)[0]
 
 
 _JPEG_Q = {"light": (70, 90), "medium": (40, 70), "heavy": (15, 40)}
@@ -58,10 +58,15 @@ def _jpeg_only(image: np.ndarray, severity: str, rng: np.random.Generator) -> np
     """Stand-in used only when the simulator module is absent: JPEG at a severity's quality."""
     lo, hi = _JPEG_Q[severity]
     q = int(rng.integers(lo, hi + 1))
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, q])
+    ok, buf = cv2.imencode(
+        ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, q]
+    )
     if not ok:
         raise RuntimeError("JPEG encoding failed")
-    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if decoded is None:
+        raise RuntimeError("JPEG decoding failed")
+    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
 
 
 def apply_condition(image: np.ndarray, condition: str, rng: np.random.Generator) -> np.ndarray:
@@ -93,7 +98,10 @@ class CompressionSampler:
     def __post_init__(self) -> None:
         bad = [s for s in self.severities if s not in SEVERITIES]
         if bad or not self.severities:
-            raise ValueError(f"severities must be a non-empty subset of {SEVERITIES}, got {list(self.severities)}")
+            raise ValueError(
+                f"severities must be a non-empty subset of {SEVERITIES},"
+                f" got {list(self.severities)}"
+            )
         if not 0.0 <= self.codec_prob <= 1.0:
             raise ValueError(f"codec_prob must be in [0, 1], got {self.codec_prob}")
         if self.codec_prob > 0:

@@ -109,7 +109,9 @@ def discover_media(root: str | Path) -> list[MediaItem]:
     if root.is_file():
         kind = _kind(root)
         if kind is None:
-            raise ValueError(f"{root}: not an image or video ({', '.join(sorted(IMAGE_EXTS | VIDEO_EXTS))})")
+            raise ValueError(
+                f"{root}: not an image or video ({', '.join(sorted(IMAGE_EXTS | VIDEO_EXTS))})"
+            )
         return [MediaItem(root, 0, kind)]
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such file or folder")
@@ -147,7 +149,9 @@ def sample_video_frames(path: str | Path, n: int) -> list[np.ndarray]:
 def is_grayscale(image: np.ndarray, tol: int = 3) -> bool:
     """True when all three channels are (nearly) equal: a grey photo stored as RGB."""
     i = image.astype(np.int16)
-    return bool(np.abs(i[..., 0] - i[..., 1]).max() <= tol and np.abs(i[..., 1] - i[..., 2]).max() <= tol)
+    return bool(
+        np.abs(i[..., 0] - i[..., 1]).max() <= tol and np.abs(i[..., 1] - i[..., 2]).max() <= tol
+    )
 
 
 def group_of(path: Path, kind: str) -> str:
@@ -242,14 +246,22 @@ def load_face_samples(
         else:
             if det is None:
                 det = FaceDetector()
-            crops, indices = _extract_item(item, det, margin, size, frames_per_video, faces, drop_gray)
+            crops, indices = _extract_item(
+                item, det, margin, size, frames_per_video, faces, drop_gray
+            )
             arr = np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8)
             np.savez(key, crops=arr, indices=np.asarray(indices, np.int64))
         group = group_of(item.path, item.kind)
         for crop, idx in zip(crops, indices, strict=True):
             out.append(FaceSample(crop, item.label, str(item.path), group, idx))
     n_fake = sum(s.label for s in out)
-    logger.info("%d face crops (%d real, %d fake) from %d files", len(out), len(out) - n_fake, n_fake, len(items))
+    logger.info(
+        "%d face crops (%d real, %d fake) from %d files",
+        len(out),
+        len(out) - n_fake,
+        n_fake,
+        len(items),
+    )
     return out
 
 
@@ -265,7 +277,11 @@ def _extract_item(
     import av
 
     try:
-        frames = [read_image(item.path)] if item.kind == "image" else sample_video_frames(item.path, frames_per_video)
+        frames = (
+            [read_image(item.path)]
+            if item.kind == "image"
+            else sample_video_frames(item.path, frames_per_video)
+        )
     except (ValueError, OSError, av.FFmpegError) as e:
         logger.warning("skipping %s: %s", item.path, e)
         return [], []

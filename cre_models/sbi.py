@@ -26,7 +26,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["SBIParams", "sample_sbi_params", "soft_face_mask", "alter_source", "self_blend", "make_sbi"]
+__all__ = [
+    "SBIParams",
+    "sample_sbi_params",
+    "soft_face_mask",
+    "alter_source",
+    "self_blend",
+    "make_sbi",
+]
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,8 @@ def sample_sbi_params(rng: np.random.Generator, margin: float = 0.3) -> SBIParam
         sharpen = 0.0
     return SBIParams(
         center_dx=float(rng.uniform(-0.04, 0.04)) * face,
-        center_dy=float(rng.uniform(-0.02, 0.08)) * face,  # face boxes sit a little high on the face
+        center_dy=float(rng.uniform(-0.02, 0.08))
+        * face,  # face boxes sit a little high on the face
         axis_x=float(rng.uniform(0.30, 0.46)) * face,
         axis_y=float(rng.uniform(0.38, 0.56)) * face,
         angle_deg=float(rng.uniform(-12, 12)),
@@ -81,7 +89,11 @@ def sample_sbi_params(rng: np.random.Generator, margin: float = 0.3) -> SBIParam
         hue_shift=float(rng.uniform(-6, 6)),
         sat_scale=float(rng.uniform(0.8, 1.25)),
         val_scale=float(rng.uniform(0.85, 1.15)),
-        rgb_shift=(float(rng.uniform(-12, 12)), float(rng.uniform(-12, 12)), float(rng.uniform(-12, 12))),
+        rgb_shift=(
+            float(rng.uniform(-12, 12)),
+            float(rng.uniform(-12, 12)),
+            float(rng.uniform(-12, 12)),
+        ),
         contrast=float(rng.uniform(0.85, 1.15)),
         sharpen=sharpen,
         rescale=rescale,
@@ -110,7 +122,9 @@ def soft_face_mask(size: tuple[int, int], params: SBIParams) -> np.ndarray:
     soft = mask.astype(np.float32) / 255.0
     sigma = max(0.5, params.blur_sigma_px * side / 256.0)
     ksize = 2 * int(3 * sigma) + 1
-    soft = cv2.GaussianBlur(soft, (ksize, ksize), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_CONSTANT)
+    soft = cv2.GaussianBlur(
+        soft, (ksize, ksize), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_CONSTANT
+    )
     soft[soft < 1e-3] = 0.0  # cut float noise so that "outside" is exactly zero
     return np.clip(soft * params.blend_ratio, 0.0, 1.0).astype(np.float32)
 
@@ -137,11 +151,18 @@ def alter_source(image: np.ndarray, params: SBIParams) -> np.ndarray:
     # resolution
     if params.rescale < 1.0:
         sw, sh = max(8, round(w * params.rescale)), max(8, round(h * params.rescale))
-        img = cv2.resize(cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA), (w, h), interpolation=cv2.INTER_LINEAR)
+        img = cv2.resize(
+            cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA),
+            (w, h),
+            interpolation=cv2.INTER_LINEAR,
+        )
     # small warp (scale about the centre + translation)
     s = params.warp_scale
     m = np.array(
-        [[s, 0, (1 - s) * w / 2 + params.warp_dx * w], [0, s, (1 - s) * h / 2 + params.warp_dy * h]],
+        [
+            [s, 0, (1 - s) * w / 2 + params.warp_dx * w],
+            [0, s, (1 - s) * h / 2 + params.warp_dy * h],
+        ],
         np.float64,
     )
     img = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
@@ -164,6 +185,8 @@ def self_blend(image: np.ndarray, params: SBIParams) -> tuple[np.ndarray, np.nda
     return out, mask
 
 
-def make_sbi(image: np.ndarray, rng: np.random.Generator, margin: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+def make_sbi(
+    image: np.ndarray, rng: np.random.Generator, margin: float = 0.3
+) -> tuple[np.ndarray, np.ndarray]:
     """Draw parameters and make one self-blended fake: ``(fake, mask)``."""
     return self_blend(image, sample_sbi_params(rng, margin))

