@@ -111,7 +111,7 @@ def soft_face_mask(size: tuple[int, int], params: SBIParams) -> np.ndarray:
     """
     h, w = size
     side = min(h, w)
-    mask = np.zeros((h, w), np.uint8)
+    mask: np.ndarray = np.zeros((h, w), np.uint8)
     cx = w / 2 + params.center_dx * side
     cy = h / 2 + params.center_dy * side
     axes = (max(2, round(params.axis_x * side)), max(2, round(params.axis_y * side)))
@@ -119,7 +119,7 @@ def soft_face_mask(size: tuple[int, int], params: SBIParams) -> np.ndarray:
     if params.morph_px:
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * abs(params.morph_px) + 1,) * 2)
         mask = cv2.dilate(mask, k) if params.morph_px > 0 else cv2.erode(mask, k)
-    soft = mask.astype(np.float32) / 255.0
+    soft: np.ndarray = mask.astype(np.float32) / 255.0
     sigma = max(0.5, params.blur_sigma_px * side / 256.0)
     ksize = 2 * int(3 * sigma) + 1
     soft = cv2.GaussianBlur(
@@ -132,7 +132,7 @@ def soft_face_mask(size: tuple[int, int], params: SBIParams) -> np.ndarray:
 def alter_source(image: np.ndarray, params: SBIParams) -> np.ndarray:
     """The altered copy that gets blended in: colour, sharpness, resolution, small warp."""
     h, w = image.shape[:2]
-    img = image.astype(np.float32)
+    img: np.ndarray = image.astype(np.float32)
     # colour: HSV scale/shift, per-channel RGB shift, contrast around the mean
     hsv = cv2.cvtColor(np.clip(img, 0, 255).astype(np.uint8), cv2.COLOR_RGB2HSV).astype(np.float32)
     hsv[..., 0] = np.mod(hsv[..., 0] + params.hue_shift, 180.0)
