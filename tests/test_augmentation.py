@@ -180,6 +180,21 @@ def test_block_artefact_is_blocky_not_grey_squares(faces: list[np.ndarray], scal
         assert textured.mean() > 0.1
 
 
+def test_block_transform_is_an_invertible_dct(face: np.ndarray) -> None:
+    # A vanishing quantiser returns the image (up to YCrCb rounding): the transform inverts.
+    assert A.psnr(face, A.apply_block(face, 1e-3)) > 45
+    # An image that is constant on each grid-aligned 8x8 block has only DC terms: it comes
+    # back flat per block and within a quantiser step of itself (a misaligned grid rings).
+    colours = np.random.default_rng(0).integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
+    img = cv2.resize(colours, (64, 64), interpolation=cv2.INTER_NEAREST)
+    out = A.apply_block(img, 1.0).astype(np.int16)
+    blocks = out.reshape(8, 8, 8, 8, 3)
+    assert np.abs(blocks - blocks[:, :1, :, :1]).max() <= 1
+    assert np.abs(out - img).max() <= 4
+    shifted = np.roll(img, 4, axis=1)  # edges now inside blocks: quantisation rings
+    assert np.abs(A.apply_block(shifted, 1.0).astype(np.int16) - shifted).max() > 8
+
+
 def test_block_artefact_handles_sizes_not_multiple_of_8() -> None:
     img = _textures(1)[0][:37, :50]
     out = A.apply_block(img, 2.0)
