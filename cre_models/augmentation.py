@@ -226,7 +226,7 @@ def gaussian_noise(shape: tuple[int, ...], sigma: float, seed: int) -> np.ndarra
     """Zero-mean Gaussian samples of std ``sigma`` (float32), a pure function of ``seed``."""
     n = int(np.prod(shape))
     idx = np.frombuffer(np.random.default_rng(seed).bytes(2 * n), dtype=np.uint16)
-    return (_normal_table() * np.float32(sigma))[idx].reshape(shape)
+    return np.take(_normal_table() * np.float32(sigma), idx).reshape(shape)
 
 
 def apply_noise(img: np.ndarray, sigma: float, seed: int) -> np.ndarray:

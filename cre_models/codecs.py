@@ -181,7 +181,8 @@ def encode_decode(
         restore_size: return frames at the input size (bilinear upscale after ``max_side``);
             with ``False`` return them at the encoded size (even dimensions).
         fps: nominal frame rate of the clip (affects rate control only slightly).
-        threads: encoder threads (``None``: the encoder's default, all cores).
+        threads: encoder and decoder threads (``None``: FFmpeg's default, all cores;
+            use 1 in data-loader workers).
 
     Returns:
         The decoded frames, ``uint8`` RGB ``HxWx3``, as many as were given.
@@ -218,6 +219,8 @@ def encode_decode(
     packets.extend(enc.encode(None))
 
     dec = av.CodecContext.create(CODECS[codec], "r")
+    if threads:
+        dec.thread_count = threads
     decoded: list[np.ndarray] = []
     for packet in [*packets, None]:
         for out in dec.decode(packet):  # type: ignore[attr-defined]
