@@ -340,6 +340,7 @@ class ArtefactParams:
     name: ClassVar[str] = "artefact"
 
     def apply(self, img: np.ndarray) -> np.ndarray:
+        """Apply the artefact with these parameters (a pure function of ``img``)."""
         raise NotImplementedError
 
     def to_dict(self) -> dict[str, Any]:
@@ -525,6 +526,7 @@ class Step:
     def sample(self, rng: np.random.Generator) -> ArtefactParams | None:
         # Always draw the coin, so later steps see the same stream whatever happens here.
         applied = rng.random() < self.probability
+        # Each subclass has its own ``sample(rng, **ranges)`` signature.
         return self.artefact.sample(rng, **self.ranges) if applied else None  # type: ignore[attr-defined]
 
 
