@@ -6,18 +6,18 @@ pure function ``apply_<artefact>(img, ...)`` (torchvision's ``get_params`` / fun
 split). Parameters are drawn first and applied second, so what was applied can be
 logged (``to_dict()``) and replayed (:func:`apply_params`).
 
-==================== ==================================== ============================================
-artefact             parameters (standalone range)        pure function
-==================== ==================================== ============================================
-JPEG                 quality 30-90                        :func:`apply_jpeg` (libjpeg, 4:2:0 chroma)
-Gaussian blur        kernel 3x3, 5x5, 7x7                 :func:`apply_blur` (sigma from the kernel)
-downscale-upscale    factor 0.5-0.9                       :func:`apply_resize` (area/bilinear down,
-                                                          bilinear/bicubic up)
-colour shift         per-channel RGB offsets, +-20        :func:`apply_color_shift`
-Gaussian noise       sigma 5-15 (on 0-255), per channel   :func:`apply_noise` (seeded by the params)
-8x8 block artefacts  quantiser scale 1-4 x JPEG's tables  :func:`apply_block`: DCT-domain quantisation
-                                                          of 8x8 blocks of Y, Cr, Cb
-==================== ==================================== ============================================
+=================== ==================================== ===========================================
+artefact            parameters (standalone range)        pure function
+=================== ==================================== ===========================================
+JPEG                quality 30-90                        :func:`apply_jpeg` (libjpeg, 4:2:0 chroma)
+Gaussian blur       kernel 3x3, 5x5, 7x7                 :func:`apply_blur` (sigma from the kernel)
+downscale-upscale   factor 0.5-0.9                       :func:`apply_resize` (area/bilinear down,
+                                                         bilinear/bicubic up)
+colour shift        per-channel RGB offsets, +-20        :func:`apply_color_shift`
+Gaussian noise      sigma 5-15 (on 0-255), per channel   :func:`apply_noise` (seeded by the params)
+8x8 block artefacts quantiser scale 1-4 x JPEG's tables  :func:`apply_block`: DCT-domain
+                                                         quantisation of 8x8 blocks of Y, Cr, Cb
+=================== ==================================== ===========================================
 
 Severities (the seed's definitions; ``p`` is the probability that a step is applied).
 Steps run in this order: colour shift, blur, noise, downscale-upscale, block
@@ -54,7 +54,7 @@ import functools
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 
 import cv2
 import numpy as np
@@ -125,7 +125,9 @@ def check_image(image: Any, name: str = "image") -> np.ndarray:
         if hasattr(image, "convert") and hasattr(image, "mode"):  # PIL.Image.Image, no import
             image = np.asarray(image.convert("RGB"))
         else:
-            raise ValueError(f"{name}: expected a numpy array or PIL image, got {type(image).__name__}")
+            raise ValueError(
+                f"{name}: expected a numpy array or PIL image, got {type(image).__name__}"
+            )
     if image.dtype != np.uint8:
         raise ValueError(f"{name}: expected dtype uint8 (0-255), got {image.dtype}")
     if image.ndim != 3 or image.shape[2] != 3:
@@ -171,7 +173,10 @@ def apply_jpeg(img: np.ndarray, quality: int) -> np.ndarray:
     ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:  # pragma: no cover - libjpeg does not fail on valid uint8 input
         raise RuntimeError("JPEG encoding failed")
-    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if decoded is None:  # pragma: no cover
+        raise RuntimeError("JPEG decoding failed")
+    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
 
 
 def apply_blur(img: np.ndarray, kernel_size: int, sigma: float = 0.0) -> np.ndarray:
@@ -179,10 +184,14 @@ def apply_blur(img: np.ndarray, kernel_size: int, sigma: float = 0.0) -> np.ndar
     img = check_image(img)
     if kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(f"blur kernel size must be odd and positive, got {kernel_size}")
-    return cv2.GaussianBlur(img, (kernel_size, kernel_size), sigma, borderType=cv2.BORDER_REFLECT_101)
+    return cv2.GaussianBlur(
+        img, (kernel_size, kernel_size), sigma, borderType=cv2.BORDER_REFLECT_101
+    )
 
 
-def apply_resize(img: np.ndarray, factor: float, down: str = "area", up: str = "linear") -> np.ndarray:
+def apply_resize(
+    img: np.ndarray, factor: float, down: str = "area", up: str = "linear"
+) -> np.ndarray:
     """Downscale by ``factor`` (0 < factor <= 1) and upscale back to the original size."""
     img = check_image(img)
     if not 0.0 < factor <= 1.0:
@@ -217,7 +226,7 @@ def gaussian_noise(shape: tuple[int, ...], sigma: float, seed: int) -> np.ndarra
     """Zero-mean Gaussian samples of std ``sigma`` (float32), a pure function of ``seed``."""
     n = int(np.prod(shape))
     idx = np.frombuffer(np.random.default_rng(seed).bytes(2 * n), dtype=np.uint16)
-    return (_normal_table() * np.float32(sigma))[idx].reshape(shape)
+    return np.take(_normal_table() * np.float32(sigma), idx).reshape(shape)
 
 
 def apply_noise(img: np.ndarray, sigma: float, seed: int) -> np.ndarray:
@@ -230,14 +239,6 @@ def apply_noise(img: np.ndarray, sigma: float, seed: int) -> np.ndarray:
     if sigma < 0:
         raise ValueError(f"noise sigma must be >= 0, got {sigma}")
     return cv2.add(img, gaussian_noise(img.shape, sigma, seed), dtype=cv2.CV_8U)
-
-
-def _dct_matrix(n: int = 8) -> np.ndarray:
-    k = np.arange(n)[:, None]
-    x = np.arange(n)[None, :]
-    d = np.cos(np.pi * (2 * x + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
-    d[0] /= np.sqrt(2.0)
-    return d
 
 
 # JPEG's example quantisation tables (ITU-T T.81, Annex K), i.e. quality 50.
@@ -256,9 +257,22 @@ _Q_LUMA = np.array(
 )
 _Q_CHROMA = np.full((8, 8), 99, dtype=np.float32)
 _Q_CHROMA[:4, :4] = [[17, 18, 24, 47], [18, 21, 26, 66], [24, 26, 56, 99], [47, 66, 99, 99]]
-_Q_YCRCB = np.stack([_Q_LUMA, _Q_CHROMA, _Q_CHROMA]).reshape(3, 64)  # cv2 order: Y, Cr, Cb
-# vec(D X D^T) = kron(D, D) vec(X) for row-major vec: one matrix product per image.
-_DCT2 = np.kron(_dct_matrix(), _dct_matrix()).astype(np.float32)
+_Q_YCRCB = np.stack([_Q_LUMA, _Q_CHROMA, _Q_CHROMA])  # (3, 8, 8), cv2's order: Y, Cr, Cb
+
+
+def _dct_rows_t(blocks: np.ndarray, inverse: bool = False) -> np.ndarray:
+    """``(..., 8, 8)`` -> the transposed 2-D (inverse) DCT of every block.
+
+    ``cv2.dct`` with ``DCT_ROWS`` transforms each 8-sample row: ``B -> B D^T``. Doing it,
+    transposing each block and doing it again gives ``(D B D^T)^T``; the inverse undoes it
+    the same way. OpenCV runs single-threaded under ``cv2.setNumThreads(1)``, whereas a
+    NumPy/BLAS matrix product spins threads and slowed this 10x on a loaded machine.
+    """
+    flags = cv2.DCT_ROWS | (cv2.DCT_INVERSE if inverse else 0)
+    shape = blocks.shape
+    rows = cv2.dct(np.ascontiguousarray(blocks).reshape(-1, 8), flags=flags).reshape(shape)
+    cols = np.ascontiguousarray(rows.swapaxes(-1, -2)).reshape(-1, 8)
+    return cv2.dct(cols, flags=flags).reshape(shape)
 
 
 def apply_block(img: np.ndarray, scale: float) -> np.ndarray:
@@ -280,18 +294,16 @@ def apply_block(img: np.ndarray, scale: float) -> np.ndarray:
     ycc -= 128.0
     hh, ww = ycc.shape[:2]
     by, bx = hh // 8, ww // 8
-    blocks = ycc.reshape(by, 8, bx, 8, 3).transpose(0, 2, 4, 1, 3).reshape(-1, 64)  # (N*C, 64)
-    coef = (blocks @ _DCT2.T).reshape(-1, 3, 64)  # one 2-D GEMM, not N small ones
-    q = _Q_YCRCB * np.float32(scale)
-    coef /= q
-    np.rint(coef, out=coef)
-    coef *= q
-    rec = coef.reshape(-1, 64) @ _DCT2
-    rec = rec.reshape(by, bx, 3, 8, 8).transpose(0, 3, 1, 4, 2).reshape(hh, ww, 3)
+    blocks = ycc.reshape(by, 8, bx, 8, 3).transpose(0, 2, 4, 1, 3)  # (by, bx, C, 8, 8)
+    coef_t = _dct_rows_t(blocks)  # transposed coefficients, so quantise with Q^T
+    q_t = (_Q_YCRCB * np.float32(scale)).swapaxes(-1, -2)
+    coef_t /= q_t
+    np.rint(coef_t, out=coef_t)
+    coef_t *= q_t
+    rec = _dct_rows_t(coef_t, inverse=True).transpose(0, 3, 1, 4, 2).reshape(hh, ww, 3)
     rec += 128.0
     np.clip(rec, 0, 255, out=rec)
-    out = np.rint(rec).astype(np.uint8)
-    out = cv2.cvtColor(out, cv2.COLOR_YCrCb2RGB)
+    out = cv2.cvtColor(np.rint(rec).astype(np.uint8), cv2.COLOR_YCrCb2RGB)
     return np.ascontiguousarray(out[:h, :w]) if ph or pw else out
 
 
@@ -328,6 +340,7 @@ class ArtefactParams:
     name: ClassVar[str] = "artefact"
 
     def apply(self, img: np.ndarray) -> np.ndarray:
+        """Apply the artefact with these parameters (a pure function of ``img``)."""
         raise NotImplementedError
 
     def to_dict(self) -> dict[str, Any]:
@@ -346,9 +359,7 @@ class JpegParams(ArtefactParams):
             raise ValueError(f"JPEG quality must be in 1..100, got {self.quality}")
 
     @classmethod
-    def sample(
-        cls, rng: np.random.Generator, quality: Sequence[int] = JPEG_QUALITY
-    ) -> JpegParams:
+    def sample(cls, rng: np.random.Generator, quality: Sequence[int] = JPEG_QUALITY) -> JpegParams:
         lo, hi = _range(quality, "JPEG quality")
         return cls(int(rng.integers(int(lo), int(hi) + 1)))
 
@@ -369,9 +380,7 @@ class BlurParams(ArtefactParams):
             raise ValueError(f"blur kernel size must be odd and positive, got {self.kernel_size}")
 
     @classmethod
-    def sample(
-        cls, rng: np.random.Generator, kernels: Sequence[int] = BLUR_KERNELS
-    ) -> BlurParams:
+    def sample(cls, rng: np.random.Generator, kernels: Sequence[int] = BLUR_KERNELS) -> BlurParams:
         if not kernels:
             raise ValueError("no blur kernel sizes to choose from")
         k = int(kernels[int(rng.integers(len(kernels)))])
@@ -422,9 +431,7 @@ class ColorShiftParams(ArtefactParams):
             raise ValueError(f"expected three shifts in -255..255, got {self.shifts!r}")
 
     @classmethod
-    def sample(
-        cls, rng: np.random.Generator, max_shift: int = COLOR_SHIFT
-    ) -> ColorShiftParams:
+    def sample(cls, rng: np.random.Generator, max_shift: int = COLOR_SHIFT) -> ColorShiftParams:
         if max_shift < 0:
             raise ValueError(f"max_shift must be >= 0, got {max_shift}")
         s = rng.integers(-max_shift, max_shift + 1, size=3)
@@ -447,9 +454,7 @@ class NoiseParams(ArtefactParams):
             raise ValueError(f"noise sigma must be >= 0, got {self.sigma}")
 
     @classmethod
-    def sample(
-        cls, rng: np.random.Generator, sigma: Sequence[float] = NOISE_SIGMA
-    ) -> NoiseParams:
+    def sample(cls, rng: np.random.Generator, sigma: Sequence[float] = NOISE_SIGMA) -> NoiseParams:
         lo, hi = _range(sigma, "noise sigma")
         return cls(round(float(rng.uniform(lo, hi)), 4), int(rng.integers(2**63 - 1)))
 
@@ -469,9 +474,7 @@ class BlockParams(ArtefactParams):
             raise ValueError(f"block quantisation scale must be > 0, got {self.scale}")
 
     @classmethod
-    def sample(
-        cls, rng: np.random.Generator, scale: Sequence[float] = BLOCK_SCALE
-    ) -> BlockParams:
+    def sample(cls, rng: np.random.Generator, scale: Sequence[float] = BLOCK_SCALE) -> BlockParams:
         lo, hi = _range(scale, "block scale")
         return cls(round(float(rng.uniform(lo, hi)), 4))
 
@@ -499,7 +502,9 @@ class AugmentParams(ArtefactParams):
         saturation: float = 0.1,
     ) -> AugmentParams:
         flip = bool(rng.random() < flip_p)
-        b, c, s = (round(float(rng.uniform(1 - j, 1 + j)), 4) for j in (brightness, contrast, saturation))
+        b, c, s = (
+            round(float(rng.uniform(1 - j, 1 + j)), 4) for j in (brightness, contrast, saturation)
+        )
         return cls(flip, b, c, s)
 
     def apply(self, img: np.ndarray) -> np.ndarray:
@@ -521,6 +526,7 @@ class Step:
     def sample(self, rng: np.random.Generator) -> ArtefactParams | None:
         # Always draw the coin, so later steps see the same stream whatever happens here.
         applied = rng.random() < self.probability
+        # Each subclass has its own ``sample(rng, **ranges)`` signature.
         return self.artefact.sample(rng, **self.ranges) if applied else None  # type: ignore[attr-defined]
 
 
@@ -665,7 +671,9 @@ class PreprocessingPipeline:
         if severity_weights is not None:
             weights = np.asarray(severity_weights, dtype=np.float64)
             if weights.shape != (len(SEVERITIES),) or (weights < 0).any() or weights.sum() <= 0:
-                raise ValueError(f"severity_weights must be 4 non-negative numbers, got {severity_weights!r}")
+                raise ValueError(
+                    f"severity_weights must be 4 non-negative numbers, got {severity_weights!r}"
+                )
             weights = weights / weights.sum()
         if not 0.0 <= codec_probability <= 1.0:
             raise ValueError(f"codec_probability must be in [0, 1], got {codec_probability}")
@@ -690,7 +698,9 @@ class PreprocessingPipeline:
     def _rng(self, rng: np.random.Generator | int | None) -> np.random.Generator:
         return self.rng if rng is None else _as_rng(rng)
 
-    def sample(self, rng: np.random.Generator | int | None = None, *, compression: bool = True) -> Applied:
+    def sample(
+        self, rng: np.random.Generator | int | None = None, *, compression: bool = True
+    ) -> Applied:
         """Draw everything one image will get (augmentation, severity, artefacts)."""
         gen = self._rng(rng)
         aug = AugmentParams.sample(gen) if self.augment else None
@@ -712,6 +722,24 @@ class PreprocessingPipeline:
         interp = cv2.INTER_AREA if min(img.shape[:2]) > s else cv2.INTER_LINEAR
         return cv2.resize(img, (s, s), interpolation=interp)
 
+    @overload
+    def degrade(
+        self,
+        image: Any,
+        rng: np.random.Generator | int | None = None,
+        *,
+        return_params: Literal[False] = ...,
+    ) -> np.ndarray: ...
+
+    @overload
+    def degrade(
+        self,
+        image: Any,
+        rng: np.random.Generator | int | None = None,
+        *,
+        return_params: Literal[True],
+    ) -> tuple[np.ndarray, Applied]: ...
+
     def degrade(
         self,
         image: Any,
@@ -729,6 +757,26 @@ class PreprocessingPipeline:
         out = apply_params(img, applied.artefacts)
         return (out, applied) if return_params else out
 
+    @overload
+    def preprocess_uint8(
+        self,
+        image: Any,
+        apply_compression: bool = True,
+        rng: np.random.Generator | int | None = None,
+        *,
+        return_params: Literal[False] = ...,
+    ) -> np.ndarray: ...
+
+    @overload
+    def preprocess_uint8(
+        self,
+        image: Any,
+        apply_compression: bool = True,
+        rng: np.random.Generator | int | None = None,
+        *,
+        return_params: Literal[True],
+    ) -> tuple[np.ndarray, Applied]: ...
+
     def preprocess_uint8(
         self,
         image: Any,
@@ -738,12 +786,37 @@ class PreprocessingPipeline:
         return_params: bool = False,
     ) -> np.ndarray | tuple[np.ndarray, Applied]:
         """Everything :meth:`preprocess` does except the tensor conversion (``uint8`` RGB SxSx3)."""
+        out, applied = self._process(image, apply_compression, rng)
+        return (out, applied) if return_params else out
+
+    def _process(
+        self, image: Any, apply_compression: bool, rng: np.random.Generator | int | None
+    ) -> tuple[np.ndarray, Applied]:
         img = self.resize(image)
         applied = self.sample(rng, compression=apply_compression)
         if applied.augment is not None:
             img = applied.augment.apply(img)
-        out = apply_params(img, applied.artefacts)
-        return (out, applied) if return_params else out
+        return apply_params(img, applied.artefacts), applied
+
+    @overload
+    def preprocess(
+        self,
+        image: Any,
+        apply_compression: bool = True,
+        rng: np.random.Generator | int | None = None,
+        *,
+        return_params: Literal[False] = ...,
+    ) -> torch.Tensor: ...
+
+    @overload
+    def preprocess(
+        self,
+        image: Any,
+        apply_compression: bool = True,
+        rng: np.random.Generator | int | None = None,
+        *,
+        return_params: Literal[True],
+    ) -> tuple[torch.Tensor, Applied]: ...
 
     def preprocess(
         self,
@@ -761,9 +834,29 @@ class PreprocessingPipeline:
             rng: generator or seed for this call (default: the pipeline's own generator).
             return_params: also return the :class:`Applied` record.
         """
-        out, applied = self.preprocess_uint8(image, apply_compression, rng, return_params=True)  # type: ignore[misc]
+        out, applied = self._process(image, apply_compression, rng)
         tensor = to_tensor(out)
         return (tensor, applied) if return_params else tensor
+
+    @overload
+    def preprocess_batch(
+        self,
+        images: Sequence[Any] | np.ndarray,
+        apply_compression: bool = True,
+        rng: np.random.Generator | int | None = None,
+        *,
+        return_params: Literal[False] = ...,
+    ) -> torch.Tensor: ...
+
+    @overload
+    def preprocess_batch(
+        self,
+        images: Sequence[Any] | np.ndarray,
+        apply_compression: bool = True,
+        rng: np.random.Generator | int | None = None,
+        *,
+        return_params: Literal[True],
+    ) -> tuple[torch.Tensor, list[Applied]]: ...
 
     def preprocess_batch(
         self,
@@ -773,7 +866,7 @@ class PreprocessingPipeline:
         *,
         return_params: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, list[Applied]]:
-        """Images (a list, or a ``BxHxWx3`` array) -> float32 tensor ``(B, 3, S, S)`` in ``[-1, 1]``.
+        """Images (a list or a ``BxHxWx3`` array) -> float32 ``(B, 3, S, S)`` in ``[-1, 1]``.
 
         Images are processed in order with one generator, so a seed fixes the whole batch.
         """
@@ -790,7 +883,7 @@ class PreprocessingPipeline:
         records: list[Applied] = []
         for i, image in enumerate(images):
             try:
-                out, applied = self.preprocess_uint8(image, apply_compression, gen, return_params=True)  # type: ignore[misc]
+                out, applied = self._process(image, apply_compression, gen)
             except ValueError as exc:
                 raise ValueError(f"image {i}: {exc}") from exc
             outs.append(out)

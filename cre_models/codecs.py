@@ -128,8 +128,8 @@ def fit_max_side(width: int, height: int, max_side: int | None) -> tuple[int, in
     if max_side is None or max(width, height) <= max_side:
         return width, height
     scale = max_side / max(width, height)
-    w = min(max_side - max_side % 2, max(2, int(round(width * scale / 2)) * 2))
-    h = min(max_side - max_side % 2, max(2, int(round(height * scale / 2)) * 2))
+    w = min(max_side - max_side % 2, max(2, int(width * scale / 2 + 0.5) * 2))
+    h = min(max_side - max_side % 2, max(2, int(height * scale / 2 + 0.5) * 2))
     return w, h
 
 
@@ -181,7 +181,8 @@ def encode_decode(
         restore_size: return frames at the input size (bilinear upscale after ``max_side``);
             with ``False`` return them at the encoded size (even dimensions).
         fps: nominal frame rate of the clip (affects rate control only slightly).
-        threads: encoder threads (``None``: the encoder's default, all cores).
+        threads: encoder and decoder threads (``None``: FFmpeg's default, all cores;
+            use 1 in data-loader workers).
 
     Returns:
         The decoded frames, ``uint8`` RGB ``HxWx3``, as many as were given.
@@ -218,6 +219,8 @@ def encode_decode(
     packets.extend(enc.encode(None))
 
     dec = av.CodecContext.create(CODECS[codec], "r")
+    if threads:
+        dec.thread_count = threads
     decoded: list[np.ndarray] = []
     for packet in [*packets, None]:
         for out in dec.decode(packet):  # type: ignore[attr-defined]
@@ -318,7 +321,11 @@ PROFILES: dict[str, CodecProfile] = {
     ),
     **{
         f"ladder-{i}": CodecProfile(
-            "libx264", (crf, crf), "medium", None, f"DeeperForensics compression level {i}: CRF {crf}"
+            "libx264",
+            (crf, crf),
+            "medium",
+            None,
+            f"DeeperForensics compression level {i}: CRF {crf}",
         )
         for i, crf in enumerate(LADDER_CRFS, start=1)
     },
@@ -335,7 +342,9 @@ def get_profile(name: str | CodecProfile) -> CodecProfile:
     try:
         return PROFILES[name]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown codec profile {name!r}; expected one of {sorted(PROFILES)}") from None
+        raise ValueError(
+            f"unknown codec profile {name!r}; expected one of {sorted(PROFILES)}"
+        ) from None
 
 
 def degrade_video(
@@ -377,7 +386,9 @@ def degrade_video(
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     params = prof.sample(rng)
     if crf is not None or preset is not None:
-        params = replace(params, crf=params.crf if crf is None else crf, preset=preset or params.preset)
+        params = replace(
+            params, crf=params.crf if crf is None else crf, preset=preset or params.preset
+        )
     in_path, out_path = Path(in_path), Path(out_path)
     if not in_path.is_file():
         raise ValueError(f"input video {in_path} does not exist")
@@ -394,12 +405,13 @@ def degrade_video(
         rate = vin.average_rate or vin.guessed_rate or Fraction(25)
         audio_in = list(src.streams.audio) if keep_audio else []
         with av.open(str(out_path), mode="w") as dst:
-            vout = dst.add_stream(params.codec, rate=rate)
+            opts = _encoder_options(params.codec, params.crf, params.preset, threads)
+            vout = dst.add_stream(params.codec, rate=rate, options=opts)
+            assert isinstance(vout, av.VideoStream)
             vout.width, vout.height = ow, oh
             vout.pix_fmt = "yuv420p"
             tb = vin.time_base or Fraction(1, 90000)
             vout.codec_context.time_base = tb
-            vout.options = _encoder_options(params.codec, params.crf, params.preset, threads)
             audio_map = {}
             for a in audio_in:
                 try:
@@ -416,6 +428,7 @@ def degrade_video(
                     dst.mux(packet)
                     continue
                 for frame in packet.decode():
+                    assert isinstance(frame, av.VideoFrame)
                     out = frame.reformat(ow, oh, format="yuv420p", interpolation="AREA")
                     pts = frame.pts
                     if pts is None or (last_pts is not None and pts <= last_pts):
@@ -445,8 +458,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="cre degrade",
         description="Write a copy of a video re-encoded the way a platform or benchmark would.",
-        epilog="profiles:\n"
-        + "\n".join(f"  {k:<12} {v.description}" for k, v in PROFILES.items()),
+        epilog="profiles:\n" + "\n".join(f"  {k:<12} {v.description}" for k, v in PROFILES.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("input", type=Path, nargs="?", help="input video")

@@ -38,7 +38,12 @@ def faces() -> list[np.ndarray]:
     imgs = []
     for p in paths:
         bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
-        imgs.append(cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (SIZE, SIZE), interpolation=cv2.INTER_AREA))
+        assert bgr is not None
+        imgs.append(
+            cv2.resize(
+                cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (SIZE, SIZE), interpolation=cv2.INTER_AREA
+            )
+        )
     if not imgs:
         astronaut = cv2.resize(sample_photo(), (SIZE, SIZE), interpolation=cv2.INTER_AREA)
         imgs = [astronaut, *_textures(7)]
@@ -118,7 +123,11 @@ def test_severities_apply_what_the_docstring_says() -> None:
             assert ("resize" in kinds) == (severity != "light")
             for p in params:
                 if isinstance(p, A.ResizeParams):
-                    assert (0.7 <= p.factor <= 0.9) if severity == "medium" else (0.5 <= p.factor <= 0.7)
+                    assert (
+                        (0.7 <= p.factor <= 0.9)
+                        if severity == "medium"
+                        else (0.5 <= p.factor <= 0.7)
+                    )
     assert A.sample_severity("none", rng) == []
 
 
@@ -169,6 +178,21 @@ def test_block_artefact_is_blocky_not_grey_squares(faces: list[np.ndarray], scal
         assert np.corrcoef(means_in, means_out)[0, 1] > 0.98
         textured = blocks_out.std((1, 3)).max(-1) > 1.0
         assert textured.mean() > 0.1
+
+
+def test_block_transform_is_an_invertible_dct(face: np.ndarray) -> None:
+    # A vanishing quantiser returns the image (up to YCrCb rounding): the transform inverts.
+    assert A.psnr(face, A.apply_block(face, 1e-3)) > 45
+    # An image that is constant on each grid-aligned 8x8 block has only DC terms: it comes
+    # back flat per block and within a quantiser step of itself (a misaligned grid rings).
+    colours = np.random.default_rng(0).integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
+    img = cv2.resize(colours, (64, 64), interpolation=cv2.INTER_NEAREST)
+    out = A.apply_block(img, 1.0).astype(np.int16)
+    blocks = out.reshape(8, 8, 8, 8, 3)
+    assert np.abs(blocks - blocks[:, :1, :, :1]).max() <= 1
+    assert np.abs(out - img).max() <= 4
+    shifted = np.roll(img, 4, axis=1)  # edges now inside blocks: quantisation rings
+    assert np.abs(A.apply_block(shifted, 1.0).astype(np.int16) - shifted).max() > 8
 
 
 def test_block_artefact_handles_sizes_not_multiple_of_8() -> None:
@@ -295,7 +319,7 @@ def test_pipeline_output_follows_the_model_input_contract(face: np.ndarray) -> N
 def test_pipeline_is_deterministic_per_seed_and_logs_what_it_did(face: np.ndarray) -> None:
     def run(seed: int) -> tuple[torch.Tensor, list[A.Applied]]:
         p = PreprocessingPipeline(image_size=128, augment=True, seed=seed)
-        return p.preprocess_batch([face] * 6, return_params=True)  # type: ignore[return-value]
+        return p.preprocess_batch([face] * 6, return_params=True)
 
     (b1, r1), (b2, r2), (b3, _) = run(5), run(5), run(6)
     assert torch.equal(b1, b2) and r1 == r2
@@ -344,14 +368,16 @@ def test_augmentation_flips_and_jitters_only_when_enabled(face: np.ndarray) -> N
 def test_degrade_keeps_the_image_size(face: np.ndarray) -> None:
     p = PreprocessingPipeline(image_size=SIZE, severity="heavy", seed=0)
     big = cv2.resize(face, (300, 260))
-    out, applied = p.degrade(big, return_params=True)  # type: ignore[misc]
+    out, applied = p.degrade(big, return_params=True)
     assert out.shape == big.shape and out.dtype == np.uint8 and applied.severity == "heavy"
     assert np.array_equal(out, A.apply_params(big, applied.artefacts))
 
 
 def test_pipeline_real_codec_path(face: np.ndarray) -> None:
-    p = PreprocessingPipeline(image_size=96, seed=0, codec_probability=1.0, codec_profile="ladder-3")
-    x, applied = p.preprocess(face, return_params=True)  # type: ignore[misc]
+    p = PreprocessingPipeline(
+        image_size=96, seed=0, codec_probability=1.0, codec_profile="ladder-3"
+    )
+    x, applied = p.preprocess(face, return_params=True)
     assert x.shape == (3, 96, 96) and applied.severity == "codec"
     assert applied.to_dict()["artefacts"][0]["crf"] == 35
 
