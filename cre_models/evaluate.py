@@ -50,6 +50,7 @@ __all__ = [
     "format_table",
     "format_aggregation_table",
     "plot_roc",
+    "dedup_samples",
     "main",
 ]
 
@@ -350,6 +351,24 @@ def plot_roc(
     plt.close(fig)
 
 
+def dedup_samples(samples: Sequence[FaceSample]) -> list[FaceSample]:
+    """Samples with byte-identical crops removed (first occurrence kept).
+
+    The DFDC dev crops repeat the same images across train, valid and test; evaluating
+    the union of splits without duplicates gives each image one vote.
+    """
+    import hashlib
+
+    seen: set[str] = set()
+    out = []
+    for s in samples:
+        h = hashlib.sha1(np.ascontiguousarray(s.image).tobytes()).hexdigest()
+        if h not in seen:
+            seen.add(h)
+            out.append(s)
+    return out
+
+
 # --- CLI ------------------------------------------------------------------------------------
 
 
@@ -394,6 +413,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-stability", action="store_true", help="skip the embedding-stability columns"
     )
+    p.add_argument(
+        "--dedup", action="store_true", help="drop byte-identical face crops (keeps the first)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", default="eval.md", help="Markdown report file")
@@ -427,6 +449,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         drop_gray=False,
         cache_dir=args.cache_dir,
     )
+    if args.dedup:
+        before = len(samples)
+        samples = dedup_samples(samples)
+        logger.info("dropped %d duplicate face crops", before - len(samples))
     if not samples:
         print(f"cre eval: no faces found under {args.data}", file=sys.stderr)
         return 1
