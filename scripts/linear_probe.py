@@ -29,6 +29,23 @@ def _features(trunk: EfficientNetLite0, root: Path, size: int) -> tuple[torch.Te
     return feats, torch.tensor([s.label for s in samples], dtype=torch.float32)
 
 
+def fit_probe(x: torch.Tensor, y: torch.Tensor, l2: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """L2-regularised logistic regression with L-BFGS; returns ``(weights, bias)``."""
+    w = torch.zeros(x.shape[1], requires_grad=True)
+    b = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=200)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(x @ w + b, y)
+        loss = loss + l2 * (w**2).sum() / len(y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)  # type: ignore[no-untyped-call]
+    return w.detach(), b.detach()
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--data", default="../shared/data/dev/dfdc_face_crops")
@@ -45,20 +62,7 @@ def main() -> None:
     for size in (int(s) for s in args.sizes.split(",")):
         xtr, ytr = _features(trunk, root / "train", size)
         mu, sd = xtr.mean(0), xtr.std(0) + 1e-6
-        w = torch.zeros(xtr.shape[1], requires_grad=True)
-        b = torch.zeros(1, requires_grad=True)
-        opt = torch.optim.LBFGS([w, b], max_iter=200)
-        xs = (xtr - mu) / sd
-
-        def closure() -> torch.Tensor:
-            opt.zero_grad()
-            logits = xs @ w + b
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, ytr)
-            loss = loss + args.l2 * (w**2).sum() / len(ytr)
-            loss.backward()
-            return loss
-
-        opt.step(closure)  # type: ignore[no-untyped-call]
+        w, b = fit_probe((xtr - mu) / sd, ytr, args.l2)
         aucs = []
         for split in ("valid", "test"):
             x, y = _features(trunk, root / split, size)
