@@ -77,10 +77,11 @@ def _agg_topk_mean(p: np.ndarray) -> float:
 
 
 def _agg_confident(p: np.ndarray) -> float:
-    """The DFDC winner's rule: trust a confident majority, else the plain mean."""
+    """The DFDC winner's rule: more than 11 frames above 0.8 and more than ``n // 2.5`` of
+    them: their mean; else more than 90 % below 0.2: their mean; else the plain mean."""
     n = len(p)
     hi = p[p > 0.8]
-    if len(hi) > 11 or (n > 0 and len(hi) > n / 2.5):
+    if len(hi) > 11 and len(hi) > n // 2.5:
         return float(hi.mean())
     lo = p[p < 0.2]
     if len(lo) > 0.9 * n:
@@ -212,11 +213,17 @@ def _unit(x: np.ndarray) -> np.ndarray:
 def _video_scores(
     samples: Sequence[FaceSample], probs: np.ndarray, method: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    groups: dict[str, list[int]] = {}
-    for i, s in enumerate(samples):
-        groups.setdefault(s.group, []).append(i)
-    labels = np.array([samples[idx[0]].label for idx in groups.values()])
-    scores = np.array([aggregate(probs[idx], method) for idx in groups.values()])
+    # As the worker does: a frame's score is the max over its faces, then frames -> video.
+    # A frame is (file, frame index): each image file is its own frame.
+    frames: dict[str, dict[tuple[str, int], float]] = {}
+    labels_by_group: dict[str, int] = {}
+    for s, p in zip(samples, probs, strict=True):
+        per_frame = frames.setdefault(s.group, {})
+        key = (s.source, s.index)
+        per_frame[key] = max(per_frame.get(key, 0.0), float(p))
+        labels_by_group[s.group] = max(labels_by_group.get(s.group, 0), s.label)
+    labels = np.array([labels_by_group[g] for g in frames])
+    scores = np.array([aggregate(list(f.values()), method) for f in frames.values()])
     return labels, scores
 
 
