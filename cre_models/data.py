@@ -10,7 +10,9 @@ Layouts understood by :func:`discover_media` (first match wins, per root folder)
 Faces are found and cropped with the worker's code (:class:`cre_models.faces.FaceDetector`,
 :func:`cre_models.faces.crop_face`) and the same margin. Images that are already face crops
 (like the DFDC dev crops) are used whole: ``faces="auto"`` treats an image whose longest
-side is at most ``crop_max_side`` as a crop when no face is detected in it.
+side is at most ``crop_max_side`` (320 px) and that is (nearly) square as a face crop,
+without running the detector; video frames are always searched for faces
+(re-detecting inside a tight crop would re-frame it with the margin, or miss the face).
 
 Extracted crops are cached as ``.npz`` files outside the repository (``$CRE_CACHE`` or
 ``~/.cache/cre``), keyed by the file's path, size, modification time and the extraction
@@ -52,7 +54,7 @@ logger = logging.getLogger(__name__)
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 VIDEO_EXTS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"})
 FaceMode = Literal["auto", "detect", "crops"]
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -174,14 +176,11 @@ def extract_faces(
     crop_max_side: int = 320,
 ) -> list[np.ndarray]:
     """Square face crops of ``size`` px from one RGB frame (see the module doc for ``faces``)."""
-    if faces == "crops":
+    h, w = frame.shape[:2]
+    looks_like_crop = max(h, w) <= crop_max_side and abs(h - w) <= 0.1 * max(h, w)
+    if faces == "crops" or (faces == "auto" and looks_like_crop):
         return [_resize_square(frame, size)]
-    boxes = detector.detect(frame)
-    if boxes:
-        return [crop_face(frame, b, margin, size) for b in boxes]
-    if faces == "auto" and max(frame.shape[:2]) <= crop_max_side:
-        return [_resize_square(frame, size)]
-    return []
+    return [crop_face(frame, b, margin, size) for b in detector.detect(frame)]
 
 
 def _resize_square(image: np.ndarray, size: int) -> np.ndarray:
@@ -287,10 +286,11 @@ def _extract_item(
         return [], []
     crops: list[np.ndarray] = []
     indices: list[int] = []
+    mode: FaceMode = "detect" if item.kind == "video" and faces == "auto" else faces
     for fi, frame in enumerate(frames):
         if drop_gray and is_grayscale(frame):
             continue
-        for crop in extract_faces(frame, detector, margin, size, faces):
+        for crop in extract_faces(frame, detector, margin, size, mode):
             crops.append(crop)
             indices.append(fi)
     if not crops:

@@ -121,3 +121,18 @@ def test_threshold_maximises_balanced_accuracy() -> None:
     pred = probs >= t
     assert 0.35 < t <= 0.6 and pred.tolist() == [False, False, False, False, True, True]
     json.dumps(t)
+
+
+def test_small_square_images_are_crops_and_frames_are_searched(dirs: tuple[Path, Path]) -> None:
+    from cre_models.data import extract_faces, read_image
+    from cre_models.faces import FaceDetector
+
+    det = FaceDetector()
+    crop = read_image(sorted((dirs[1] / "real").glob("*.png"))[0])  # 96x96: used whole
+    out = extract_faces(crop, det, margin=0.3, size=48)
+    assert len(out) == 1 and out[0].shape == (48, 48, 3)
+    frame = read_image(sorted(dirs[0].glob("*.png"))[0])  # 320x240 frame: detector runs
+    faces = extract_faces(frame, det, margin=0.3, size=48)
+    assert len(faces) >= 1
+    blank = np.zeros((240, 320, 3), np.uint8)
+    assert extract_faces(blank, det, margin=0.3, size=48) == []
