@@ -555,7 +555,6 @@ def _load_resume(out: Path) -> dict[str, Any] | None:
 
 def train(cfg: TrainConfig) -> Path:
     """Run both stages; return the ``best`` checkpoint folder."""
-    t_start = time.time()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
@@ -688,7 +687,10 @@ def train(cfg: TrainConfig) -> Path:
         )
         plot_curves(out / "metrics.csv", out / "curves.png")
 
-    return _finish(model, cfg, out, samples, val, best_score, best_epoch, time.time() - t_start)
+    # Time spent on all epochs, including those of earlier runs this one resumed.
+    with (out / "metrics.csv").open() as f:
+        seconds = sum(float(r["seconds"]) for r in csv.DictReader(f))
+    return _finish(model, cfg, out, samples, val, best_score, best_epoch, seconds)
 
 
 def _finish(
