@@ -32,9 +32,20 @@ class Settings(BaseSettings):
     queue_name: str = Field("cre", description="RQ queue name")
     result_prefix: str = Field("cre:result:", description="key prefix of result records")
     result_ttl_s: int | None = Field(None, ge=1, description="seconds to keep result records; unset = keep")
+    result_index_key: str = Field(
+        "cre:results", description="sorted set of the video ids that have a result record"
+    )
     job_timeout_base_s: int = Field(60, ge=1, description="job timeout before the per-second part")
     job_timeout_per_video_s: float = Field(2.0, ge=0, description="extra timeout per second of video")
     fetch_retries: int = Field(3, ge=0, description="retries of a job whose download failed transiently")
+    fetch_retry_backoff_s: str = Field(
+        "10,60,300",
+        description="seconds before each retry of a transient download failure, comma-separated "
+        "(the last repeats); delayed retries need a worker started with --with-scheduler",
+    )
+    job_timeout_url_s: int = Field(
+        1800, ge=1, description="job timeout for URLs and unprobeable files (duration unknown)"
+    )
 
     # --- Model and inference -------------------------------------------------------------
     weights: str = Field("default", description="checkpoint folder or registered model name")
@@ -45,6 +56,9 @@ class Settings(BaseSettings):
     frames_per_video: int | None = Field(None, ge=1, description="frames sampled per video; unset = weights' value")
     aggregation: str | None = Field(None, description="frame->video aggregation; unset = weights' value")
     threshold: float | None = Field(None, ge=0, le=1, description="decision threshold; unset = weights' value")
+    aggregation_topk: float = Field(
+        0.25, gt=0, le=1, description="share of the frames averaged by the topk_mean aggregation"
+    )
 
     # --- Faces -----------------------------------------------------------------------------
     detect_max_side: int = Field(640, ge=64, description="frames are downscaled to this longest side for face detection")
