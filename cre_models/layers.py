@@ -98,6 +98,7 @@ class GaussianResidual(nn.Module):
     """``x - GaussianBlur(x)`` per channel, with reflect padding (no learnable weights)."""
 
     out_channels = 3
+    kernel: torch.Tensor
 
     def __init__(self, kernel_size: int = 5, sigma: float = 1.0) -> None:
         super().__init__()
@@ -112,36 +113,45 @@ class GaussianResidual(nn.Module):
 
 def _srm_kernels() -> torch.Tensor:
     """The three SRM kernels most used in forensics, each padded to 5x5, shape (3, 5, 5)."""
-    k1 = torch.tensor(
-        [
-            [0, 0, 0, 0, 0],
-            [0, -1, 2, -1, 0],
-            [0, 2, -4, 2, 0],
-            [0, -1, 2, -1, 0],
-            [0, 0, 0, 0, 0],
-        ],
-        dtype=torch.float32,
-    ) / 4.0
-    k2 = torch.tensor(
-        [
-            [-1, 2, -2, 2, -1],
-            [2, -6, 8, -6, 2],
-            [-2, 8, -12, 8, -2],
-            [2, -6, 8, -6, 2],
-            [-1, 2, -2, 2, -1],
-        ],
-        dtype=torch.float32,
-    ) / 12.0
-    k3 = torch.tensor(
-        [
-            [0, 0, 0, 0, 0],
-            [0, 0, 0, 0, 0],
-            [0, 1, -2, 1, 0],
-            [0, 0, 0, 0, 0],
-            [0, 0, 0, 0, 0],
-        ],
-        dtype=torch.float32,
-    ) / 2.0
+    k1 = (
+        torch.tensor(
+            [
+                [0, 0, 0, 0, 0],
+                [0, -1, 2, -1, 0],
+                [0, 2, -4, 2, 0],
+                [0, -1, 2, -1, 0],
+                [0, 0, 0, 0, 0],
+            ],
+            dtype=torch.float32,
+        )
+        / 4.0
+    )
+    k2 = (
+        torch.tensor(
+            [
+                [-1, 2, -2, 2, -1],
+                [2, -6, 8, -6, 2],
+                [-2, 8, -12, 8, -2],
+                [2, -6, 8, -6, 2],
+                [-1, 2, -2, 2, -1],
+            ],
+            dtype=torch.float32,
+        )
+        / 12.0
+    )
+    k3 = (
+        torch.tensor(
+            [
+                [0, 0, 0, 0, 0],
+                [0, 0, 0, 0, 0],
+                [0, 1, -2, 1, 0],
+                [0, 0, 0, 0, 0],
+                [0, 0, 0, 0, 0],
+            ],
+            dtype=torch.float32,
+        )
+        / 2.0
+    )
     return torch.stack([k1, k2, k3])
 
 
@@ -152,6 +162,7 @@ class SRMResidual(nn.Module):
     """
 
     out_channels = 3
+    kernel: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()
@@ -169,6 +180,8 @@ class ConstrainedConvResidual(nn.Module):
     The constraint is applied as a reparameterisation in ``forward`` so it holds at every
     step without a projection hook in the training loop.
     """
+
+    mask: torch.Tensor
 
     def __init__(self, out_channels: int = 3, kernel_size: int = 5) -> None:
         super().__init__()

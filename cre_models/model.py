@@ -71,7 +71,9 @@ class EmbedderConfig:
         if self.embedding_dim < 2 or self.embedding_dim % 2:
             raise ValueError(f"embedding_dim must be even and >= 2, got {self.embedding_dim}")
         if self.residual not in RESIDUAL_EXTRACTORS:
-            raise ValueError(f"residual must be one of {RESIDUAL_EXTRACTORS}, got {self.residual!r}")
+            raise ValueError(
+                f"residual must be one of {RESIDUAL_EXTRACTORS}, got {self.residual!r}"
+            )
         if self.rgb_stream not in RGB_STREAMS:
             raise ValueError(f"rgb_stream must be one of {RGB_STREAMS}, got {self.rgb_stream!r}")
 
@@ -106,7 +108,9 @@ class NetworkConfig:
         if self.num_classes < 1:
             raise ValueError("num_classes must be >= 1")
         if self.classifier_input not in ("input", "denoised"):
-            raise ValueError(f"classifier_input must be 'input' or 'denoised', got {self.classifier_input!r}")
+            raise ValueError(
+                f"classifier_input must be 'input' or 'denoised', got {self.classifier_input!r}"
+            )
         if self.classifier_input == "denoised" and self.denoiser is None:
             raise ValueError("classifier_input='denoised' needs a denoiser")
 
@@ -134,7 +138,9 @@ def validate_images(x: Any, min_size: int = MIN_INPUT_SIZE) -> torch.Tensor:
     if x.shape[0] == 0:
         raise ValueError("empty batch")
     if x.shape[2] < min_size or x.shape[3] < min_size:
-        raise ValueError(f"images must be at least {min_size}x{min_size}, got {x.shape[2]}x{x.shape[3]}")
+        raise ValueError(
+            f"images must be at least {min_size}x{min_size}, got {x.shape[2]}x{x.shape[3]}"
+        )
     if not bool(torch.isfinite(x).all()):
         raise ValueError("input contains NaN or infinite values")
     return x
@@ -146,7 +152,9 @@ class ResilientEmbedder(nn.Module):
     ``(B, 3, H, W)`` in ``[-1, 1]`` -> ``(B, embedding_dim)``; any ``H, W >= 32``.
     """
 
-    def __init__(self, embedding_dim: int = 512, config: EmbedderConfig | None = None, **kwargs: Any):
+    def __init__(
+        self, embedding_dim: int = 512, config: EmbedderConfig | None = None, **kwargs: Any
+    ):
         super().__init__()
         if config is None:
             config = EmbedderConfig(embedding_dim=embedding_dim, **kwargs)
@@ -155,7 +163,9 @@ class ResilientEmbedder(nn.Module):
         self.config = config
         half = config.embedding_dim // 2
         self.rgb_stream = _build_rgb_stream(config, half)
-        self.residual = build_residual_extractor(config.residual, config.blur_kernel, config.blur_sigma)
+        self.residual = build_residual_extractor(
+            config.residual, config.blur_kernel, config.blur_sigma
+        )
         self.noise_stream = ConvStream(self.residual.out_channels, config.channels, half, nn.ReLU)
         self.fusion = nn.Sequential(
             nn.Linear(config.embedding_dim, config.embedding_dim),
@@ -215,9 +225,14 @@ class DenoisingAutoencoder(nn.Module):
         super().__init__()
         self.config = config or DenoiserConfig(latent_dim=latent_dim)
         chans = (3, *self.config.channels, self.config.latent_dim)
-        self.encoder = nn.Sequential(*[_down(a, b) for a, b in zip(chans[:-1], chans[1:], strict=True)])
+        self.encoder = nn.Sequential(
+            *[_down(a, b) for a, b in zip(chans[:-1], chans[1:], strict=True)]
+        )
         rev = chans[::-1]
-        ups = [_up(a, b, last=(i == len(rev) - 2)) for i, (a, b) in enumerate(zip(rev[:-1], rev[1:], strict=True))]
+        ups = [
+            _up(a, b, last=(i == len(rev) - 2))
+            for i, (a, b) in enumerate(zip(rev[:-1], rev[1:], strict=True))
+        ]
         self.decoder = nn.Sequential(*ups)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -264,7 +279,9 @@ class CompressionResilientNetwork(nn.Module):
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         if self.denoiser is None:
-            raise ValueError("this network was built without a denoiser (inference-only checkpoint)")
+            raise ValueError(
+                "this network was built without a denoiser (inference-only checkpoint)"
+            )
         return self.denoiser(x)[0]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -278,7 +295,9 @@ class CompressionResilientNetwork(nn.Module):
         return self.head(features)
 
     @overload
-    def forward(self, x: torch.Tensor, return_reconstruction: Literal[False] = ...) -> torch.Tensor: ...
+    def forward(
+        self, x: torch.Tensor, return_reconstruction: Literal[False] = ...
+    ) -> torch.Tensor: ...
 
     @overload
     def forward(
@@ -343,7 +362,9 @@ def images_to_tensor(
         out.append(a)
     shapes = {a.shape for a in out}
     if len(shapes) > 1:
-        raise ValueError(f"images have different sizes {sorted(shapes)}; pass image_size to resize them")
+        raise ValueError(
+            f"images have different sizes {sorted(shapes)}; pass image_size to resize them"
+        )
     batch = torch.from_numpy(np.ascontiguousarray(np.stack(out)))
     return batch.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
 
@@ -371,7 +392,10 @@ def extract_resilient_features(
     was_training = embedder.training
     embedder.eval()
     try:
-        chunks = [features_fn(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]
+        chunks = [
+            features_fn(x[i : i + batch_size].to(device)).float().cpu()
+            for i in range(0, len(x), batch_size)
+        ]
     finally:
         embedder.train(was_training)
     return torch.cat(chunks)

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from safetensors import SafetensorsError
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .model import CompressionResilientNetwork, NetworkConfig
@@ -62,7 +62,12 @@ class InputSpec(BaseModel):
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     colour: str = "RGB"
-    crop_margin: float = Field(0.3, ge=0.0, le=2.0, description="extra side added around a face box, as a fraction of its side")
+    crop_margin: float = Field(
+        0.3,
+        ge=0.0,
+        le=2.0,
+        description="extra side added around a face box, as a fraction of its side",
+    )
     frames_per_video: int = Field(32, ge=1)
 
 
@@ -132,7 +137,9 @@ def save_pretrained(
     net_cfg["embedder"]["rgb_pretrained"] = False  # the weights below replace any ImageNet init
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     weights_path = directory / WEIGHTS_FILE
-    save_file(tensors, str(weights_path), metadata={"format": "pt", "name": name, "version": version})
+    save_file(
+        tensors, str(weights_path), metadata={"format": "pt", "name": name, "version": version}
+    )
     cfg = CheckpointConfig(
         name=name,
         version=version,
@@ -151,7 +158,9 @@ def load_checkpoint_config(directory: str | Path) -> CheckpointConfig:
     """Read and validate ``config.json`` of a checkpoint folder."""
     path = Path(directory) / CONFIG_FILE
     if not path.is_file():
-        raise WeightsError(f"{path}: no such file (a checkpoint folder needs {CONFIG_FILE} and {WEIGHTS_FILE})")
+        raise WeightsError(
+            f"{path}: no such file (a checkpoint folder needs {CONFIG_FILE} and {WEIGHTS_FILE})"
+        )
     try:
         raw = json.loads(path.read_text())
         return CheckpointConfig.model_validate(raw)
@@ -179,7 +188,8 @@ def load_pretrained(
         actual = _sha256(weights_path)
         if actual != cfg.weights_sha256:
             raise WeightsError(
-                f"{weights_path}: SHA-256 {actual} does not match {cfg.weights_sha256} in {CONFIG_FILE}"
+                f"{weights_path}: SHA-256 {actual} does not match "
+                f"{cfg.weights_sha256} in {CONFIG_FILE}"
             )
     try:
         net_cfg = cfg.network_config()
@@ -189,12 +199,14 @@ def load_pretrained(
     model = CompressionResilientNetwork(config=net_cfg)
     try:
         state = load_file(str(weights_path))
-    except (SafetensorsError, OSError, ValueError) as e:
+    except (SafetensorError, OSError, ValueError) as e:
         raise WeightsError(f"{weights_path}: not a readable safetensors file: {e}") from e
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise WeightsError(f"{weights_path}: weights do not match the architecture in {CONFIG_FILE}: {e}") from e
+        raise WeightsError(
+            f"{weights_path}: weights do not match the architecture in {CONFIG_FILE}: {e}"
+        ) from e
     model.eval().to(device)
     return model, cfg
 
@@ -236,7 +248,8 @@ def create_model(
         path = Path(name_or_path)
         if not path.exists():
             raise WeightsError(
-                f"{path}: no such checkpoint folder, and not a registered model name ({', '.join(MODEL_NAMES)})"
+                f"{path}: no such checkpoint folder, and not a registered model name "
+                f"({', '.join(MODEL_NAMES)})"
             )
         return load_pretrained(path, device)
     cfg = CheckpointConfig(name=key, network=model.config.to_dict())
