@@ -105,11 +105,11 @@ def test_square_crop_box_is_centred_square_with_margin() -> None:
 
 def test_crop_face_pads_outside_the_frame_with_black() -> None:
     img = np.full((100, 100, 3), 200, dtype=np.uint8)
-    box = FaceBox(0, 0, 40, 40)  # margin 1.0 -> 80 px square centred at (20, 20): 40 px outside
+    box = FaceBox(0, 0, 40, 40)  # margin 1.0 -> the square (-20, -20)-(60, 60): 20 px outside
     crop = crop_face(img, box, 1.0, 80)
     assert crop.shape == (80, 80, 3) and crop.dtype == np.uint8
-    assert crop[:40, :40].max() == 0  # the part left/above the frame is black
-    assert crop[40:, 40:].min() == 200  # the part inside the frame is the frame
+    assert crop[:20].max() == 0 and crop[:, :20].max() == 0  # left of and above the frame: black
+    assert crop[20:, 20:].min() == 200  # inside the frame: the frame, unscaled
     small = crop_face(img, FaceBox(30, 30, 70, 70), 0.3, 32)
     assert small.shape == (32, 32, 3)
     with pytest.raises(ValueError, match="outside"):
