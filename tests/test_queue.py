@@ -6,6 +6,7 @@ import json
 import math
 import os
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -383,3 +384,135 @@ def test_resubmission_is_skipped_unless_forced(conn: redis.Redis, tmp_path: Path
     save_result(conn, done, settings)
     assert enqueue([str(clip)], settings, conn=conn)[0].status == "skipped_done"
     assert enqueue([str(clip)], settings, force=True, conn=conn)[0].status == "queued"
+
+
+# --- the RQ job: retries and failures (a real Valkey, an in-process WarmWorker) ---------------
+
+
+@pytest.fixture
+def job_env(
+    monkeypatch: pytest.MonkeyPatch, tiny_weights: Path, valkey_url: str
+) -> Iterator[None]:
+    from worker.scoring import clear_scorer_cache
+    from worker.settings import get_settings
+
+    monkeypatch.setenv("CRE_WEIGHTS", str(tiny_weights))
+    monkeypatch.setenv("CRE_REDIS_URL", valkey_url)
+    monkeypatch.setenv("CRE_TORCH_THREADS", "1")
+    monkeypatch.setenv("CRE_FETCH_RETRIES", "2")
+    monkeypatch.setenv("CRE_FETCH_RETRY_BACKOFF_S", "0")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+    clear_scorer_cache()
+
+
+def _run_burst(conn: redis.Redis) -> None:
+    from worker.workers import WarmWorker
+
+    WarmWorker(["cre"], connection=conn).work(burst=True)
+
+
+def test_transient_fetch_failures_are_retried_then_recorded(
+    job_env: None, conn: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import worker.fetch
+    from rq.job import Job, JobStatus
+
+    from worker.errors import TransientFetchError
+    from worker.queue import SERIALIZER, enqueue
+    from worker.results import load_result
+    from worker.settings import get_settings
+
+    calls: list[str] = []
+
+    def flaky(source: str, settings: Settings) -> object:
+        calls.append(source)
+        raise TransientFetchError("503 from the server")
+
+    monkeypatch.setattr(worker.fetch, "fetch", flaky)
+    clip = write_clip(tmp_path / "c.mp4", seconds=0.5, fps=10)
+    (sub,) = enqueue([str(clip)], get_settings(), conn=conn)
+    assert sub.video_id is not None
+    _run_burst(conn)
+    assert len(calls) == 3  # the first attempt and CRE_FETCH_RETRIES=2 retries
+    rec = load_result(conn, sub.video_id, get_settings())
+    assert rec is not None and rec.status == "failed" and rec.attempt == 3
+    assert rec.error is not None and rec.error.code == "fetch_transient"
+    job = Job.fetch(sub.video_id, connection=conn, serializer=SERIALIZER)
+    # like every expected failure, the record is the outcome: the RQ job itself finished
+    assert job.get_status() == JobStatus.FINISHED and job.number_of_retries == 2
+
+
+def test_transient_failure_then_success_overwrites_the_record(
+    job_env: None, conn: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import worker.fetch
+    from worker.errors import TransientFetchError
+    from worker.queue import enqueue
+    from worker.results import load_result
+    from worker.settings import get_settings
+
+    real_fetch = worker.fetch.fetch
+    calls: list[str] = []
+
+    def flaky_once(source: str, settings: Settings) -> object:
+        calls.append(source)
+        if len(calls) == 1:
+            raise TransientFetchError("connection reset")
+        return real_fetch(source, settings)
+
+    monkeypatch.setattr(worker.fetch, "fetch", flaky_once)
+    clip = write_clip(tmp_path / "c.mp4", seconds=0.5, fps=10, face=False)
+    (sub,) = enqueue([str(clip)], get_settings(), conn=conn)
+    assert sub.video_id is not None
+    _run_burst(conn)
+    rec = load_result(conn, sub.video_id, get_settings())
+    assert len(calls) == 2
+    assert rec is not None and rec.status == "no_face" and rec.attempt == 2
+
+
+def test_unexpected_errors_are_recorded_as_internal_and_not_retried(
+    job_env: None, conn: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import worker.video
+    from rq.job import Job, JobStatus
+
+    from worker.queue import SERIALIZER, enqueue
+    from worker.results import load_result
+    from worker.settings import get_settings
+
+    calls: list[Path] = []
+
+    def broken_probe(path: Path, settings: Settings) -> object:
+        calls.append(path)
+        raise RuntimeError("boom")
+
+    clip = write_clip(tmp_path / "c.mp4", seconds=0.5, fps=10)
+    (sub,) = enqueue([str(clip)], get_settings(), conn=conn)
+    assert sub.video_id is not None
+    monkeypatch.setattr(worker.video, "probe_video", broken_probe)
+    _run_burst(conn)
+    assert len(calls) == 1
+    rec = load_result(conn, sub.video_id, get_settings())
+    assert rec is not None and rec.status == "failed" and rec.error is not None
+    assert rec.error.code == "internal" and "boom" in rec.error.message
+    job = Job.fetch(sub.video_id, connection=conn, serializer=SERIALIZER)
+    assert job.get_status() == JobStatus.FAILED and "boom" in (job.latest_result().exc_string or "")
+
+
+def test_bad_options_reaching_a_worker_give_a_failed_record(
+    job_env: None, conn: redis.Redis
+) -> None:
+    from worker.queue import JOB_FUNCTION, make_queue
+    from worker.results import load_result
+    from worker.settings import get_settings
+
+    # bypass enqueue()'s validation, as a hand-made producer might
+    make_queue(conn, get_settings()).enqueue_call(
+        JOB_FUNCTION, args=("a.mp4", {"frames": "many"}), job_id="vbad"
+    )
+    _run_burst(conn)
+    rec = load_result(conn, "vbad", get_settings())
+    assert rec is not None and rec.status == "failed" and rec.error is not None
+    assert rec.error.code == "bad_input" and "frames" in rec.error.message

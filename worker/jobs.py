@@ -13,7 +13,8 @@ Failure policy (a record always exists once a job has run):
 * a transient download failure (:class:`~worker.errors.TransientFetchError`) gives a
   ``failed`` record with code ``fetch_transient`` and the job returns an RQ ``Retry`` with
   back-off (``CRE_FETCH_RETRIES``, ``CRE_FETCH_RETRY_BACKOFF_S``), so only those are
-  retried; a later attempt overwrites the record;
+  retried; a later attempt overwrites the record, and after the last retry the
+  ``fetch_transient`` record stays (``attempt`` says how many were made);
 * anything else (a bug, a job timeout) gives a ``failed`` record with code ``internal``
   (``timeout`` for RQ's job timeout) and is re-raised, so RQ moves the job to its failed
   registry with the traceback. Such jobs are not retried.

@@ -168,7 +168,7 @@ def save_result(conn: redis.Redis, record: ResultRecord, settings: Settings) -> 
 def load_result(conn: redis.Redis, video_id: str, settings: Settings) -> ResultRecord | None:
     """The record of ``video_id``, or ``None`` when there is none (or it expired)."""
     raw = conn.get(result_key(video_id, settings))
-    return None if raw is None else ResultRecord.model_validate_json(raw)  # type: ignore[arg-type]
+    return None if raw is None else ResultRecord.model_validate_json(raw)
 
 
 def _resolve_ids(conn: redis.Redis, items: Iterable[str], settings: Settings) -> list[str]:
@@ -202,14 +202,14 @@ def load_results(
         ids = [
             i.decode() if isinstance(i, bytes) else str(i)
             for i in conn.zrange(settings.result_index_key, 0, -1)
-        ]  # type: ignore[union-attr]
+        ]
     else:
         ids = _resolve_ids(conn, ids_or_sources, settings)
     if not ids:
         return []
     raws = conn.mget([result_key(i, settings) for i in ids])
     records, expired = [], []
-    for vid, raw in zip(ids, raws, strict=True):  # type: ignore[arg-type]
+    for vid, raw in zip(ids, raws, strict=True):
         if raw is None:
             expired.append(vid)
         else:
