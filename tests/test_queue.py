@@ -14,10 +14,12 @@ import pytest
 import redis
 
 from cre_models.faces import FaceBox, crop_face, square_crop_box
-from tests.queue_helpers import TINY_FRAMES, conn, tiny_weights, valkey_url, write_clip  # noqa: F401
+from tests.queue_helpers import TINY_FRAMES, write_clip
 from worker.aggregate import STRATEGIES, aggregate, confident_score, topk_mean_score
 from worker.errors import InputError
 from worker.settings import Settings
+
+pytest_plugins = ("tests.queue_fixtures",)  # fixtures: tiny_weights, valkey_url, conn
 
 # --- aggregation ----------------------------------------------------------------------------
 
@@ -180,7 +182,9 @@ def test_records_round_trip_through_redis(conn: redis.Redis) -> None:
     from worker.results import ErrorInfo, ResultRecord, load_results, save_result
 
     settings = Settings(result_ttl_s=100)
-    a = ResultRecord(video_id="v" + "a" * 32, source="/x/a.mp4", status="done", score=0.2, label="real")
+    a = ResultRecord(
+        video_id="v" + "a" * 32, source="/x/a.mp4", status="done", score=0.2, label="real"
+    )
     b = ResultRecord(
         video_id="v" + "b" * 32,
         source="/x/b.mp4",
@@ -244,7 +248,9 @@ def test_frame_score_is_max_over_faces_and_faceless_frames_count(tiny_settings: 
     assert out.n_faces == 5
 
 
-def test_missing_default_checkpoint_fails_clearly(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_missing_default_checkpoint_fails_clearly(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     import cre_models.weights as weights
     from worker.scoring import ModelUnavailableError, Scorer, resolve_weights
 
@@ -262,7 +268,9 @@ def test_no_face_video_gets_a_no_face_result(tiny_settings: Settings, tmp_path: 
     from worker.jobs import score_video
     from worker.scoring import Scorer
 
-    clip = write_clip(tmp_path / "noface.mp4", width=320, height=240, seconds=1.0, fps=10, face=False)
+    clip = write_clip(
+        tmp_path / "noface.mp4", width=320, height=240, seconds=1.0, fps=10, face=False
+    )
     rec = score_video(str(clip), tiny_settings, Scorer(tiny_settings))
     assert rec.status == "no_face"
     assert rec.score is None and rec.label is None and rec.error is None
@@ -343,7 +351,9 @@ def test_enqueue_rejects_bad_arguments_without_queueing(conn: redis.Redis, tmp_p
     assert make_queue(conn, settings).count == 0
 
 
-def test_enqueue_uses_json_stable_ids_and_duration_timeout(conn: redis.Redis, tmp_path: Path) -> None:
+def test_enqueue_uses_json_stable_ids_and_duration_timeout(
+    conn: redis.Redis, tmp_path: Path
+) -> None:
     from rq.job import Job
 
     from worker.ids import video_id
@@ -390,9 +400,7 @@ def test_resubmission_is_skipped_unless_forced(conn: redis.Redis, tmp_path: Path
 
 
 @pytest.fixture
-def job_env(
-    monkeypatch: pytest.MonkeyPatch, tiny_weights: Path, valkey_url: str
-) -> Iterator[None]:
+def job_env(monkeypatch: pytest.MonkeyPatch, tiny_weights: Path, valkey_url: str) -> Iterator[None]:
     from worker.scoring import clear_scorer_cache
     from worker.settings import get_settings
 
@@ -416,9 +424,9 @@ def _run_burst(conn: redis.Redis) -> None:
 def test_transient_fetch_failures_are_retried_then_recorded(
     job_env: None, conn: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import worker.fetch
     from rq.job import Job, JobStatus
 
+    import worker.fetch
     from worker.errors import TransientFetchError
     from worker.queue import SERIALIZER, enqueue
     from worker.results import load_result
@@ -475,9 +483,9 @@ def test_transient_failure_then_success_overwrites_the_record(
 def test_unexpected_errors_are_recorded_as_internal_and_not_retried(
     job_env: None, conn: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import worker.video
     from rq.job import Job, JobStatus
 
+    import worker.video
     from worker.queue import SERIALIZER, enqueue
     from worker.results import load_result
     from worker.settings import get_settings

@@ -118,6 +118,23 @@ def wait_for(
     return set(waiting)
 
 
+def _rq_failure(conn: redis.Redis, vid: str) -> str:
+    """Why RQ says a job without a record failed, with a hint for the usual cause."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    from worker.queue import SERIALIZER
+
+    try:
+        result = Job.fetch(vid, connection=conn, serializer=SERIALIZER).latest_result()
+    except NoSuchJobError:
+        return "the job is gone"
+    text = (result.exc_string or "") if result is not None else ""
+    if "DeserializationError" in text:
+        return "the worker could not read the job: start it with --serializer json"
+    return text.strip().splitlines()[-1] if text.strip() else "the job's process died"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``scripts/submit.py``; see the module docstring."""
     parser = argparse.ArgumentParser(prog="submit.py", description=__doc__.split("\n\n")[0])
@@ -170,6 +187,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(record_to_json(r))
         else:
             print(format_table(records))
+        have = {r.video_id for r in records}
+        for vid in ids:
+            if vid not in have and vid not in left:
+                print(
+                    f"submit.py: {vid}: no result record ({_rq_failure(conn, vid)})",
+                    file=sys.stderr,
+                )
         if left:
             print(
                 f"submit.py: {len(left)} job(s) unfinished after {args.timeout} s", file=sys.stderr

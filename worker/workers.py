@@ -39,10 +39,25 @@ def _queue_names(queues: Any) -> list[str]:
     return [q.name if isinstance(q, Queue) else str(q) for q in items]
 
 
+def _setup_logging(level: str) -> None:
+    """Show this package's log lines the way ``rq worker`` shows its own (it configures only
+    the ``rq.worker`` logger)."""
+    if logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+    for name in ("worker", "cre_models"):
+        pkg_logger = logging.getLogger(name)
+        if not pkg_logger.handlers:
+            pkg_logger.addHandler(handler)
+            pkg_logger.setLevel(level.upper())
+
+
 def _load_model() -> None:
     from worker.scoring import get_scorer
 
     settings = get_settings()
+    _setup_logging(settings.log_level)
     scorer = get_scorer(settings)
     logger.info(
         "worker %d: model %s v%s loaded (batch %d, aggregation %s)",
