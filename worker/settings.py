@@ -54,6 +54,26 @@ class Settings(BaseSettings):
         1800, ge=1, description="job timeout for URLs and unprobeable files (duration unknown)"
     )
 
+    # --- Reliability (worker/reliability.py) ---------------------------------------------
+    worker_ttl_s: int = Field(
+        60,
+        ge=16,
+        description="seconds a worker's registration lives without a heartbeat; an idle worker "
+        "wakes every worker_ttl_s - 15 s (to reconnect, run maintenance)",
+    )
+    maintenance_interval_s: int = Field(
+        30, ge=1, description="seconds between a worker's passes over abandoned jobs"
+    )
+    hard_timeout_grace_s: int = Field(
+        30,
+        ge=1,
+        description="a job still running this long after its timeout (stuck in native code) is "
+        "ended by killing its process",
+    )
+    abandoned_retries: int = Field(
+        1, ge=0, description="re-runs of a job whose worker died (SIGKILL, out of memory)"
+    )
+
     # --- Model and inference -------------------------------------------------------------
     weights: str = Field("default", description="checkpoint folder or registered model name")
     device: Literal["cpu", "cuda"] = Field("cpu", description="torch device")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,6 +28,15 @@ from rq import Queue, SimpleWorker, Worker
 from rq.job import Job
 
 from worker.queue import SERIALIZER
+from worker.reliability import (
+    TIMEOUT_CODE,
+    HardTimeout,
+    add_abandoned_handler,
+    hard_deadline_s,
+    kill_own_process,
+    started_registry_ttl,
+    timeout_record_message,
+)
 from worker.settings import get_settings
 
 __all__ = ["WarmWorker", "ForkWarmWorker", "record_killed_job"]
@@ -84,13 +94,13 @@ def record_killed_job(job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
         signal_note = (
             f" (signal {os.WTERMSIG(ret_val)})" if ret_val and os.WIFSIGNALED(ret_val) else ""
         )
-        record = failed_record(
-            job.id,
-            source,
-            "worker_died",
-            f"the job's process exited unexpectedly{signal_note}: out of memory or killed",
-            worker=job.worker_name,
-        )
+        ran_s = time.time() - started if started else 0.0
+        if job.timeout and job.timeout > 0 and ran_s > job.timeout:  # ended by HardTimeout
+            code, message = TIMEOUT_CODE, timeout_record_message(job, settings)
+        else:
+            code = "worker_died"
+            message = f"the job's process exited unexpectedly{signal_note}: out of memory or killed"
+        record = failed_record(job.id, source, code, message, worker=job.worker_name)
         save_result(job.connection, record, settings)
     except Exception:
         logger.exception("could not record the death of job %s", job.id)
@@ -104,10 +114,39 @@ class WarmWorker(SimpleWorker):
     ) -> None:
         kwargs["serializer"] = SERIALIZER
         super().__init__(_queue_names(queues), *args, **kwargs)
+        add_abandoned_handler(self)
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
         _load_model()
         return super().work(*args, **kwargs)
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        """How long the running job stays in the started registry (no heartbeat during it)."""
+        return started_registry_ttl(job.timeout, get_settings())
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        deadline = hard_deadline_s(job.timeout, get_settings())
+        with HardTimeout(job, deadline, lambda j: self._end_stuck_job(j, queue)):
+            super().execute_job(job, queue)
+
+    def _end_stuck_job(self, job: Job, queue: Queue) -> None:
+        """Record a job stuck in native code, fail it in RQ, and end this process."""
+        from worker.jobs import failed_record
+        from worker.results import save_result
+
+        settings = get_settings()
+        message = timeout_record_message(job, settings)
+        try:
+            source = str(job.args[0]) if job.args else "?"
+            attempt = 1 + int(job.number_of_retries or 0)
+            record = failed_record(
+                job.id, source, TIMEOUT_CODE, message, attempt=attempt, worker=self.name
+            )
+            save_result(self.connection, record, settings)
+            self.handle_job_failure(job, queue, exc_string=message)
+        finally:
+            logger.error("worker %s: ending this process (job %s is stuck)", self.name, job.id)
+            kill_own_process()
 
 
 class ForkWarmWorker(Worker):
@@ -119,7 +158,23 @@ class ForkWarmWorker(Worker):
         kwargs["serializer"] = SERIALIZER
         kwargs.setdefault("work_horse_killed_handler", record_killed_job)
         super().__init__(_queue_names(queues), *args, **kwargs)
+        add_abandoned_handler(self)
+        self._hard_timeout: HardTimeout | None = None
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
         _load_model()
         return super().work(*args, **kwargs)
+
+    def fork_work_horse(self, job: Job, queue: Queue) -> None:
+        super().fork_work_horse(job, queue)  # only the parent returns
+        deadline = hard_deadline_s(job.timeout, get_settings())
+        self._hard_timeout = HardTimeout(job, deadline, lambda j: self.kill_horse())
+        self._hard_timeout.arm()
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        try:
+            super().execute_job(job, queue)
+        finally:
+            if self._hard_timeout is not None:
+                self._hard_timeout.disarm()
+                self._hard_timeout = None
