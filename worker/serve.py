@@ -69,6 +69,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="give up after Redis has been unreachable this long (0: never)",
     )
     parser.add_argument("--logging-level", default=None, help="RQ's log level (default: settings)")
+    parser.add_argument(
+        "--worker-class",
+        default=None,
+        metavar="MODULE.CLASS",
+        help="a subclass of WarmWorker/ForkWarmWorker to run instead (tests use it)",
+    )
     args = parser.parse_args(argv)
 
     from worker.workers import ForkWarmWorker, WarmWorker
@@ -76,7 +82,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = get_settings()
     if args.fork and settings.device == "cuda":
         parser.error("--fork cannot be used with CRE_DEVICE=cuda: run one warm worker per GPU")
-    worker_class = ForkWarmWorker if args.fork else WarmWorker
+    worker_class: type[WarmWorker] | type[ForkWarmWorker] = (
+        ForkWarmWorker if args.fork else WarmWorker
+    )
+    if args.worker_class:
+        from rq.utils import import_attribute
+
+        custom = import_attribute(args.worker_class)
+        if not (isinstance(custom, type) and issubclass(custom, worker_class)):
+            parser.error(f"--worker-class must name a subclass of {worker_class.__name__}")
+        worker_class = custom
     url = settings.redis_url_or_default()
     shown = redact_url(url)
     base_name = args.name or f"{socket.gethostname()}-{os.getpid()}"
