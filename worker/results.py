@@ -29,6 +29,7 @@ from typing import Any, Literal
 import redis
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from worker.security import redact_url
 from worker.settings import Settings, get_settings
 
 __all__ = [
@@ -262,7 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         records = load_results(conn, args.items or None, settings)
     except redis.exceptions.ConnectionError as e:
         print(
-            f"cre results: cannot reach Redis at {settings.redis_url_or_default()}: {e}",
+            f"cre results: cannot reach Redis at "
+            f"{redact_url(settings.redis_url_or_default())}: {e}",
             file=sys.stderr,
         )
         return 2

@@ -35,6 +35,7 @@ from typing import Any
 import redis
 from pydantic import SecretStr
 
+from worker.security import redact_url
 from worker.settings import Settings, get_settings
 
 __all__ = ["main", "make_demo_set", "embedded_redis", "DEMO_DESCRIPTION"]
@@ -101,6 +102,7 @@ def embedded_redis(settings: Settings) -> Iterator[tuple[str, bool]]:
 def _worker_env(url: str, n_workers: int, settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env["CRE_REDIS_URL"] = url
+    env["RQ_REDIS_URL"] = url  # `rq worker --url` from the environment: no password in argv
     if "CRE_TORCH_THREADS" not in os.environ:
         env["CRE_TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // n_workers))
     env.setdefault("CRE_FETCH_RETRY_BACKOFF_S", "0")
@@ -119,8 +121,6 @@ def _start_workers(
         "worker",
         settings.queue_name,
         "--burst",
-        "--url",
-        url,
         "-w",
         "worker.workers.WarmWorker",
         "--serializer",
@@ -191,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ids = [s.video_id for s in subs if s.video_id is not None and s.status != "rejected"]
             print(
                 f"{len(ids)} video(s) to score with {args.workers} worker(s) "
-                f"(Redis: {'embedded Valkey' if embedded else url})"
+                f"(Redis: {'embedded Valkey' if embedded else redact_url(url)})"
             )
             for s in subs:
                 if s.status == "rejected":

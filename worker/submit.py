@@ -19,6 +19,7 @@ from pathlib import Path
 
 import redis
 
+from worker.security import redact_url
 from worker.settings import Settings, get_settings
 
 __all__ = ["VIDEO_EXTENSIONS", "expand_inputs", "wait_for", "main"]
@@ -165,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         subs = enqueue(sources, settings, force=args.force, conn=conn)
     except redis.exceptions.ConnectionError as e:
         print(
-            f"submit.py: cannot reach Redis at {settings.redis_url_or_default()}: {e}",
+            f"submit.py: cannot reach Redis at {redact_url(settings.redis_url_or_default())}: {e}",
             file=sys.stderr,
         )
         return 2
