@@ -49,8 +49,7 @@ def _queue_empty(conn: redis.Redis, queue_name: str) -> bool:
 
     from worker.queue import SERIALIZER
 
-    q = Queue(queue_name, connection=conn, serializer=SERIALIZER)
-    return q.count == 0 and q.started_job_registry.count == 0
+    return Queue(queue_name, connection=conn, serializer=SERIALIZER).count == 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -128,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.burst and _queue_empty(conn, settings.queue_name):
                 return 0
             logger.warning("worker %s quit unexpectedly: starting a new one", name)
+            time.sleep(1.0)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
             now = time.monotonic()
             down_since = down_since if down_since is not None else now
