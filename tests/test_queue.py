@@ -524,3 +524,44 @@ def test_bad_options_reaching_a_worker_give_a_failed_record(
     rec = load_result(conn, "vbad", get_settings())
     assert rec is not None and rec.status == "failed" and rec.error is not None
     assert rec.error.code == "bad_input" and "frames" in rec.error.message
+
+
+# --- small pieces -----------------------------------------------------------------------------
+
+
+def test_benchmark_section_is_replaced_in_place(tmp_path: Path) -> None:
+    from worker.bench import write_section
+
+    doc = tmp_path / "docs" / "BENCHMARKS.md"
+    write_section(doc, "first")
+    doc.write_text(doc.read_text() + "\n<!-- BEGIN other -->\nkeep\n<!-- END other -->\n")
+    write_section(doc, "second")
+    text = doc.read_text()
+    assert "second" in text and "first" not in text and "keep" in text
+    assert text.count("<!-- BEGIN worker -->") == 1
+
+
+def test_untrained_registered_network_is_the_same_in_every_process() -> None:
+    from worker.scoring import Scorer
+
+    settings = Settings(weights="cre-seed", torch_threads=1)
+    a, b = Scorer(settings), Scorer(settings)
+    crops = [np.full((224, 224, 3), 90, dtype=np.uint8)]
+    assert a.predict(crops)[0] == pytest.approx(b.predict(crops)[0], abs=1e-6)
+
+
+def test_retry_intervals_parse() -> None:
+    from worker.jobs import retry_intervals
+
+    assert retry_intervals(Settings(fetch_retry_backoff_s="10, 60,300")) == [10, 60, 300]
+    assert retry_intervals(Settings(fetch_retry_backoff_s="")) == [0]
+    with pytest.raises(ValueError, match="BACKOFF"):
+        retry_intervals(Settings(fetch_retry_backoff_s="soon"))
+
+
+def test_settings_table_lists_every_setting() -> None:
+    from worker.settings_doc import settings_table
+
+    table = settings_table()
+    for name in Settings.model_fields:
+        assert f"`CRE_{name.upper()}`" in table

@@ -205,10 +205,10 @@ def test_fork_warm_worker_runs_jobs_with_weights_loaded_in_the_parent(
     from worker.results import load_results
     from worker.settings import Settings
 
-    conn = redis.Redis.from_url(valkey_url)
-    conn.flushdb()
-    settings = Settings(redis_url=valkey_url)
-    env = _env(tiny_weights, valkey_url)
+    url = valkey_url.rsplit("/", 1)[0] + "/1"  # a database of its own
+    conn = redis.Redis.from_url(url)
+    settings = Settings(redis_url=url)
+    env = _env(tiny_weights, url)
     env["CRE_TORCH_THREADS"] = "2"  # a multi-threaded pool: what deadlocks after a fork
     subs = enqueue([str(videos["h264_320x240"]), str(videos["audio"])], settings, conn=conn)
     assert [s.status for s in subs] == ["queued", "queued"]
@@ -218,7 +218,7 @@ def test_fork_warm_worker_runs_jobs_with_weights_loaded_in_the_parent(
         "cre",
         "--burst",
         "--url",
-        valkey_url,
+        url,
         "-w",
         "worker.workers.ForkWarmWorker",
     ]
@@ -254,3 +254,21 @@ def test_a_fork_after_a_forward_pass_does_not_deadlock(tiny_weights: Path) -> No
     assert proc.returncode == 0, proc.stderr
     assert "child exit 0" in proc.stdout
     assert "one torch thread" in proc.stderr
+
+
+def test_submit_wait_and_results_by_source(
+    scored: tuple[dict, redis.Redis], videos: dict, tiny_weights: Path, valkey_url: str
+) -> None:
+    by_name, _ = scored
+    env = _env(tiny_weights, valkey_url)
+    clip = videos["h264_320x240"]
+    out = _run([sys.executable, "scripts/submit.py", "--wait", "--json", str(clip)], env)
+    assert out.returncode == 0, out.stderr
+    sub, rec = (json.loads(line) for line in out.stdout.splitlines())
+    assert sub["status"] == "skipped_done" and rec["score"] == by_name["h264_320x240"]["score"]
+    table = _run([sys.executable, "scripts/results.py", str(clip), str(videos["no_face"])], env)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert len(lines) == 3 and "no_face" in lines[2] and "done" in lines[1]
+    missing = _run([sys.executable, "scripts/results.py", "/nowhere/x.mp4"], env)
+    assert missing.returncode == 1 and "no result" in missing.stderr

@@ -183,7 +183,7 @@ def score_video(
         worker: the worker's name (stored in the record).
     """
     from worker.fetch import fetch
-    from worker.video import probe_video, sample_frames
+    from worker.video import SampleStats, probe_video, sample_frames
 
     t_start = time.perf_counter()
     if video_id is None:
@@ -225,14 +225,23 @@ def score_video(
                 size_bytes=int(info.size_bytes),
             )
             progress("scoring", 0, n_frames)
+            stats = SampleStats()
             scored = scorer.score_frames(
-                sample_frames(fetched.path, info, n_frames, settings),
+                sample_frames(fetched.path, info, n_frames, settings, stats=stats),
                 on_frame=lambda k: progress("scoring", k, n_frames),
             )
         timings.decode += scored.decode_s
         timings.detect = scored.detect_s
         timings.infer = scored.infer_s
         frame_scores = scored.frame_scores
+        warnings = []
+        if stats.damaged:
+            warnings.append(
+                f"damaged input: {stats.decode_errors} packet(s) failed to decode, "
+                f"{stats.corrupt_frames} frame(s) flagged corrupt; scored what decoded"
+            )
+        if len(scored.frames) < n_frames:
+            warnings.append(f"{len(scored.frames)} of {n_frames} frames: the video is shorter")
         score = None
         if frame_scores:
             from worker.aggregate import aggregate
@@ -268,6 +277,7 @@ def score_video(
             worker=worker,
             attempt=attempt,
             video=video,
+            warnings=warnings,
         )
     except CreError as e:
         timings.total = time.perf_counter() - t_start

@@ -133,6 +133,9 @@ class ResultRecord(_Model):
     attempt: int = Field(1, ge=1, description="1 + the number of retries before this record")
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     video: VideoSummary | None = None
+    warnings: list[str] = Field(
+        default_factory=list, description="things the reader should know, e.g. a damaged input"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ResultRecord:

@@ -172,12 +172,22 @@ class Scorer:
         if settings.torch_threads > 0:
             torch.set_num_threads(settings.torch_threads)
         if model is None or config is None:
-            from cre_models.weights import WeightsError, create_model
+            from cre_models.weights import MODEL_NAMES, WeightsError, create_model
 
             weights = resolve_weights(settings.weights)
             t0 = time.perf_counter()
             try:
-                model, config = create_model(weights, device=settings.device)
+                if weights in MODEL_NAMES and weights != "default":
+                    # an untrained registered network: seed it, so every worker process (and
+                    # every run) builds the same random weights and gives the same scores
+                    logger.warning(
+                        "CRE_WEIGHTS=%s is an untrained network: scores mean nothing", weights
+                    )
+                    with torch.random.fork_rng(devices=[]):
+                        torch.manual_seed(0)
+                        model, config = create_model(weights, device=settings.device)
+                else:
+                    model, config = create_model(weights, device=settings.device)
             except (WeightsError, OSError, ValueError) as e:
                 raise ModelUnavailableError(
                     f"cannot load CRE_WEIGHTS={settings.weights!r}: {e}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import numpy as np
 __all__ = [
     "sample_photo",
     "synth_frames",
+    "iter_synth_frames",
     "write_video",
     "write_audio_only",
     "write_empty_video",
@@ -40,12 +42,13 @@ def sample_photo(name: str = "astronaut") -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def synth_frames(
+def iter_synth_frames(
     n: int, width: int, height: int, face: bool = True, seed: int = 0
-) -> list[np.ndarray]:
-    """``n`` RGB frames of ``width x height``: a slow pan over a face photo, or textured noise.
+) -> Iterator[np.ndarray]:
+    """Yield ``n`` RGB frames of ``width x height``: a slow pan over a face photo, or texture.
 
-    With ``face=False`` the frames are smooth random texture with no face in them.
+    With ``face=False`` the frames are smooth random texture with no face in them. Frames
+    are made one at a time, so long clips need no memory for the whole video.
     """
     rng = np.random.default_rng(seed)
     if face:
@@ -56,18 +59,22 @@ def synth_frames(
     sh, sw = src.shape[:2]
     # Fit the photo into the frame (letterboxed), then drift slightly over time.
     scale = min(width / sw, height / sh)
-    frames = []
     for i in range(n):
         t = i / max(1, n - 1)
         z = scale * (1.0 + 0.05 * t)
         dx = (width - sw * z) / 2 + 6 * np.sin(2 * np.pi * t)
         dy = (height - sh * z) / 2 + 4 * np.cos(2 * np.pi * t)
         m = np.array([[z, 0, dx], [0, z, dy]], dtype=np.float64)
-        frame = cv2.warpAffine(
+        yield cv2.warpAffine(
             src, m, (width, height), flags=cv2.INTER_LINEAR, borderValue=(20, 20, 20)
         )
-        frames.append(frame)
-    return frames
+
+
+def synth_frames(
+    n: int, width: int, height: int, face: bool = True, seed: int = 0
+) -> list[np.ndarray]:
+    """``n`` RGB frames of ``width x height`` (see :func:`iter_synth_frames`) as a list."""
+    return list(iter_synth_frames(n, width, height, face=face, seed=seed))
 
 
 def write_video(
@@ -107,11 +114,11 @@ def write_video(
         raise ValueError(f"rotation must be a multiple of 90, got {rotation}")
     quarter_turns = (rotation // 90) % 4
     n = max(1, round(seconds * fps))
-    frames = synth_frames(n, width, height, face=face, seed=seed)
+    frames: Iterator[np.ndarray] = iter_synth_frames(n, width, height, face=face, seed=seed)
     if quarter_turns:
         # Stored = displayed picture rotated clockwise by `rotation`; the display matrix undoes it.
-        frames = [np.ascontiguousarray(np.rot90(f, k=-quarter_turns)) for f in frames]
-    coded_h, coded_w = frames[0].shape[:2]
+        frames = (np.ascontiguousarray(np.rot90(f, k=-quarter_turns)) for f in frames)
+    coded_w, coded_h = (height, width) if quarter_turns % 2 else (width, height)
     container_opts = {"movflags": "faststart"} if faststart else {}
     with av.open(str(path), mode="w", options=container_opts) as out:
         stream = out.add_stream(codec, rate=fps)

@@ -124,6 +124,8 @@ class SampleStats:
     corrupt_frames: int = 0
     all_frames: bool = False
     """True when the video has no more frames than requested: each frame returned once."""
+    reached_end: bool = False
+    """The decoder read the stream to its end (so the frame count can be checked)."""
     scan_s: float = 0.0
     decode_s: float = 0.0
 
@@ -233,16 +235,21 @@ def _configure_decoder(stream: av.video.stream.VideoStream, settings: Settings) 
         ctx.thread_type = "AUTO"
         ctx.thread_count = threads  # 0 = FFmpeg picks one per core
     # A stream whose headers under-state its size still cannot make the decoder allocate
-    # more than this: avcodec_open2 / the decoder refuse larger frames.
-    ctx.options = {"max_pixels": str(settings.max_pixels)}
+    # far more than the limit: avcodec_open2 / the decoder refuse larger frames. The cap
+    # applies to the coded size, padded to whole macroblocks/CTUs (up to 128 px per side),
+    # hence the slack; decoded frames are checked exactly in _decoded_frames.
+    cap = settings.max_pixels + 128 * int(2 * settings.max_pixels**0.5 + 128)
+    ctx.options = {"max_pixels": str(cap)}
 
 
 def _decoded_frames(
     container: av.container.InputContainer,
     stream: av.video.stream.VideoStream,
     stats: SampleStats,
+    max_pixels: int,
 ) -> Iterator[av.VideoFrame]:
     """Decode packet by packet; a packet the decoder rejects is counted and skipped."""
+    stats.reached_end = False
     try:
         for packet in container.demux(stream):
             try:
@@ -262,7 +269,13 @@ def _decoded_frames(
                 stats.frames_decoded += 1
                 if frame.is_corrupt:
                     stats.corrupt_frames += 1
+                if frame.width * frame.height > max_pixels:
+                    raise LimitExceededError(
+                        f"decoded frame is {frame.width}x{frame.height}, over the pixel limit "
+                        f"of {max_pixels}"
+                    )
                 yield frame
+        stats.reached_end = True
     except av.error.ArgumentError as exc:
         raise LimitExceededError(
             "the decoder refused to open the stream (frame larger than the pixel limit?)"
@@ -337,7 +350,7 @@ def probe_video(path: Path, settings: Settings) -> VideoInfo:
 
         _configure_decoder(stream, settings)
         stats = SampleStats()
-        first = next(_decoded_frames(container, stream, stats), None)
+        first = next(_decoded_frames(container, stream, stats, settings.max_pixels), None)
         if first is None:
             if stats.decode_errors:
                 raise CorruptVideoError(
@@ -513,9 +526,9 @@ def sample_frames(
         stream = _video_stream(container)
         _configure_decoder(stream, settings)
         if stats.all_frames:
-            inner = _every_frame(container, stream, info, stats)
+            inner = _every_frame(container, stream, info, stats, settings)
         else:
-            inner = _frames_at(container, stream, info, index, targets, stats)
+            inner = _frames_at(container, stream, info, index, targets, stats, settings)
         while True:
             # Time only the decoding, not what the consumer does between frames.
             t0 = time.perf_counter()
@@ -524,7 +537,6 @@ def sample_frames(
             if item is None:
                 break
             yield item
-        reached_end = stats.all_frames or stats.seeks == 0
 
     if stats.decode_errors:
         logger.warning(
@@ -541,8 +553,10 @@ def sample_frames(
         raise CorruptVideoError(
             f"{stats.decode_errors} of {attempted} packets could not be decoded"
         )
-    if reached_end and stats.frames_decoded + stats.decode_errors < (
-        _MIN_PACKET_FRACTION * index.packets - 1
+    if (
+        stats.reached_end
+        and stats.seeks == 0
+        and stats.frames_decoded + stats.decode_errors < (_MIN_PACKET_FRACTION * index.packets - 1)
     ):
         raise TruncatedVideoError(
             f"decoded only {stats.frames_decoded} frames from {index.packets} packets: "
@@ -555,9 +569,10 @@ def _every_frame(
     stream: av.video.stream.VideoStream,
     info: VideoInfo,
     stats: SampleStats,
+    settings: Settings,
 ) -> Iterator[SampledFrame]:
     last_time = float("-inf")
-    for frame in _decoded_frames(container, stream, stats):
+    for frame in _decoded_frames(container, stream, stats, settings.max_pixels):
         t = float(frame.time)
         if t <= last_time + _EPS:
             continue  # a repeated timestamp: keep each frame time once
@@ -573,9 +588,10 @@ def _frames_at(
     index: KeyframeIndex,
     targets: list[float],
     stats: SampleStats,
+    settings: Settings,
 ) -> Iterator[SampledFrame]:
     """The frame on screen at each target, seeking past keyframes when that saves decoding."""
-    frames = _decoded_frames(container, stream, stats)
+    frames = _decoded_frames(container, stream, stats, settings.max_pixels)
     held: av.VideoFrame | None = None  # last decoded frame with time <= current target
     ahead: av.VideoFrame | None = None  # first decoded frame after it (already read)
     last_emitted: float | None = None
@@ -593,7 +609,7 @@ def _frames_at(
             # A keyframe lies between where we are and the target: jump to it.
             container.seek(index.keyframe_pts[k], stream=stream, backward=True)
             stats.seeks += 1
-            frames = _decoded_frames(container, stream, stats)
+            frames = _decoded_frames(container, stream, stats, settings.max_pixels)
             held = None
             ahead = next(frames, None)
             if ahead is not None and float(ahead.time) > target + _EPS:
@@ -601,7 +617,7 @@ def _frames_at(
                 logger.warning("seek to %.3f s landed at %.3f s; not seeking", target, ahead.time)
                 can_seek = False
                 container.seek(index.keyframe_pts[0], stream=stream, backward=True)
-                frames = _decoded_frames(container, stream, stats)
+                frames = _decoded_frames(container, stream, stats, settings.max_pixels)
                 ahead = None
         while ahead is None or float(ahead.time) <= target + _EPS:
             if ahead is not None:
@@ -654,6 +670,6 @@ def decode_floor_seconds(path: Path, settings: Settings | None = None) -> float:
     with open_video(Path(path), settings) as container:
         stream = _video_stream(container)
         _configure_decoder(stream, settings)
-        for _ in _decoded_frames(container, stream, stats):
+        for _ in _decoded_frames(container, stream, stats, settings.max_pixels):
             pass
     return time.perf_counter() - t0
