@@ -61,7 +61,10 @@ class Settings(BaseSettings):
     )
 
     # --- Faces -----------------------------------------------------------------------------
-    detect_max_side: int = Field(640, ge=64, description="frames are downscaled to this longest side for face detection")
+    detect_max_side: int = Field(480, ge=64, description="frames are downscaled to this longest side for face detection")
+    detect_scale_factor: float = Field(
+        1.2, gt=1.0, le=2.0, description="face detector pyramid step (smaller: slower, finds more)"
+    )
     min_face_px: int = Field(40, ge=8, description="smallest face side, in original-frame pixels")
     max_faces_per_frame: int = Field(4, ge=1, description="largest faces kept per frame")
 
