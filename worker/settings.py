@@ -85,10 +85,10 @@ class Settings(BaseSettings):
     allow_private_addresses: bool = Field(
         False, description="allow URLs resolving to loopback/private/link-local addresses"
     )
-    fetch_connect_timeout_s: float = Field(5.0, gt=0)
-    fetch_read_timeout_s: float = Field(30.0, gt=0)
+    fetch_connect_timeout_s: float = Field(5.0, gt=0, description="seconds to connect")
+    fetch_read_timeout_s: float = Field(30.0, gt=0, description="seconds without data")
     fetch_deadline_s: float = Field(600.0, gt=0, description="overall limit for one download")
-    fetch_max_redirects: int = Field(5, ge=0)
+    fetch_max_redirects: int = Field(5, ge=0, description="redirects followed")
     fetch_tmp_dir: str | None = Field(None, description="folder for downloads; unset = system temp")
 
     log_level: str = Field("INFO", description="logging level")
