@@ -183,6 +183,7 @@ def score_video(
         worker: the worker's name (stored in the record).
     """
     from worker.fetch import fetch
+    from worker.prefetch import prefetch
     from worker.video import SampleStats, probe_video, sample_frames
 
     t_start = time.perf_counter()
@@ -226,8 +227,10 @@ def score_video(
             )
             progress("scoring", 0, n_frames)
             stats = SampleStats()
+            # decode in a background thread while this one detects and scores
+            frames = prefetch(sample_frames(fetched.path, info, n_frames, settings, stats=stats))
             scored = scorer.score_frames(
-                sample_frames(fetched.path, info, n_frames, settings, stats=stats),
+                frames,
                 on_frame=lambda k: progress("scoring", k, n_frames),
             )
         timings.decode += scored.decode_s

@@ -90,7 +90,12 @@ class ModelInfo(_Model):
 
 
 class Timings(_Model):
-    """Seconds spent per step; a step never reached is 0."""
+    """Seconds spent per step; a step never reached is 0.
+
+    Frames are decoded in a background thread while earlier ones are detected and scored,
+    so ``decode`` is the probe plus the time spent *waiting* for decoded frames, and the
+    steps can add up to less than ``total`` only by overhead, never by more.
+    """
 
     fetch: float = 0.0
     decode: float = 0.0

@@ -214,6 +214,7 @@ class Scorer:
             max_side=settings.detect_max_side,
             min_face_px=settings.min_face_px,
             max_faces=settings.max_faces_per_frame,
+            scale_factor=settings.detect_scale_factor,
         )
         if tuple(config.input.mean) != (0.5, 0.5, 0.5) or tuple(config.input.std) != (
             0.5,
@@ -328,6 +329,7 @@ def _cache_key(settings: Settings) -> tuple[Any, ...]:
         settings.aggregation_topk,
         settings.threshold,
         settings.detect_max_side,
+        settings.detect_scale_factor,
         settings.min_face_px,
         settings.max_faces_per_frame,
     )

@@ -81,7 +81,10 @@ class Settings(BaseSettings):
     )
 
     # --- Faces -----------------------------------------------------------------------------
-    detect_max_side: int = Field(640, ge=64, description="frames are downscaled to this longest side for face detection")
+    detect_max_side: int = Field(480, ge=64, description="frames are downscaled to this longest side for face detection")
+    detect_scale_factor: float = Field(
+        1.2, gt=1.0, le=2.0, description="face detector pyramid step (smaller: slower, finds more)"
+    )
     min_face_px: int = Field(40, ge=8, description="smallest face side, in original-frame pixels")
     max_faces_per_frame: int = Field(4, ge=1, description="largest faces kept per frame")
 
@@ -102,10 +105,10 @@ class Settings(BaseSettings):
     allow_private_addresses: bool = Field(
         False, description="allow URLs resolving to loopback/private/link-local addresses"
     )
-    fetch_connect_timeout_s: float = Field(5.0, gt=0)
-    fetch_read_timeout_s: float = Field(30.0, gt=0)
+    fetch_connect_timeout_s: float = Field(5.0, gt=0, description="seconds to connect")
+    fetch_read_timeout_s: float = Field(30.0, gt=0, description="seconds without data")
     fetch_deadline_s: float = Field(600.0, gt=0, description="overall limit for one download")
-    fetch_max_redirects: int = Field(5, ge=0)
+    fetch_max_redirects: int = Field(5, ge=0, description="redirects followed")
     fetch_tmp_dir: str | None = Field(None, description="folder for downloads; unset = system temp")
 
     log_level: str = Field("INFO", description="logging level")
