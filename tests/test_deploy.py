@@ -79,8 +79,7 @@ def test_image_runs_as_non_root_from_a_slim_base_with_cpu_torch() -> None:
     for op, rest in ops:
         if op == "COPY":
             for src in rest.split()[:-1]:
-                if src != "README.md":  # the lead's README, present in the main checkout
-                    assert (ROOT / src).exists(), src
+                assert (ROOT / src).exists(), src
 
 
 @pytest.mark.parametrize("fork", [False, True])
