@@ -228,9 +228,9 @@ def score_video(
             progress("scoring", 0, n_frames)
             stats = SampleStats()
             # decode in a background thread while this one detects and scores
-            frames = prefetch(sample_frames(fetched.path, info, n_frames, settings, stats=stats))
+            decoded = prefetch(sample_frames(fetched.path, info, n_frames, settings, stats=stats))
             scored = scorer.score_frames(
-                frames,
+                decoded,
                 on_frame=lambda k: progress("scoring", k, n_frames),
             )
         timings.decode += scored.decode_s

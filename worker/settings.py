@@ -26,18 +26,25 @@ class Settings(BaseSettings):
 
     # --- Redis and the queue -------------------------------------------------------------
     redis_url: SecretStr | None = Field(
-        None, description="Redis/Valkey URL (redis://, rediss:// for TLS; password in the URL). "
-        "Unset: `cre run` starts an embedded Valkey, other tools use redis://localhost:6379/0."
+        None,
+        description="Redis/Valkey URL (redis://, rediss:// for TLS; password in the URL). "
+        "Unset: `cre run` starts an embedded Valkey, other tools use redis://localhost:6379/0.",
     )
     queue_name: str = Field("cre", description="RQ queue name")
     result_prefix: str = Field("cre:result:", description="key prefix of result records")
-    result_ttl_s: int | None = Field(None, ge=1, description="seconds to keep result records; unset = keep")
+    result_ttl_s: int | None = Field(
+        None, ge=1, description="seconds to keep result records; unset = keep"
+    )
     result_index_key: str = Field(
         "cre:results", description="sorted set of the video ids that have a result record"
     )
     job_timeout_base_s: int = Field(60, ge=1, description="job timeout before the per-second part")
-    job_timeout_per_video_s: float = Field(2.0, ge=0, description="extra timeout per second of video")
-    fetch_retries: int = Field(3, ge=0, description="retries of a job whose download failed transiently")
+    job_timeout_per_video_s: float = Field(
+        2.0, ge=0, description="extra timeout per second of video"
+    )
+    fetch_retries: int = Field(
+        3, ge=0, description="retries of a job whose download failed transiently"
+    )
     fetch_retry_backoff_s: str = Field(
         "10,60,300",
         description="seconds before each retry of a transient download failure, comma-separated "
@@ -73,15 +80,23 @@ class Settings(BaseSettings):
     batch_size: int = Field(16, ge=1, description="face crops per forward pass")
     torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 = all cores")
     decode_threads: int = Field(1, ge=0, description="FFmpeg decoder threads; 0 = FFmpeg decides")
-    frames_per_video: int | None = Field(None, ge=1, description="frames sampled per video; unset = weights' value")
-    aggregation: str | None = Field(None, description="frame->video aggregation; unset = weights' value")
-    threshold: float | None = Field(None, ge=0, le=1, description="decision threshold; unset = weights' value")
+    frames_per_video: int | None = Field(
+        None, ge=1, description="frames sampled per video; unset = weights' value"
+    )
+    aggregation: str | None = Field(
+        None, description="frame->video aggregation; unset = weights' value"
+    )
+    threshold: float | None = Field(
+        None, ge=0, le=1, description="decision threshold; unset = weights' value"
+    )
     aggregation_topk: float = Field(
         0.25, gt=0, le=1, description="share of the frames averaged by the topk_mean aggregation"
     )
 
     # --- Faces -----------------------------------------------------------------------------
-    detect_max_side: int = Field(480, ge=64, description="frames are downscaled to this longest side for face detection")
+    detect_max_side: int = Field(
+        480, ge=64, description="frames are downscaled to this longest side for face detection"
+    )
     detect_scale_factor: float = Field(
         1.2, gt=1.0, le=2.0, description="face detector pyramid step (smaller: slower, finds more)"
     )
