@@ -79,7 +79,9 @@ class Settings(BaseSettings):
     device: Literal["cpu", "cuda"] = Field("cpu", description="torch device")
     batch_size: int = Field(16, ge=1, description="face crops per forward pass")
     torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 = all cores")
-    decode_threads: int = Field(1, ge=0, description="FFmpeg decoder threads; 0 = FFmpeg decides")
+    decode_threads: int = Field(
+        1, ge=0, description="FFmpeg decoder threads (slice threading); 0 = FFmpeg decides"
+    )
     frames_per_video: int | None = Field(
         None, ge=1, description="frames sampled per video; unset = weights' value"
     )

@@ -227,12 +227,16 @@ def _configure_decoder(stream: av.video.stream.VideoStream, settings: Settings) 
     """Thread count and the pixel cap, set before the decoder opens."""
     ctx = stream.codec_context
     threads = settings.decode_threads
-    # x264 writes one slice per frame, so slice threads do nothing on typical inputs; frame
-    # threads help but add latency. 1 = single-threaded (the default, leaving cores to torch).
+    # 1 = single-threaded (the default: the sampler already runs in its own thread beside
+    # detection and inference). More threads use FFmpeg's slice threading only: frame
+    # threading ("AUTO"/"FRAME") deadlocked in avcodec_free_context when a decoder was
+    # closed mid-stream (seen in the test suite with PyAV 18.1's FFmpeg), and the sampler
+    # always closes decoders early. x264 writes one slice per frame by default, so slice
+    # threads help only on multi-slice inputs.
     if threads == 1:
         ctx.thread_count = 1
     else:
-        ctx.thread_type = "AUTO"
+        ctx.thread_type = "SLICE"
         ctx.thread_count = threads  # 0 = FFmpeg picks one per core
     # A stream whose headers under-state its size still cannot make the decoder allocate
     # far more than the limit: avcodec_open2 / the decoder refuse larger frames. The cap
