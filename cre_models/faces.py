@@ -51,9 +51,8 @@ class FaceBox:
 
 def _check_rgb(image: np.ndarray) -> None:
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-        raise ValueError(
-            f"expected a uint8 numpy array, got {getattr(image, 'dtype', type(image))}"
-        )
+        got = getattr(image, "dtype", type(image))
+        raise ValueError(f"expected a uint8 numpy array, got {got}")
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 RGB image, got shape {image.shape}")
     if image.shape[0] == 0 or image.shape[1] == 0:
@@ -99,9 +98,8 @@ class FaceDetector:
         scale = min(1.0, self.max_side / max(h, w))
         gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         if scale < 1.0:
-            gray = cv2.resize(
-                gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA
-            )
+            size = (round(w * scale), round(h * scale))
+            gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
         gray = cv2.equalizeHist(gray)
         min_side = max(12, int(self.min_face_px * scale))
         with self._lock:
@@ -112,17 +110,11 @@ class FaceDetector:
                 minSize=(min_side, min_side),
                 outputRejectLevels=True,
             )
+        rects_arr = np.asarray(rects).reshape(-1, 4)
+        scores = np.asarray(weights).reshape(-1)
         boxes = [
-            FaceBox(
-                float(x / scale),
-                float(y / scale),
-                float((x + bw) / scale),
-                float((y + bh) / scale),
-                float(s),
-            )
-            for (x, y, bw, bh), s in zip(
-                np.asarray(rects).reshape(-1, 4), np.asarray(weights).reshape(-1), strict=True
-            )
+            FaceBox(x / scale, y / scale, (x + bw) / scale, (y + bh) / scale, float(s))
+            for (x, y, bw, bh), s in zip(rects_arr.astype(float).tolist(), scores, strict=True)
         ]
         boxes.sort(key=lambda b: b.area, reverse=True)
         if boxes:

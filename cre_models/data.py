@@ -1,0 +1,298 @@
+"""Training and evaluation data: find labelled media, extract face crops, cache them.
+
+Layouts understood by :func:`discover_media` (first match wins, per root folder):
+
+* ``real/`` and/or ``fake/`` sub-folders (any depth below them): labels from the folder.
+* FaceForensics++: ``original_sequences/`` is real, ``manipulated_sequences/`` is fake.
+* anything else: every image and video under the folder is real (the real-only recipe,
+  where fakes are synthesised by :mod:`cre_models.sbi`).
+
+Faces are found and cropped with the worker's code (:class:`cre_models.faces.FaceDetector`,
+:func:`cre_models.faces.crop_face`) and the same margin. Images that are already face crops
+(like the DFDC dev crops) are used whole: ``faces="auto"`` treats an image whose longest
+side is at most ``crop_max_side`` (320 px) and that is (nearly) square as a face crop,
+without running the detector; video frames are always searched for faces
+(re-detecting inside a tight crop would re-frame it with the margin, or miss the face).
+
+Extracted crops are cached as ``.npz`` files outside the repository (``$CRE_CACHE`` or
+``~/.cache/cre``), keyed by the file's path, size, modification time and the extraction
+parameters, so a second run skips detection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from .faces import FaceDetector, crop_face
+
+__all__ = [
+    "IMAGE_EXTS",
+    "VIDEO_EXTS",
+    "MediaItem",
+    "FaceSample",
+    "discover_media",
+    "read_image",
+    "sample_video_frames",
+    "extract_faces",
+    "load_face_samples",
+    "default_cache_dir",
+    "is_grayscale",
+    "group_of",
+]
+
+logger = logging.getLogger(__name__)
+
+IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+VIDEO_EXTS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"})
+FaceMode = Literal["auto", "detect", "crops"]
+CACHE_VERSION = 2
+
+
+@dataclass(frozen=True)
+class MediaItem:
+    """One image or video with its label (0 real, 1 fake)."""
+
+    path: Path
+    label: int
+    kind: Literal["image", "video"]
+
+
+@dataclass
+class FaceSample:
+    """One face crop (uint8 RGB, square) and where it came from.
+
+    ``group`` identifies the video (or the image) the face belongs to, for per-video
+    metrics; ``index`` is the frame (or face) number inside it.
+    """
+
+    image: np.ndarray
+    label: int
+    source: str
+    group: str
+    index: int
+
+
+def default_cache_dir() -> Path:
+    """``$CRE_CACHE`` or ``~/.cache/cre``: never inside the repository."""
+    env = os.environ.get("CRE_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "cre"
+
+
+def _kind(path: Path) -> Literal["image", "video"] | None:
+    ext = path.suffix.lower()
+    if ext in IMAGE_EXTS:
+        return "image"
+    if ext in VIDEO_EXTS:
+        return "video"
+    return None
+
+
+def _media_under(root: Path, label: int) -> list[MediaItem]:
+    items = []
+    for p in sorted(root.rglob("*")):
+        kind = _kind(p)
+        if kind is not None and p.is_file():
+            items.append(MediaItem(p, label, kind))
+    return items
+
+
+def discover_media(root: str | Path) -> list[MediaItem]:
+    """Images and videos under ``root`` with labels from the folder layout (see module doc)."""
+    root = Path(root)
+    if root.is_file():
+        kind = _kind(root)
+        if kind is None:
+            raise ValueError(
+                f"{root}: not an image or video ({', '.join(sorted(IMAGE_EXTS | VIDEO_EXTS))})"
+            )
+        return [MediaItem(root, 0, kind)]
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such file or folder")
+    real, fake = root / "real", root / "fake"
+    if real.is_dir() or fake.is_dir():
+        return _media_under(real, 0) + _media_under(fake, 1)
+    orig, manip = root / "original_sequences", root / "manipulated_sequences"
+    if orig.is_dir() or manip.is_dir():
+        return _media_under(orig, 0) + _media_under(manip, 1)
+    return _media_under(root, 0)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file as uint8 RGB; raises ``ValueError`` when it cannot be decoded."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"{path}: cannot decode image")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def sample_video_frames(path: str | Path, n: int) -> list[np.ndarray]:
+    """``n`` evenly spaced RGB frames of a video (all frames when it has fewer)."""
+    import av
+
+    with av.open(str(path)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    if not frames:
+        raise ValueError(f"{path}: no decodable video frames")
+    if len(frames) <= n:
+        return frames
+    idx = np.linspace(0, len(frames) - 1, n).round().astype(int)
+    return [frames[i] for i in idx]
+
+
+def is_grayscale(image: np.ndarray, tol: int = 3) -> bool:
+    """True when all three channels are (nearly) equal: a grey photo stored as RGB."""
+    i = image.astype(np.int16)
+    return bool(
+        np.abs(i[..., 0] - i[..., 1]).max() <= tol and np.abs(i[..., 1] - i[..., 2]).max() <= tol
+    )
+
+
+def group_of(path: Path, kind: str) -> str:
+    """The video a face belongs to: the video file, or for DFDC-style crop names
+    ``<videoid>_<...>_<k>.jpg`` the video id prefix; otherwise the image itself."""
+    if kind == "video":
+        return str(path)
+    stem = path.stem
+    if "_" in stem:
+        return str(path.parent / stem.split("_")[0])
+    return str(path)
+
+
+def extract_faces(
+    frame: np.ndarray,
+    detector: FaceDetector,
+    margin: float,
+    size: int,
+    faces: FaceMode = "auto",
+    crop_max_side: int = 320,
+) -> list[np.ndarray]:
+    """Square face crops of ``size`` px from one RGB frame (see the module doc for ``faces``)."""
+    h, w = frame.shape[:2]
+    looks_like_crop = max(h, w) <= crop_max_side and abs(h - w) <= 0.1 * max(h, w)
+    if faces == "crops" or (faces == "auto" and looks_like_crop):
+        return [_resize_square(frame, size)]
+    return [crop_face(frame, b, margin, size) for b in detector.detect(frame)]
+
+
+def _resize_square(image: np.ndarray, size: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    if h != w:  # centre square
+        s = min(h, w)
+        y0, x0 = (h - s) // 2, (w - s) // 2
+        image = image[y0 : y0 + s, x0 : x0 + s]
+    interp = cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR
+    return cv2.resize(image, (size, size), interpolation=interp)
+
+
+def _cache_key(item: MediaItem, params: Sequence[object]) -> str:
+    st = item.path.stat()
+    raw = f"{CACHE_VERSION}|{item.path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{params!r}"
+    return hashlib.sha1(raw.encode()).hexdigest()
+
+
+def load_face_samples(
+    roots: Iterable[str | Path],
+    *,
+    margin: float,
+    size: int,
+    frames_per_video: int = 32,
+    faces: FaceMode = "auto",
+    drop_gray: bool = True,
+    cache_dir: str | Path | None = None,
+    detector: FaceDetector | None = None,
+    progress: bool = False,
+) -> list[FaceSample]:
+    """Face crops from every image and video under ``roots``, with labels and groups.
+
+    Args:
+        roots: folders (or single files), each with one of the layouts in the module doc.
+        margin: crop margin around a detected face box (the worker's).
+        size: side of the stored crops (training resizes from here).
+        frames_per_video: evenly spaced frames read from each video.
+        faces: ``auto``, ``detect`` (always run the detector) or ``crops`` (images are crops).
+        drop_gray: skip grey photos (the worker sees colour video).
+        cache_dir: where extracted crops are cached (``None``: :func:`default_cache_dir`).
+        detector: a face detector (default: the worker's default settings).
+        progress: show a tqdm bar.
+    """
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache = cache / "faces"
+    cache.mkdir(parents=True, exist_ok=True)
+    det = detector
+    items = [it for r in roots for it in discover_media(r)]
+    params = (margin, size, frames_per_video, faces, drop_gray)
+    out: list[FaceSample] = []
+    iterator: Iterable[MediaItem] = items
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(items, desc="faces", unit="file")
+    for item in iterator:
+        key = cache / f"{_cache_key(item, params)}.npz"
+        if key.is_file():
+            with np.load(key) as z:
+                crops = list(z["crops"]) if z["crops"].size else []
+                indices = [int(i) for i in z["indices"]]
+        else:
+            if det is None:
+                det = FaceDetector()
+            crops, indices = _extract_item(
+                item, det, margin, size, frames_per_video, faces, drop_gray
+            )
+            arr = np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8)
+            np.savez(key, crops=arr, indices=np.asarray(indices, np.int64))
+        group = group_of(item.path, item.kind)
+        for crop, idx in zip(crops, indices, strict=True):
+            out.append(FaceSample(crop, item.label, str(item.path), group, idx))
+    n_fake = sum(s.label for s in out)
+    logger.info(
+        "%d face crops (%d real, %d fake) from %d files",
+        len(out),
+        len(out) - n_fake,
+        n_fake,
+        len(items),
+    )
+    return out
+
+
+def _extract_item(
+    item: MediaItem,
+    detector: FaceDetector,
+    margin: float,
+    size: int,
+    frames_per_video: int,
+    faces: FaceMode,
+    drop_gray: bool,
+) -> tuple[list[np.ndarray], list[int]]:
+    import av
+
+    try:
+        frames = (
+            [read_image(item.path)]
+            if item.kind == "image"
+            else sample_video_frames(item.path, frames_per_video)
+        )
+    except (ValueError, OSError, av.FFmpegError) as e:
+        logger.warning("skipping %s: %s", item.path, e)
+        return [], []
+    crops: list[np.ndarray] = []
+    indices: list[int] = []
+    mode: FaceMode = "detect" if item.kind == "video" and faces == "auto" else faces
+    for fi, frame in enumerate(frames):
+        if drop_gray and is_grayscale(frame):
+            continue
+        for crop in extract_faces(frame, detector, margin, size, mode):
+            crops.append(crop)
+            indices.append(fi)
+    if not crops:
+        logger.info("no face in %s", item.path)
+    return crops, indices

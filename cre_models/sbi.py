@@ -1,0 +1,199 @@
+"""Self-blended images (SBI): training fakes made from one real face, no landmarks needed.
+
+Idea (Shiohara & Yamasaki, "Detecting Deepfakes with Self-Blended Images", CVPR 2022),
+written here from its description: take a real face crop, make a slightly altered copy
+(colour, sharpness or resolution changed, geometry warped a little) and alpha-blend the
+copy back into the original through a soft face mask. The result differs from its source
+only inside the mask, and the pair shares identity, pose, lighting and background, so a
+classifier can separate them only by the blending boundary and the statistics mismatch
+inside it: exactly the traces face swaps leave.
+
+The original derives its mask from 81 facial landmarks. Here the mask is landmark-free:
+an ellipse fitted to the face box that the crop was made around (crops from
+:func:`cre_models.faces.crop_face` put the face box in the central ``1 / (1 + margin)``
+of the crop), randomly shifted, scaled, rotated, eroded or dilated and Gaussian-blurred,
+then scaled by a blend ratio.
+
+Everything is pure: parameters are drawn in :func:`sample_sbi_params` from an explicit
+``numpy.random.Generator`` and applied by :func:`self_blend`, so a fake can be reproduced
+and logged from its parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "SBIParams",
+    "sample_sbi_params",
+    "soft_face_mask",
+    "alter_source",
+    "self_blend",
+    "make_sbi",
+]
+
+
+@dataclass(frozen=True)
+class SBIParams:
+    """Everything that decides one self-blended fake (sizes are fractions of the crop side)."""
+
+    # mask geometry
+    center_dx: float
+    center_dy: float
+    axis_x: float  # ellipse semi-axes as fractions of the crop side
+    axis_y: float
+    angle_deg: float
+    morph_px: int  # > 0 dilates, < 0 erodes, in pixels of the crop
+    blur_sigma_px: float
+    blend_ratio: float
+    # source alteration
+    hue_shift: float  # degrees on OpenCV's 0..180 hue scale
+    sat_scale: float
+    val_scale: float
+    rgb_shift: tuple[float, float, float]
+    contrast: float
+    sharpen: float  # > 0 sharpens (unsharp mask amount), < 0 blurs (sigma = -sharpen)
+    rescale: float  # 1.0 = none; < 1 down-scales and up-scales back
+    # geometric warp of the altered copy
+    warp_dx: float
+    warp_dy: float
+    warp_scale: float
+
+
+def sample_sbi_params(rng: np.random.Generator, margin: float = 0.3) -> SBIParams:
+    """Draw the parameters of one self-blended fake.
+
+    Args:
+        rng: the only source of randomness.
+        margin: the crop margin the face crop was made with (the face box is the central
+            ``1 / (1 + margin)`` of the crop).
+    """
+    face = 1.0 / (1.0 + margin)  # face-box side as a fraction of the crop side
+    # Face swaps render the new face at a lower resolution than the frame and scale it up,
+    # so the blended-in region is more often softer than its surroundings than sharper:
+    # down-up-scaling half of the time, blur 40 %, sharpening only 10 %.
+    rescale = float(rng.uniform(0.3, 0.8)) if rng.random() < 0.5 else 1.0
+    u = rng.random()
+    if u < 0.4:
+        sharpen = -float(rng.uniform(0.5, 1.8))
+    elif u < 0.5:
+        sharpen = float(rng.uniform(0.3, 1.0))
+    else:
+        sharpen = 0.0
+    return SBIParams(
+        center_dx=float(rng.uniform(-0.04, 0.04)) * face,
+        center_dy=float(rng.uniform(-0.02, 0.08))
+        * face,  # face boxes sit a little high on the face
+        axis_x=float(rng.uniform(0.30, 0.46)) * face,
+        axis_y=float(rng.uniform(0.38, 0.56)) * face,
+        angle_deg=float(rng.uniform(-12, 12)),
+        morph_px=int(rng.integers(-6, 7)),
+        blur_sigma_px=float(rng.uniform(2.0, 9.0)),
+        blend_ratio=float(rng.choice([0.25, 0.5, 0.75, 1.0, 1.0, 1.0])),
+        hue_shift=float(rng.uniform(-6, 6)),
+        sat_scale=float(rng.uniform(0.8, 1.25)),
+        val_scale=float(rng.uniform(0.85, 1.15)),
+        rgb_shift=(
+            float(rng.uniform(-12, 12)),
+            float(rng.uniform(-12, 12)),
+            float(rng.uniform(-12, 12)),
+        ),
+        contrast=float(rng.uniform(0.85, 1.15)),
+        sharpen=sharpen,
+        rescale=rescale,
+        warp_dx=float(rng.uniform(-0.025, 0.025)),
+        warp_dy=float(rng.uniform(-0.025, 0.025)),
+        warp_scale=float(rng.uniform(0.95, 1.05)),
+    )
+
+
+def soft_face_mask(size: tuple[int, int], params: SBIParams) -> np.ndarray:
+    """A soft face mask ``(H, W)`` float32 in ``[0, 1]``; exactly 0 far from the face.
+
+    A filled ellipse, dilated or eroded, blurred with a finite Gaussian kernel (so its
+    support is bounded) and scaled by the blend ratio.
+    """
+    h, w = size
+    side = min(h, w)
+    mask: np.ndarray = np.zeros((h, w), np.uint8)
+    cx = w / 2 + params.center_dx * side
+    cy = h / 2 + params.center_dy * side
+    axes = (max(2, round(params.axis_x * side)), max(2, round(params.axis_y * side)))
+    cv2.ellipse(mask, (round(cx), round(cy)), axes, params.angle_deg, 0, 360, 255, thickness=-1)
+    if params.morph_px:
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * abs(params.morph_px) + 1,) * 2)
+        mask = cv2.dilate(mask, k) if params.morph_px > 0 else cv2.erode(mask, k)
+    soft: np.ndarray = mask.astype(np.float32) / 255.0
+    sigma = max(0.5, params.blur_sigma_px * side / 256.0)
+    ksize = 2 * int(3 * sigma) + 1
+    soft = cv2.GaussianBlur(
+        soft, (ksize, ksize), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_CONSTANT
+    )
+    soft[soft < 1e-3] = 0.0  # cut float noise so that "outside" is exactly zero
+    return np.clip(soft * params.blend_ratio, 0.0, 1.0).astype(np.float32)
+
+
+def alter_source(image: np.ndarray, params: SBIParams) -> np.ndarray:
+    """The altered copy that gets blended in: colour, sharpness, resolution, small warp."""
+    h, w = image.shape[:2]
+    img: np.ndarray = image.astype(np.float32)
+    # colour: HSV scale/shift, per-channel RGB shift, contrast around the mean
+    hsv = cv2.cvtColor(np.clip(img, 0, 255).astype(np.uint8), cv2.COLOR_RGB2HSV).astype(np.float32)
+    hsv[..., 0] = np.mod(hsv[..., 0] + params.hue_shift, 180.0)
+    hsv[..., 1] = np.clip(hsv[..., 1] * params.sat_scale, 0, 255)
+    hsv[..., 2] = np.clip(hsv[..., 2] * params.val_scale, 0, 255)
+    img = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB).astype(np.float32)
+    img += np.asarray(params.rgb_shift, np.float32)
+    mean = img.mean(axis=(0, 1), keepdims=True)
+    img = (img - mean) * params.contrast + mean
+    # sharpness
+    if params.sharpen > 0:
+        blurred = cv2.GaussianBlur(img, (0, 0), 1.0)
+        img = img + params.sharpen * (img - blurred)
+    elif params.sharpen < 0:
+        img = cv2.GaussianBlur(img, (0, 0), -params.sharpen)
+    # resolution
+    if params.rescale < 1.0:
+        sw, sh = max(8, round(w * params.rescale)), max(8, round(h * params.rescale))
+        img = cv2.resize(
+            cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA),
+            (w, h),
+            interpolation=cv2.INTER_LINEAR,
+        )
+    # small warp (scale about the centre + translation)
+    s = params.warp_scale
+    m = np.array(
+        [
+            [s, 0, (1 - s) * w / 2 + params.warp_dx * w],
+            [0, s, (1 - s) * h / 2 + params.warp_dy * h],
+        ],
+        np.float64,
+    )
+    img = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    return np.clip(img, 0, 255).astype(np.float32)
+
+
+def self_blend(image: np.ndarray, params: SBIParams) -> tuple[np.ndarray, np.ndarray]:
+    """Blend an altered copy of ``image`` back into it; return ``(fake, mask)``.
+
+    ``fake`` is uint8 RGB like ``image`` and equals it exactly wherever ``mask == 0``.
+    """
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 uint8 RGB image, got {image.dtype} {image.shape}")
+    mask = soft_face_mask(image.shape[:2], params)
+    source = alter_source(image, params)
+    m = mask[..., None]
+    fake = m * source + (1.0 - m) * image.astype(np.float32)
+    out = np.clip(np.rint(fake), 0, 255).astype(np.uint8)
+    out[mask == 0] = image[mask == 0]  # bit-exact outside the mask
+    return out, mask
+
+
+def make_sbi(
+    image: np.ndarray, rng: np.random.Generator, margin: float = 0.3
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw parameters and make one self-blended fake: ``(fake, mask)``."""
+    return self_blend(image, sample_sbi_params(rng, margin))

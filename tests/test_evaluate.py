@@ -1,0 +1,122 @@
+"""``cre eval``: metrics, aggregation, the report table and ROC curves; the shipped checkpoint."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cre_models.evaluate import aggregate, log_loss, main, roc_auc, roc_curve
+from cre_models.model import (
+    CompressionResilientNetwork,
+    DenoiserConfig,
+    EmbedderConfig,
+    NetworkConfig,
+)
+from cre_models.weights import (
+    DecisionSpec,
+    InputSpec,
+    default_weights_dir,
+    load_pretrained,
+    save_pretrained,
+)
+from tests.conftest import shared_data_path
+from tests.train_helpers import labelled_crops_dir
+
+
+def _pairwise_auc(y: np.ndarray, s: np.ndarray) -> float:
+    pos, neg = s[y == 1], s[y == 0]
+    wins = [1.0 if p > n else 0.5 if p == n else 0.0 for p, n in itertools.product(pos, neg)]
+    return float(np.mean(wins))
+
+
+def test_auc_matches_the_pairwise_definition() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        y = rng.integers(0, 2, 40)
+        s = rng.integers(0, 6, 40) / 5.0  # many ties
+        assert roc_auc(y, s) == pytest.approx(_pairwise_auc(y, s))
+    assert np.isnan(roc_auc([1, 1], [0.2, 0.3]))
+    fpr, tpr = roc_curve([0, 1, 0, 1], [0.1, 0.9, 0.4, 0.3])
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
+    assert np.trapezoid(tpr, fpr) == pytest.approx(roc_auc([0, 1, 0, 1], [0.1, 0.9, 0.4, 0.3]))
+
+
+def test_log_loss_and_aggregations() -> None:
+    assert log_loss([1, 0], [0.5, 0.5]) == pytest.approx(np.log(2))
+    assert log_loss([1], [0.0]) == pytest.approx(-np.log(1e-6))
+    p = np.array([0.1, 0.2, 0.9, 0.95])
+    assert aggregate(p, "mean") == pytest.approx(p.mean())
+    assert aggregate(p, "max") == pytest.approx(0.95)
+    assert aggregate(p, "topk_mean") == pytest.approx(0.95)
+    assert aggregate(np.full(20, 0.9), "confident") == pytest.approx(0.9)
+    assert aggregate(np.r_[np.full(19, 0.05), 0.6], "confident") == pytest.approx(0.05)
+    with pytest.raises(ValueError):
+        aggregate([], "mean")
+    with pytest.raises(ValueError):
+        aggregate([0.5], "median")
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    net = CompressionResilientNetwork(
+        config=NetworkConfig(
+            embedder=EmbedderConfig(embedding_dim=16, channels=(4, 8, 8, 8)),
+            denoiser=DenoiserConfig(latent_dim=8, channels=(4, 8, 8, 8)),
+            head_hidden=8,
+        )
+    )
+    save_pretrained(
+        net,
+        tmp_path / "ckpt",
+        input_spec=InputSpec(size=32),
+        decision=DecisionSpec(threshold=0.5),
+        include_denoiser=False,
+    )
+    return tmp_path / "ckpt"
+
+
+def test_cre_eval_writes_table_and_roc(
+    tmp_path: Path, tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = labelled_crops_dir(tmp_path / "labelled")
+    out, roc = tmp_path / "eval.md", tmp_path / "roc.png"
+    args = ["--data", str(data), "--weights", str(tiny_checkpoint), "--crop-size", "64"]
+    args += ["--conditions", "none,heavy,ladder-5", "--out", str(out), "--roc", str(roc)]
+    rc = main([*args, "--cache-dir", str(tmp_path / "cache")])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    table = out.read_text()
+    assert table.strip() in printed.strip()
+    rows = [
+        line
+        for line in table.splitlines()
+        if line.startswith("| ") and not line.startswith("| condition")
+    ]
+    conditions = [r.split("|")[1].strip() for r in rows if not r.startswith("| ---")]
+    assert conditions[:3] == ["none", "heavy", "ladder-5"]
+    assert "6 / 4" in table  # 6 faces, grouped into 4 pseudo-videos by the name prefix
+    none_row = next(r for r in rows if r.startswith("| none"))
+    assert "| 1.000 |" in none_row.split("6 / 4")[1]  # cos(clean, clean) == 1
+    assert roc.is_file() and roc.stat().st_size > 1000
+
+
+def test_shipped_checkpoint_loads_strictly_and_scores_a_dev_crop() -> None:
+    if not (default_weights_dir() / "model.safetensors").is_file():
+        pytest.skip("no shipped checkpoint in this checkout")
+    model, cfg = load_pretrained(default_weights_dir())
+    crops = shared_data_path("dev", "dfdc_face_crops", "test", "fake")
+    import cv2
+
+    img = cv2.cvtColor(cv2.imread(str(sorted(crops.glob("*.jpg"))[0])), cv2.COLOR_BGR2RGB)
+    from cre_models.model import images_to_tensor
+
+    p = model.predict_proba(images_to_tensor(img, image_size=cfg.input.size))
+    assert p.shape == (1,) and 0.0 <= float(p[0]) <= 1.0
+    assert cfg.training["provenance"]["real_faces"] > 0
+    assert (default_weights_dir() / "MODEL_CARD.md").is_file()
+    assert (default_weights_dir() / "model.safetensors").stat().st_size < 25 * 2**20
