@@ -31,6 +31,7 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/hadolint docker/Dockerfile
 
 format: $(VENV)/.dev
 	$(VENV)/bin/ruff check --fix .

@@ -24,16 +24,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import sys
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .aggregate import STRATEGIES, aggregate
 from .conditions import LADDER, SEVERITIES, apply_condition
 from .data import FaceSample, load_face_samples
 from .model import CompressionResilientNetwork, images_to_tensor
@@ -60,51 +60,10 @@ DEFAULT_CONDITIONS = (*SEVERITIES, *LADDER)
 EPS = 1e-6
 
 
-# --- aggregation (a private copy: worker/aggregate.py owns the worker's) ------------------
+# --- aggregation: the worker's own strategies (cre_models.aggregate) -------------------------
 
-
-def _agg_mean(p: np.ndarray) -> float:
-    return float(p.mean())
-
-
-def _agg_max(p: np.ndarray) -> float:
-    return float(p.max())
-
-
-def _agg_topk_mean(p: np.ndarray) -> float:
-    k = max(1, math.ceil(len(p) / 4))
-    return float(np.sort(p)[-k:].mean())
-
-
-def _agg_confident(p: np.ndarray) -> float:
-    """The DFDC winner's rule: more than 11 frames above 0.8 and more than ``n // 2.5`` of
-    them: their mean; else more than 90 % below 0.2: their mean; else the plain mean."""
-    n = len(p)
-    hi = p[p > 0.8]
-    if len(hi) > 11 and len(hi) > n // 2.5:
-        return float(hi.mean())
-    lo = p[p < 0.2]
-    if len(lo) > 0.9 * n:
-        return float(lo.mean())
-    return float(p.mean())
-
-
-AGGREGATIONS: dict[str, Callable[[np.ndarray], float]] = {
-    "mean": _agg_mean,
-    "max": _agg_max,
-    "topk_mean": _agg_topk_mean,
-    "confident": _agg_confident,
-}
-
-
-def aggregate(probs: Sequence[float] | np.ndarray, method: str = "mean") -> float:
-    """One video score from its face scores (see :data:`AGGREGATIONS`)."""
-    p = np.asarray(probs, np.float64)
-    if p.size == 0:
-        raise ValueError("no scores to aggregate")
-    if method not in AGGREGATIONS:
-        raise ValueError(f"unknown aggregation {method!r}; expected one of {sorted(AGGREGATIONS)}")
-    return AGGREGATIONS[method](p)
+AGGREGATIONS = STRATEGIES
+"""Frame-to-video strategies compared by the evaluation: exactly the worker's."""
 
 
 # --- metrics --------------------------------------------------------------------------------

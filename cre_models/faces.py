@@ -72,11 +72,11 @@ class FaceDetector:
 
     def __init__(
         self,
-        max_side: int = 640,
+        max_side: int = 480,
         min_face_px: int = 40,
         max_faces: int = 4,
         min_relative_area: float = 0.25,
-        scale_factor: float = 1.1,
+        scale_factor: float = 1.2,
         min_neighbors: int = 5,
     ) -> None:
         path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"  # type: ignore[attr-defined]

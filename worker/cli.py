@@ -16,6 +16,7 @@ __all__ = ["main", "COMMANDS"]
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("worker.run", "score videos on this machine (embedded Valkey + N workers)"),
     "results": ("worker.results", "print stored results"),
+    "worker": ("worker.serve", "run a scoring worker (deployment entry point)"),
     "train": ("cre_models.train", "train a checkpoint"),
     "eval": ("cre_models.evaluate", "evaluate a checkpoint under compression"),
     "degrade": ("cre_models.codecs", "write a compressed copy of a video"),

@@ -12,6 +12,7 @@ __all__ = [
     "InputError",
     "FetchError",
     "TransientFetchError",
+    "FetchTooLargeError",
     "UnsupportedInputError",
     "LimitExceededError",
     "CorruptVideoError",
@@ -56,6 +57,12 @@ class UnsupportedInputError(InputError):
 
 class LimitExceededError(InputError):
     """Over a configured limit: file size, pixels, duration."""
+
+    code = "limit_exceeded"
+
+
+class FetchTooLargeError(FetchError, LimitExceededError):
+    """A download is larger than ``max_file_bytes`` (by Content-Length or while streaming)."""
 
     code = "limit_exceeded"
 

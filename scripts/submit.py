@@ -1,0 +1,12 @@
+#!/usr/bin/env python
+"""Enqueue videos: ``python scripts/submit.py PATH_OR_URL... [--wait] [--force] [--json]``.
+
+A thin wrapper over :mod:`worker.submit`; see there.
+"""
+
+import sys
+
+from worker.submit import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,385 @@
+"""The RQ job: score one video and store its result record.
+
+:func:`score_video` is a plain function that wires the steps
+(fetch -> probe -> sample -> detect/crop -> score -> aggregate) and times them; it needs no
+Redis. :func:`score_video_job` is the thin RQ job around it: it stores the record, reports
+progress in ``job.meta["progress"]`` and decides about retries.
+
+Failure policy (a record always exists once a job has run):
+
+* an expected failure (:class:`~worker.errors.CreError`: bad input, corrupt video, model
+  unavailable...) gives a ``failed`` record with the error's code; the RQ job itself
+  finishes normally, because the record is the outcome;
+* a transient download failure (:class:`~worker.errors.TransientFetchError`) gives a
+  ``failed`` record with code ``fetch_transient`` and the job returns an RQ ``Retry`` with
+  back-off (``CRE_FETCH_RETRIES``, ``CRE_FETCH_RETRY_BACKOFF_S``), so only those are
+  retried; a later attempt overwrites the record, and after the last retry the
+  ``fetch_transient`` record stays (``attempt`` says how many were made);
+* anything else (a bug, a job timeout) gives a ``failed`` record with code ``internal``
+  (``timeout`` for RQ's job timeout) and is re-raised, so RQ moves the job to its failed
+  registry with the traceback. Such jobs are not retried.
+
+Nothing here imports torch at module level: a forking worker's parent never loads the model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from worker.errors import CreError, InputError, TransientFetchError
+from worker.results import (
+    ErrorInfo,
+    FaceResult,
+    FrameResult,
+    ModelInfo,
+    ResultRecord,
+    Timings,
+    VideoSummary,
+    save_result,
+)
+from worker.settings import Settings, get_settings
+
+__all__ = [
+    "JobOptions",
+    "validate_job_args",
+    "score_video",
+    "score_video_job",
+    "failed_record",
+    "retry_intervals",
+    "MAX_SOURCE_LENGTH",
+]
+
+logger = logging.getLogger(__name__)
+
+MAX_SOURCE_LENGTH = 4096
+"""Longest accepted path or URL, in characters."""
+
+
+class JobOptions(BaseModel):
+    """Per-job overrides, validated when the job is enqueued and again when it runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    frames: int | None = Field(
+        None, ge=1, le=512, description="frames to sample (default: the weights')"
+    )
+    aggregation: str | None = Field(
+        None, description="aggregation strategy (default: the weights')"
+    )
+
+    @field_validator("aggregation")
+    @classmethod
+    def _known(cls, v: str | None) -> str | None:
+        from worker.aggregate import check_strategy
+
+        return None if v is None else check_strategy(v)
+
+
+def validate_job_args(source: Any, options: Any = None) -> tuple[str, JobOptions]:
+    """Check the arguments of :func:`score_video_job`.
+
+    Raises:
+        InputError: with the reason (wrong type, empty, too long, control characters,
+            unknown or invalid option).
+    """
+    if not isinstance(source, str):
+        raise InputError(f"source must be a string, got {type(source).__name__}")
+    if not source.strip():
+        raise InputError("source is empty")
+    if len(source) > MAX_SOURCE_LENGTH:
+        raise InputError(f"source is longer than {MAX_SOURCE_LENGTH} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in source):
+        raise InputError("source contains control characters")
+    if options is not None and not isinstance(options, dict):
+        raise InputError(f"options must be a dict or None, got {type(options).__name__}")
+    try:
+        opts = JobOptions.model_validate(options or {})
+    except ValidationError as e:
+        msgs = "; ".join(
+            f"{'.'.join(map(str, err['loc'])) or 'options'}: {err['msg']}" for err in e.errors()
+        )
+        raise InputError(f"invalid options: {msgs}") from e
+    return source, opts
+
+
+def retry_intervals(settings: Settings) -> list[int]:
+    """Back-off before each retry of a transient download failure, from settings."""
+    try:
+        values = [int(float(v)) for v in settings.fetch_retry_backoff_s.split(",") if v.strip()]
+    except ValueError as e:
+        raise ValueError(
+            f"CRE_FETCH_RETRY_BACKOFF_S={settings.fetch_retry_backoff_s!r}: {e}"
+        ) from e
+    return [max(0, v) for v in values] or [0]
+
+
+def _worker_name() -> str:
+    from rq import get_current_job
+
+    job = get_current_job()
+    return (
+        job.worker_name if job is not None and job.worker_name else None
+    ) or f"{socket.gethostname()}:{os.getpid()}"
+
+
+def failed_record(
+    video_id: str,
+    source: str,
+    code: str,
+    message: str,
+    *,
+    timings: Timings | None = None,
+    video: VideoSummary | None = None,
+    attempt: int = 1,
+    worker: str | None = None,
+    model: ModelInfo | None = None,
+) -> ResultRecord:
+    """A ``failed`` record with ``code`` and ``message``."""
+    return ResultRecord(
+        video_id=video_id,
+        source=source,
+        status="failed",
+        error=ErrorInfo(code=code, message=message[:2000]),
+        timings=timings or Timings(),
+        video=video,
+        attempt=attempt,
+        worker=worker,
+        model=model,
+    )
+
+
+def score_video(
+    source: str,
+    settings: Settings,
+    scorer: Any = None,
+    *,
+    video_id: str | None = None,
+    options: JobOptions | None = None,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+    attempt: int = 1,
+    worker: str | None = None,
+) -> ResultRecord:
+    """Score one video end to end and return its record; never stores anything.
+
+    Expected failures (:class:`~worker.errors.CreError`, including a transient download
+    failure) come back as a ``failed`` record with what was learnt before the failure
+    (timings, video info). Anything else propagates.
+
+    Args:
+        source: a local path or a URL.
+        settings: operational settings.
+        scorer: a :class:`~worker.scoring.Scorer`; the process's cached one when ``None``.
+        video_id: the id to store under (the RQ job id); derived from ``source`` if omitted.
+        options: per-job overrides.
+        on_progress: called with ``{"stage", "frames_done", "frames_total"}`` as work goes on.
+        attempt: 1 + the retries before this attempt (stored in the record).
+        worker: the worker's name (stored in the record).
+    """
+    from worker.fetch import fetch
+    from worker.prefetch import prefetch
+    from worker.video import SampleStats, probe_video, sample_frames
+
+    t_start = time.perf_counter()
+    if video_id is None:
+        from worker.ids import video_id as make_id
+
+        video_id = make_id(source)
+    options = options or JobOptions()
+    timings = Timings()
+    video: VideoSummary | None = None
+    model: ModelInfo | None = None
+
+    def progress(stage: str, done: int = 0, total: int = 0) -> None:
+        if on_progress is not None:
+            on_progress({"stage": stage, "frames_done": done, "frames_total": total})
+
+    try:
+        if scorer is None:
+            from worker.scoring import get_scorer
+
+            progress("loading model")
+            scorer = get_scorer(settings)
+        model = ModelInfo(name=scorer.model_name, version=scorer.model_version)
+        aggregation = options.aggregation or scorer.aggregation
+        n_frames = options.frames or scorer.frames_per_video
+        progress("fetching")
+        t0 = time.perf_counter()
+        with fetch(source, settings) as fetched:
+            timings.fetch = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            info = probe_video(fetched.path, settings)
+            timings.decode = time.perf_counter() - t1
+            video = VideoSummary(
+                width=int(info.width),
+                height=int(info.height),
+                duration_s=float(info.duration_s),
+                fps=info.fps,
+                codec=str(info.codec) if info.codec is not None else None,
+                rotation=int(info.rotation or 0),
+                size_bytes=int(info.size_bytes),
+            )
+            progress("scoring", 0, n_frames)
+            stats = SampleStats()
+            # decode in a background thread while this one detects and scores
+            decoded = prefetch(sample_frames(fetched.path, info, n_frames, settings, stats=stats))
+            scored = scorer.score_frames(
+                decoded,
+                on_frame=lambda k: progress("scoring", k, n_frames),
+            )
+        timings.decode += scored.decode_s
+        timings.detect = scored.detect_s
+        timings.infer = scored.infer_s
+        frame_scores = scored.frame_scores
+        warnings = []
+        if stats.damaged:
+            warnings.append(
+                f"damaged input: {stats.decode_errors} packet(s) failed to decode, "
+                f"{stats.corrupt_frames} frame(s) flagged corrupt; scored what decoded"
+            )
+        if len(scored.frames) < n_frames:
+            warnings.append(f"{len(scored.frames)} of {n_frames} frames: the video is shorter")
+        score = None
+        if frame_scores:
+            from worker.aggregate import aggregate
+
+            score = aggregate(frame_scores, aggregation, topk=scorer.topk)
+        timings.total = time.perf_counter() - t_start
+        frames = [
+            FrameResult(
+                index=f.index,
+                time_s=round(float(f.time_s), 4),
+                score=f.score,
+                faces=[
+                    FaceResult(box=b.to_list(), score=s)
+                    for b, s in zip(f.boxes, f.scores, strict=True)
+                ],
+            )
+            for f in scored.frames
+        ]
+        record = ResultRecord(
+            video_id=video_id,
+            source=source,
+            status="done" if score is not None else "no_face",
+            score=score,
+            label=scorer.label(score) if score is not None else None,
+            threshold=scorer.threshold,
+            frames_sampled=len(scored.frames),
+            frames_with_faces=len(frame_scores),
+            faces=scored.n_faces,
+            frames=frames,
+            aggregation=aggregation,
+            model=model,
+            timings=timings,
+            worker=worker,
+            attempt=attempt,
+            video=video,
+            warnings=warnings,
+        )
+    except CreError as e:
+        timings.total = time.perf_counter() - t_start
+        logger.info("%s (%s) failed: %s: %s", video_id, source, e.code, e.message)
+        return failed_record(
+            video_id,
+            source,
+            e.code,
+            e.message,
+            timings=timings,
+            video=video,
+            attempt=attempt,
+            worker=worker,
+            model=model,
+        )
+    progress("done", record.frames_sampled, record.frames_sampled)
+    logger.info(
+        "%s: %s score=%s faces in %d/%d frames, %.2f s",
+        video_id,
+        record.status,
+        record.score,
+        record.frames_with_faces,
+        record.frames_sampled,
+        timings.total,
+    )
+    return record
+
+
+def _job_connection(job: Any, settings: Settings) -> Any:
+    if job is not None:
+        return job.connection
+    import redis
+
+    return redis.Redis.from_url(settings.redis_url_or_default())
+
+
+def score_video_job(source: str, options: dict[str, Any] | None = None) -> Any:
+    """RQ job: score ``source``, store its record, return a short summary (or an RQ ``Retry``).
+
+    See the module docstring for the failure policy. Progress is kept in
+    ``job.meta["progress"]``.
+    """
+    from rq import Retry, get_current_job
+    from rq.timeouts import JobTimeoutException
+
+    settings = get_settings()
+    job = get_current_job()
+    attempt = 1 + int(job.number_of_retries or 0) if job is not None else 1
+    worker = _worker_name()
+    from worker.ids import video_id as make_id
+
+    vid = job.id if job is not None else make_id(source)
+    conn = _job_connection(job, settings)
+
+    def on_progress(p: dict[str, Any]) -> None:
+        if job is not None:
+            job.meta["progress"] = p
+            job.save_meta()
+
+    t0 = time.perf_counter()
+    try:
+        src, opts = validate_job_args(source, options)
+        record = score_video(
+            src,
+            settings,
+            None,
+            video_id=vid,
+            options=opts,
+            on_progress=on_progress,
+            attempt=attempt,
+            worker=worker,
+        )
+    except CreError as e:  # argument validation
+        record = failed_record(vid, str(source), e.code, e.message, attempt=attempt, worker=worker)
+    except BaseException as e:
+        code = "timeout" if isinstance(e, JobTimeoutException) else "internal"
+        message = f"{type(e).__name__}: {e}"
+        logger.exception("%s (%s): %s", vid, source, message)
+        record = failed_record(
+            vid,
+            str(source),
+            code,
+            message,
+            timings=Timings(total=time.perf_counter() - t0),
+            attempt=attempt,
+            worker=worker,
+        )
+        save_result(conn, record, settings)
+        raise
+    save_result(conn, record, settings)
+    if (
+        job is not None
+        and record.error is not None
+        and record.error.code == TransientFetchError.code
+        and attempt <= settings.fetch_retries
+    ):
+        intervals = retry_intervals(settings)
+        logger.warning(
+            "%s: transient fetch failure, retry %d of %d", vid, attempt, settings.fetch_retries
+        )
+        return Retry(max=settings.fetch_retries, interval=intervals)
+    return {"video_id": vid, "status": record.status, "score": record.score, "label": record.label}

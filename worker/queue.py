@@ -1,0 +1,193 @@
+"""Putting videos on the ``cre`` queue: ids, de-duplication, timeouts, serializer.
+
+* Jobs are serialised as JSON (``rq.serializers.JSONSerializer``): no pickle on the queue.
+  Workers must use the same serializer: ``rq worker cre --serializer json`` or the
+  :class:`~worker.workers.WarmWorker`, which sets it itself.
+* The job id is the video id (:func:`worker.ids.video_id`): the same file or URL always
+  maps to the same job and the same result key.
+* A source is not scored twice: it is skipped when it already has a ``done`` or
+  ``no_face`` record (unless ``force``), and always when a job with its id is queued,
+  scheduled or running. The final enqueue is atomic (RQ's ``unique=True``), so two
+  submitters racing on one source enqueue it once.
+* ``job_timeout`` = ``CRE_JOB_TIMEOUT_BASE_S`` + ``CRE_JOB_TIMEOUT_PER_VIDEO_S`` x the
+  duration probed at enqueue time for local files; ``CRE_JOB_TIMEOUT_URL_S`` for URLs and
+  for files the probe cannot read (the job will report why).
+* Transient download failures are retried with back-off by the job itself (it returns an
+  RQ ``Retry``), nothing else is; see :mod:`worker.jobs`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import redis
+from rq import Queue
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
+
+from worker.errors import CreError
+from worker.fetch import is_url
+from worker.ids import normalise_source, video_id
+from worker.jobs import validate_job_args
+from worker.results import load_result
+from worker.settings import Settings
+
+__all__ = [
+    "JOB_FUNCTION",
+    "SERIALIZER",
+    "Submission",
+    "connect",
+    "make_queue",
+    "job_timeout_for",
+    "enqueue",
+]
+
+logger = logging.getLogger(__name__)
+
+JOB_FUNCTION = "worker.jobs.score_video_job"
+"""Import path of the job function, as stored in the job."""
+SERIALIZER = JSONSerializer
+"""The queue's serializer; workers must match it."""
+
+PENDING_STATUSES = {
+    JobStatus.QUEUED,
+    JobStatus.STARTED,
+    JobStatus.SCHEDULED,
+    JobStatus.DEFERRED,
+    JobStatus.CREATED,
+}
+SubmissionStatus = Literal["queued", "skipped_done", "skipped_pending", "rejected"]
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What :func:`enqueue` did with one source."""
+
+    source: str
+    video_id: str | None
+    status: SubmissionStatus
+    reason: str | None = None
+    job_timeout: int | None = None
+
+
+def connect(settings: Settings) -> redis.Redis:
+    """A Redis connection to ``CRE_REDIS_URL`` (or the default local URL)."""
+    return redis.Redis.from_url(settings.redis_url_or_default())
+
+
+def make_queue(conn: redis.Redis, settings: Settings) -> Queue:
+    """The ``cre`` queue with the JSON serializer."""
+    return Queue(settings.queue_name, connection=conn, serializer=SERIALIZER)
+
+
+def job_timeout_for(source: str, settings: Settings) -> int:
+    """Seconds a job for ``source`` may run (see the module docstring)."""
+    if is_url(source):
+        return settings.job_timeout_url_s
+    try:
+        from worker.video import probe_video
+
+        info = probe_video(Path(source), settings)
+        duration = float(info.duration_s)
+    except (CreError, OSError, ValueError) as e:
+        logger.info("cannot probe %s at enqueue time (%s): using the generous timeout", source, e)
+        return settings.job_timeout_url_s
+    return int(math.ceil(settings.job_timeout_base_s + settings.job_timeout_per_video_s * duration))
+
+
+def _existing_job(job_id: str, conn: redis.Redis) -> Job | None:
+    try:
+        return Job.fetch(job_id, connection=conn, serializer=SERIALIZER)
+    except NoSuchJobError:
+        return None
+
+
+def _enqueue_one(
+    source: str,
+    queue: Queue,
+    conn: redis.Redis,
+    settings: Settings,
+    force: bool,
+    options: dict[str, Any] | None,
+) -> Submission:
+    try:
+        validate_job_args(source, options)
+    except CreError as e:
+        return Submission(source, None, "rejected", e.message)
+    if not is_url(source):
+        path = Path(source).expanduser()
+        if not path.is_file():
+            return Submission(
+                source, None, "rejected", "no such file" if not path.exists() else "not a file"
+            )
+    norm = normalise_source(source)
+    vid = video_id(norm)
+    if not force:
+        record = load_result(conn, vid, settings)
+        if record is not None and record.status in ("done", "no_face"):
+            return Submission(norm, vid, "skipped_done", f"already {record.status}")
+    old = _existing_job(vid, conn)
+    if old is not None:
+        status = old.get_status(refresh=False)
+        if status in PENDING_STATUSES:
+            return Submission(norm, vid, "skipped_pending", f"job is {status.value}")
+        old.delete()  # finished/failed/stopped: make room for the new job under the same id
+    timeout = job_timeout_for(norm, settings)
+    try:
+        queue.enqueue_call(
+            JOB_FUNCTION,
+            args=(norm, options),
+            job_id=vid,
+            timeout=timeout,
+            description=f"score {norm}",
+            unique=True,
+        )
+    except DuplicateJobError:
+        return Submission(
+            norm, vid, "skipped_pending", "enqueued concurrently by another submitter"
+        )
+    logger.debug("enqueued %s as %s (timeout %d s)", norm, vid, timeout)
+    return Submission(norm, vid, "queued", None, timeout)
+
+
+def enqueue(
+    sources: Iterable[str],
+    settings: Settings,
+    force: bool = False,
+    *,
+    options: dict[str, Any] | None = None,
+    conn: redis.Redis | None = None,
+) -> list[Submission]:
+    """Enqueue one scoring job per source; returns what happened to each, in order.
+
+    Args:
+        sources: local video paths or URLs (folders are expanded by the caller).
+        settings: queue name, Redis URL, timeouts.
+        force: score again even when a ``done``/``no_face`` record exists (a job that is
+            still queued or running is never duplicated).
+        options: per-job overrides (:class:`worker.jobs.JobOptions`), validated here.
+        conn: Redis connection; from ``settings`` when omitted.
+    """
+    conn = conn if conn is not None else connect(settings)
+    queue = make_queue(conn, settings)
+    out = []
+    seen: set[str] = set()
+    for source in sources:
+        try:
+            vid: str | None = video_id(source) if isinstance(source, str) else None
+        except (OSError, ValueError):
+            vid = None
+        if vid is not None and vid in seen:
+            out.append(Submission(normalise_source(source), vid, "skipped_pending", "listed twice"))
+            continue
+        sub = _enqueue_one(source, queue, conn, settings, force, options)
+        if sub.video_id is not None:
+            seen.add(sub.video_id)
+        out.append(sub)
+    return out

@@ -1,0 +1,223 @@
+"""Keeping every job accounted for when a worker dies, hangs, or loses Redis.
+
+Three mechanisms, used by :mod:`worker.workers` and :mod:`worker.serve`:
+
+**Abandoned jobs** (a worker killed with SIGKILL, out of memory, its host lost). RQ keeps
+each running job in the queue's ``StartedJobRegistry`` with an expiry; a live worker
+pushes the expiry forward (the forking worker every ``job_monitoring_interval``), a
+dead one cannot. Every worker's maintenance pass (every ``CRE_MAINTENANCE_INTERVAL_S``,
+run between dequeues, which wake at least every ``CRE_WORKER_TTL_S - 15`` s) hands each
+expired entry still marked *started* to :func:`abandoned_job_handler`. It writes a
+``failed`` record with code ``worker_died`` (unless the job wrote its own record after
+it started) and re-queues the job ``CRE_ABANDONED_RETRIES`` times (1 by default), so
+another worker scores the video and overwrites the record; after that RQ marks it failed
+and the ``worker_died`` record stays. Time from the kill to the record, at most:
+
+* :class:`~worker.workers.WarmWorker` (no heartbeat during a job): the registry entry
+  expires ``job_timeout + 2 x CRE_HARD_TIMEOUT_GRACE_S`` after the job started
+  (:func:`started_registry_ttl`), then up to ``CRE_MAINTENANCE_INTERVAL_S`` plus one
+  dequeue wait (``CRE_WORKER_TTL_S - 15``) until a live worker's pass;
+* :class:`~worker.workers.ForkWarmWorker`: the parent heartbeats every 30 s (RQ's
+  ``job_monitoring_interval``) with 60 s to spare; if only the work horse dies, the parent
+  records it at once (``worker_died``, or ``timeout`` past the job's timeout).
+
+**Jobs stuck in native code.** RQ's job timeout raises an exception from a ``SIGALRM``
+handler, and Python runs handlers only between bytecodes: a decoder or a C library that
+never returns is not interrupted. :class:`HardTimeout` is a timer armed for every job at
+``job_timeout + CRE_HARD_TIMEOUT_GRACE_S``; when it fires, the forking worker kills its
+work horse (the parent then records ``timeout``), and the warm worker, which runs jobs in
+its own process, writes the ``timeout`` record, marks the RQ job failed and ends its own
+process with SIGKILL: a worker stuck for good is worth less than a restart, which the
+supervisor (Docker's restart policy, systemd) does. The timer is a Python thread, so it
+needs the stuck code to have released the GIL (blocking I/O, sleeps, FFmpeg and torch
+calls do); a C loop that holds the GIL forever stops it too, and then the job is
+reported by another worker's abandoned-job pass and the stuck process must be ended by
+the operator's liveness check (its worker key stops being refreshed).
+
+**Redis going away.** An idle RQ worker retries its dequeue with back-off; anything else
+that fails on a lost connection ends ``work()``. :func:`worker.serve.main` (``cre worker``)
+then starts a fresh worker, waiting with back-off until Redis answers again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from worker.settings import Settings, get_settings
+
+__all__ = [
+    "ABANDONED_CODE",
+    "TIMEOUT_CODE",
+    "abandoned_job_handler",
+    "started_registry_ttl",
+    "hard_deadline_s",
+    "HardTimeout",
+    "kill_own_process",
+    "timeout_record_message",
+    "add_abandoned_handler",
+]
+
+logger = logging.getLogger(__name__)
+
+ABANDONED_CODE = "worker_died"
+"""Record code of a job whose worker stopped without finishing it."""
+TIMEOUT_CODE = "timeout"
+"""Record code of a job that ran past its timeout."""
+
+
+def started_registry_ttl(job_timeout: float | None, settings: Settings) -> int:
+    """Seconds a warm (non-heartbeating) worker's running job stays in the started registry.
+
+    Longer than the hard timeout (``job_timeout + grace``), so a live worker's own timer
+    reports a stuck job before any other worker may take it for abandoned.
+    """
+    timeout = job_timeout if job_timeout and job_timeout > 0 else settings.job_timeout_url_s
+    return int(timeout) + 2 * settings.hard_timeout_grace_s
+
+
+def hard_deadline_s(job_timeout: float | None, settings: Settings) -> float | None:
+    """Seconds after a job's start at which :class:`HardTimeout` fires (``None``: never)."""
+    if job_timeout is None or job_timeout <= 0:
+        return None
+    return float(job_timeout + settings.hard_timeout_grace_s)
+
+
+def _own_record_since_start(job: Any, settings: Settings) -> bool:
+    from worker.results import load_result
+
+    record = load_result(job.connection, job.id, settings)
+    if record is None or job.started_at is None:
+        return False
+    return record.created_at.timestamp() >= job.started_at.timestamp()
+
+
+def abandoned_job_handler(job: Any, exc_type: Any, exc_value: Any, traceback: Any) -> bool | None:
+    """RQ exception handler: record (and re-queue) jobs that RQ found abandoned.
+
+    RQ calls every worker's exception handlers for each abandoned job during its
+    maintenance pass, before it decides between ``job.retry`` (when ``retries_left``) and
+    the failed registry; this handler sets ``retries_left`` for the re-run. Any other
+    exception is left to the next handler.
+
+    Returns:
+        ``None`` (carry on with the next handler).
+    """
+    from rq.exceptions import AbandonedJobError
+
+    if exc_type is not AbandonedJobError:
+        return None
+    settings = get_settings()
+    try:
+        from worker.jobs import failed_record
+        from worker.results import save_result
+
+        times = int(job.meta.get("abandoned", 0)) + 1
+        job.meta["abandoned"] = times
+        if _own_record_since_start(job, settings):
+            # The job's own record (a timeout reported by HardTimeout, or a result written
+            # just before the process died) says more than "worker died": keep it, no re-run.
+            logger.warning("job %s abandoned after writing its record: not re-run", job.id)
+            return None
+        attempt = 1 + int(job.number_of_retries or 0)
+        retry = times <= settings.abandoned_retries
+        source = str(job.args[0]) if job.args else "?"
+        note = "re-queued for another worker" if retry else "not retried again"
+        record = failed_record(
+            job.id,
+            source,
+            ABANDONED_CODE,
+            f"the worker running this job ({job.worker_name or 'unknown'}) stopped without "
+            f"finishing it (killed, out of memory or host lost); {note}",
+            attempt=attempt,
+            worker=job.worker_name,
+        )
+        save_result(job.connection, record, settings)
+        if retry:
+            job.retries_left = 1
+            job.retry_intervals = [0]
+            job.number_of_retries = attempt
+        logger.warning(
+            "job %s (%s) abandoned by worker %s: %s", job.id, source, job.worker_name, note
+        )
+    except Exception:
+        logger.exception("could not handle abandoned job %s", job.id)
+    return None
+
+
+def add_abandoned_handler(worker: Any) -> None:
+    """Install :func:`abandoned_job_handler` on an RQ worker (once)."""
+    if abandoned_job_handler not in worker._exc_handlers:
+        worker.push_exc_handler(abandoned_job_handler)
+
+
+class HardTimeout:
+    """A one-shot timer per job: ``on_expire(job)`` runs ``seconds`` after :meth:`arm`.
+
+    Use as ``with HardTimeout(job, seconds, on_expire): run the job``; leaving the block
+    disarms it. ``seconds=None`` arms nothing.
+    """
+
+    def __init__(self, job: Any, seconds: float | None, on_expire: Callable[[Any], None]) -> None:
+        self.job = job
+        self.seconds = seconds
+        self.on_expire = on_expire
+        self.fired = False
+        self._timer: threading.Timer | None = None
+
+    def _fire(self) -> None:
+        self.fired = True
+        logger.error(
+            "job %s still running %.0f s after it started (timeout %s s): ending it",
+            self.job.id,
+            self.seconds,
+            self.job.timeout,
+        )
+        try:
+            self.on_expire(self.job)
+        except Exception:
+            logger.exception("hard timeout of job %s failed", self.job.id)
+
+    def arm(self) -> None:
+        if self.seconds is None:
+            return
+        self._timer = threading.Timer(self.seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.name = f"hard-timeout-{self.job.id}"
+        self._timer.start()
+
+    def disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def __enter__(self) -> HardTimeout:
+        self.arm()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.disarm()
+
+
+def timeout_record_message(job: Any, settings: Settings) -> str:
+    """Why a job was ended by :class:`HardTimeout`."""
+    return (
+        f"the job ran {job.timeout} s (its timeout) plus {settings.hard_timeout_grace_s} s "
+        "without returning (stuck in native code: decoder or library) and its process was killed"
+    )
+
+
+def kill_own_process() -> None:
+    """End this process at once (SIGKILL): flush logs first, nothing else runs."""
+    for handler in logging.getLogger().handlers + logging.getLogger("worker").handlers:
+        try:
+            handler.flush()
+        except Exception:  # best effort before dying
+            pass
+    time.sleep(0.05)
+    os.kill(os.getpid(), signal.SIGKILL)

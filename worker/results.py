@@ -1,0 +1,304 @@
+"""Result records: one validated JSON document per video, stored in Redis.
+
+Redis keys (``cre:`` prefixes come from settings):
+
+* ``cre:result:<video_id>`` (``CRE_RESULT_PREFIX``): the :class:`ResultRecord` as JSON.
+  Expires after ``CRE_RESULT_TTL_S`` seconds when that is set; kept otherwise. Independent
+  of RQ's own job results (``rq:results:<job_id>``, 500 s by default).
+* ``cre:results`` (``CRE_RESULT_INDEX_KEY``): a sorted set of every video id that has a
+  record, scored by the record's ``created_at`` (Unix seconds), so readers can list all
+  records in order. Ids whose record has expired are pruned when they are read.
+
+``video_id`` is the RQ job id of the video (see :mod:`worker.ids`).
+
+Status: ``done`` (a score and a label), ``no_face`` (the video was read but no face was
+found in any sampled frame: ``score`` and ``label`` are null rather than a made-up
+number) or ``failed`` (``error`` says why; ``score`` null).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import redis
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from worker.security import redact_url
+from worker.settings import Settings, get_settings
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "ErrorInfo",
+    "FaceResult",
+    "FrameResult",
+    "ModelInfo",
+    "Timings",
+    "VideoSummary",
+    "ResultRecord",
+    "result_key",
+    "save_result",
+    "load_result",
+    "load_results",
+    "format_table",
+    "main",
+]
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+Status = Literal["done", "no_face", "failed"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class ErrorInfo(_Model):
+    """Why a video failed: a stable machine-readable ``code`` and a human message."""
+
+    code: str
+    message: str
+
+
+class FaceResult(_Model):
+    """One detected face: its box ``[x0, y0, x1, y1]`` in upright frame pixels and its score."""
+
+    box: list[float] = Field(min_length=4, max_length=4)
+    score: float = Field(ge=0, le=1)
+
+
+class FrameResult(_Model):
+    """One sampled frame: when it is, its score (max over its faces; null without a face)."""
+
+    index: int = Field(ge=0)
+    time_s: float
+    score: float | None = Field(None, ge=0, le=1)
+    faces: list[FaceResult] = Field(default_factory=list)
+
+
+class ModelInfo(_Model):
+    """The checkpoint that produced the scores."""
+
+    name: str
+    version: str
+
+
+class Timings(_Model):
+    """Seconds spent per step; a step never reached is 0.
+
+    Frames are decoded in a background thread while earlier ones are detected and scored,
+    so ``decode`` is the probe plus the time spent *waiting* for decoded frames, and the
+    steps can add up to less than ``total`` only by overhead, never by more.
+    """
+
+    fetch: float = 0.0
+    decode: float = 0.0
+    detect: float = 0.0
+    infer: float = 0.0
+    total: float = 0.0
+
+
+class VideoSummary(_Model):
+    """What the probe said about the video (when it got that far)."""
+
+    width: int
+    height: int
+    duration_s: float
+    fps: float | None = None
+    codec: str | None = None
+    rotation: int = 0
+    size_bytes: int | None = None
+
+
+class ResultRecord(_Model):
+    """The stored outcome of scoring one video (see the module docstring for ``status``)."""
+
+    schema_version: int = SCHEMA_VERSION
+    video_id: str
+    source: str
+    status: Status
+    score: float | None = Field(None, ge=0, le=1)
+    label: Literal["fake", "real"] | None = None
+    threshold: float | None = Field(None, ge=0, le=1)
+    error: ErrorInfo | None = None
+    frames_sampled: int = Field(0, ge=0)
+    frames_with_faces: int = Field(0, ge=0)
+    faces: int = Field(0, ge=0, description="faces detected over all sampled frames")
+    frames: list[FrameResult] = Field(default_factory=list)
+    aggregation: str | None = None
+    model: ModelInfo | None = None
+    timings: Timings = Field(default_factory=Timings)
+    worker: str | None = None
+    attempt: int = Field(1, ge=1, description="1 + the number of retries before this record")
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    video: VideoSummary | None = None
+    warnings: list[str] = Field(
+        default_factory=list, description="things the reader should know, e.g. a damaged input"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ResultRecord:
+        if self.status == "done":
+            if self.score is None or self.label is None:
+                raise ValueError("a done record needs a score and a label")
+        elif self.score is not None or self.label is not None:
+            raise ValueError(f"a {self.status} record has no score or label")
+        if (self.status == "failed") != (self.error is not None):
+            raise ValueError("error is set exactly when status is failed")
+        if self.frames_with_faces > self.frames_sampled:
+            raise ValueError("frames_with_faces > frames_sampled")
+        return self
+
+
+def result_key(video_id: str, settings: Settings) -> str:
+    """Redis key of the record of ``video_id``."""
+    return f"{settings.result_prefix}{video_id}"
+
+
+def save_result(conn: redis.Redis, record: ResultRecord, settings: Settings) -> None:
+    """Store ``record`` (replacing any earlier one for the video) and index it."""
+    with conn.pipeline() as pipe:
+        pipe.set(
+            result_key(record.video_id, settings),
+            record.model_dump_json(),
+            ex=settings.result_ttl_s,
+        )
+        pipe.zadd(settings.result_index_key, {record.video_id: record.created_at.timestamp()})
+        pipe.execute()
+    logger.debug("stored %s result of %s", record.status, record.video_id)
+
+
+def load_result(conn: redis.Redis, video_id: str, settings: Settings) -> ResultRecord | None:
+    """The record of ``video_id``, or ``None`` when there is none (or it expired)."""
+    raw = conn.get(result_key(video_id, settings))
+    return None if raw is None else ResultRecord.model_validate_json(raw)
+
+
+def _resolve_ids(conn: redis.Redis, items: Iterable[str], settings: Settings) -> list[str]:
+    from worker.ids import looks_like_video_id, video_id
+
+    ids = []
+    for item in items:
+        if looks_like_video_id(item) and conn.exists(result_key(item, settings)):
+            ids.append(item)
+        else:
+            ids.append(video_id(item))
+    return ids
+
+
+def load_results(
+    conn: redis.Redis, ids_or_sources: Sequence[str] | None = None, settings: Settings | None = None
+) -> list[ResultRecord]:
+    """Stored records, oldest first; all of them, or those of the given ids or sources.
+
+    Args:
+        conn: Redis connection.
+        ids_or_sources: video ids, or the paths/URLs that were submitted (a path is
+            resolved the way the submitter resolved it); ``None`` for every record.
+        settings: key names and prefixes; the environment's by default.
+
+    Returns:
+        One record per id that has one; ids without a record are left out.
+    """
+    settings = settings or get_settings()
+    if ids_or_sources is None:
+        ids = [
+            i.decode() if isinstance(i, bytes) else str(i)
+            for i in conn.zrange(settings.result_index_key, 0, -1)
+        ]
+    else:
+        ids = _resolve_ids(conn, ids_or_sources, settings)
+    if not ids:
+        return []
+    raws = conn.mget([result_key(i, settings) for i in ids])
+    records, expired = [], []
+    for vid, raw in zip(ids, raws, strict=True):
+        if raw is None:
+            expired.append(vid)
+        else:
+            records.append(ResultRecord.model_validate_json(raw))
+    if expired and ids_or_sources is None:
+        conn.zrem(settings.result_index_key, *expired)
+    return records
+
+
+def _fmt_score(score: float | None) -> str:
+    return "-" if score is None else f"{score:.3f}"
+
+
+def format_table(records: Sequence[ResultRecord]) -> str:
+    """A plain-text table: id, status, score, label, frames with faces, seconds, source/reason."""
+    header = (
+        f"{'video_id':<14} {'status':<8} {'score':>6} {'label':<5} {'faces':>7} {'secs':>6}  source"
+    )
+    lines = [header]
+    for r in records:
+        frames = f"{r.frames_with_faces}/{r.frames_sampled}"
+        detail = r.source if r.error is None else f"{r.source}  [{r.error.code}: {r.error.message}]"
+        lines.append(
+            f"{r.video_id[:13]:<14} {r.status:<8} {_fmt_score(r.score):>6} {r.label or '-':<5} "
+            f"{frames:>7} {r.timings.total:>6.2f}  {detail}"
+        )
+    return "\n".join(lines)
+
+
+def record_to_json(record: ResultRecord) -> str:
+    """One line of JSON (the stored form)."""
+    return record.model_dump_json()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``cre results [--json] [ID_OR_SOURCE...]``: print stored records (all when none given)."""
+    parser = argparse.ArgumentParser(
+        prog="cre results", description="Print stored scoring results."
+    )
+    parser.add_argument(
+        "items", nargs="*", metavar="ID_OR_SOURCE", help="video ids or submitted paths/URLs"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="one JSON object per line instead of a table"
+    )
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    conn = redis.Redis.from_url(settings.redis_url_or_default())
+    try:
+        records = load_results(conn, args.items or None, settings)
+    except redis.exceptions.ConnectionError as e:
+        print(
+            f"cre results: cannot reach Redis at "
+            f"{redact_url(settings.redis_url_or_default())}: {e}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.json:
+        for r in records:
+            print(record_to_json(r))
+    else:
+        print(format_table(records))
+    if args.items and len(records) < len(args.items):
+        print(
+            f"{len(args.items) - len(records)} of {len(args.items)} have no result (yet)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _json_default(obj: Any) -> Any:  # pragma: no cover - used by callers writing JSON Lines
+    return str(obj)
+
+
+def dump_jsonl(records: Iterable[ResultRecord], path: str) -> int:
+    """Write records as JSON Lines to ``path``; returns how many."""
+    n = 0
+    with open(path, "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r.model_dump(mode="json"), default=_json_default) + "\n")
+            n += 1
+    return n

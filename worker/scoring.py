@@ -1,0 +1,351 @@
+"""Face crops -> batched model inference -> per-face and per-frame scores.
+
+A :class:`Scorer` holds the model and the face detector. It is built once per worker
+process by :func:`get_scorer` (a module-level cache keyed by the settings that shape it),
+never once per job.
+
+Scoring rules:
+
+* a frame's score is the **max over its faces** (a video is fake if any face is fake);
+* frames without a face get no score (``None``) and are counted, not guessed;
+* the video score aggregates the scores of frames with a face (:mod:`worker.aggregate`);
+  a video with no face in any sampled frame has no score (status ``no_face``).
+
+Fork safety: once a process has run a multi-threaded forward pass, a forked child that
+runs torch hangs in the OpenMP pool. The default RQ worker never loads the model in its
+parent; as a second line of defence, a child forked from a process that has run the model
+drops to one torch thread (:func:`_after_fork_in_child`), which avoids the pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from cre_models.faces import FaceBox, FaceDetector, crop_face
+from worker.aggregate import aggregate, check_strategy
+from worker.errors import CreError
+from worker.settings import Settings
+
+if TYPE_CHECKING:
+    import torch
+
+    from cre_models.model import CompressionResilientNetwork
+    from cre_models.weights import CheckpointConfig
+
+__all__ = [
+    "ModelUnavailableError",
+    "FrameScore",
+    "ScoredFrames",
+    "Scorer",
+    "get_scorer",
+    "clear_scorer_cache",
+    "resolve_weights",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class ModelUnavailableError(CreError):
+    """The configured checkpoint cannot be loaded (missing, corrupt, wrong architecture)."""
+
+    code = "model_unavailable"
+
+
+class FrameLike(Protocol):
+    """What :meth:`Scorer.score_frames` needs of a sampled frame (``worker.video.SampledFrame``)."""
+
+    index: int
+    time_s: float
+    image: np.ndarray
+
+
+@dataclass
+class FrameScore:
+    """Faces and scores of one sampled frame."""
+
+    index: int
+    time_s: float
+    boxes: list[FaceBox] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+
+    @property
+    def score(self) -> float | None:
+        """Max over the frame's faces; ``None`` without a face."""
+        return max(self.scores) if self.scores else None
+
+
+@dataclass
+class ScoredFrames:
+    """Everything :meth:`Scorer.score_frames` measured about one video."""
+
+    frames: list[FrameScore]
+    decode_s: float = 0.0
+    detect_s: float = 0.0
+    infer_s: float = 0.0
+
+    @property
+    def frame_scores(self) -> list[float]:
+        """Scores of the frames with a face, in frame order."""
+        return [s for f in self.frames if (s := f.score) is not None]
+
+    @property
+    def n_faces(self) -> int:
+        return sum(len(f.boxes) for f in self.frames)
+
+
+def resolve_weights(name_or_path: str) -> str:
+    """Check that ``CRE_WEIGHTS`` names something loadable before importing torch.
+
+    ``default`` must exist as ``cre_models/weights/default``; registered seed names pass;
+    anything else must be an existing folder.
+
+    Raises:
+        ModelUnavailableError: with what to do about it.
+    """
+    from cre_models.weights import CONFIG_FILE, MODEL_NAMES, default_weights_dir
+
+    if name_or_path == "default":
+        folder = default_weights_dir()
+        if not (folder / CONFIG_FILE).is_file():
+            raise ModelUnavailableError(
+                f"no trained checkpoint at {folder} (the default CRE_WEIGHTS): "
+                "train one with `cre train`, "
+                "or set CRE_WEIGHTS to a checkpoint folder (config.json + model.safetensors), "
+                "or to 'cre-seed' for an untrained network"
+            )
+        return name_or_path
+    if name_or_path in MODEL_NAMES:
+        return name_or_path
+    if not Path(name_or_path).expanduser().is_dir():
+        raise ModelUnavailableError(
+            f"CRE_WEIGHTS={name_or_path!r}: no such checkpoint folder and not a registered model "
+            f"name ({', '.join(MODEL_NAMES)})"
+        )
+    return str(Path(name_or_path).expanduser())
+
+
+_FORWARD_RAN = False
+"""Set once this process has run a forward pass (see the module docstring)."""
+
+
+def _after_fork_in_child() -> None:
+    if _FORWARD_RAN:
+        import torch
+
+        torch.set_num_threads(1)
+        logger.warning(
+            "forked from a process that ran the model: "
+            "using one torch thread to avoid the OpenMP deadlock"
+        )
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class Scorer:
+    """The model, its input contract and the face detector: everything a job scores with.
+
+    Args:
+        settings: operational settings; model-dependent values left unset come from the
+            checkpoint's ``config.json``.
+        model, config: an already-built model and its config (tests); loaded from
+            ``settings.weights`` when omitted.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        model: CompressionResilientNetwork | None = None,
+        config: CheckpointConfig | None = None,
+    ) -> None:
+        import torch
+
+        if settings.torch_threads > 0:
+            torch.set_num_threads(settings.torch_threads)
+        if model is None or config is None:
+            from cre_models.weights import MODEL_NAMES, WeightsError, create_model
+
+            weights = resolve_weights(settings.weights)
+            t0 = time.perf_counter()
+            try:
+                if weights in MODEL_NAMES and weights != "default":
+                    # an untrained registered network: seed it, so every worker process (and
+                    # every run) builds the same random weights and gives the same scores
+                    logger.warning(
+                        "CRE_WEIGHTS=%s is an untrained network: scores mean nothing", weights
+                    )
+                    with torch.random.fork_rng(devices=[]):
+                        torch.manual_seed(0)
+                        model, config = create_model(weights, device=settings.device)
+                else:
+                    model, config = create_model(weights, device=settings.device)
+            except (WeightsError, OSError, ValueError) as e:
+                raise ModelUnavailableError(
+                    f"cannot load CRE_WEIGHTS={settings.weights!r}: {e}"
+                ) from e
+            logger.info(
+                "loaded %s v%s in %.2f s", config.name, config.version, time.perf_counter() - t0
+            )
+        self.model = model.eval()
+        self.config = config
+        self.device = torch.device(settings.device)
+        self.batch_size = settings.batch_size
+        self.input_size = config.input.size
+        self.margin = config.input.crop_margin
+        self.frames_per_video = settings.frames_per_video or config.input.frames_per_video
+        self.threshold = (
+            config.decision.threshold if settings.threshold is None else settings.threshold
+        )
+        try:
+            self.aggregation = check_strategy(settings.aggregation or config.decision.aggregation)
+        except ValueError as e:
+            raise ModelUnavailableError(f"aggregation: {e}") from e
+        self.topk = settings.aggregation_topk
+        self.detector = FaceDetector(
+            max_side=settings.detect_max_side,
+            min_face_px=settings.min_face_px,
+            max_faces=settings.max_faces_per_frame,
+            scale_factor=settings.detect_scale_factor,
+        )
+        if tuple(config.input.mean) != (0.5, 0.5, 0.5) or tuple(config.input.std) != (
+            0.5,
+            0.5,
+            0.5,
+        ):
+            raise ModelUnavailableError(
+                f"{config.name}: input mean/std {config.input.mean}/{config.input.std} are not the "
+                "[-1, 1] scaling images_to_tensor implements"
+            )
+
+    @property
+    def model_name(self) -> str:
+        return self.config.name
+
+    @property
+    def model_version(self) -> str:
+        return self.config.version
+
+    def detect(self, image: np.ndarray) -> list[FaceBox]:
+        """Face boxes in an upright RGB frame, largest first."""
+        return self.detector.detect(image)
+
+    def crop(self, image: np.ndarray, boxes: Sequence[FaceBox]) -> list[np.ndarray]:
+        """Square crops around ``boxes`` at the model's input size and margin."""
+        return [crop_face(image, b, self.margin, self.input_size) for b in boxes]
+
+    def predict(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """Probability of "manipulated" for each crop, in batches of ``batch_size``."""
+        global _FORWARD_RAN
+        import torch
+
+        from cre_models.model import images_to_tensor
+
+        if not crops:
+            return np.zeros(0, dtype=np.float64)
+        out: list[torch.Tensor] = []
+        with torch.inference_mode():
+            for i in range(0, len(crops), self.batch_size):
+                x = images_to_tensor(list(crops[i : i + self.batch_size])).to(self.device)
+                out.append(self.model.predict_proba(x).float().cpu())
+        _FORWARD_RAN = True
+        return torch.cat(out).numpy().astype(np.float64)
+
+    def score_frames(
+        self, frames: Iterable[FrameLike], on_frame: Callable[[int], None] | None = None
+    ) -> ScoredFrames:
+        """Detect, crop and score the faces of every frame.
+
+        Frames are consumed one at a time (only crops are kept), and crops are scored as
+        soon as a batch is full, so memory does not grow with the frame size.
+
+        Args:
+            frames: sampled frames, upright RGB.
+            on_frame: called with the number of frames done after each frame.
+        """
+        result = ScoredFrames(frames=[])
+        pending: list[tuple[FrameScore, np.ndarray]] = []
+
+        def flush() -> None:
+            t = time.perf_counter()
+            probs = self.predict([c for _, c in pending])
+            for (fs, _), p in zip(pending, probs, strict=True):
+                fs.scores.append(float(p))
+            result.infer_s += time.perf_counter() - t
+            pending.clear()
+
+        it = iter(frames)
+        while True:
+            t0 = time.perf_counter()
+            frame = next(it, None)
+            result.decode_s += time.perf_counter() - t0
+            if frame is None:
+                break
+            t1 = time.perf_counter()
+            boxes = self.detect(frame.image)
+            fs = FrameScore(index=frame.index, time_s=frame.time_s, boxes=boxes)
+            pending.extend((fs, c) for c in self.crop(frame.image, boxes))
+            result.detect_s += time.perf_counter() - t1
+            result.frames.append(fs)
+            if len(pending) >= self.batch_size:
+                flush()
+            if on_frame is not None:
+                on_frame(len(result.frames))
+        if pending:
+            flush()
+        return result
+
+    def video_score(self, frame_scores: Sequence[float]) -> float | None:
+        """Aggregate frame scores with the configured strategy; ``None`` without any."""
+        if not frame_scores:
+            return None
+        return aggregate(frame_scores, self.aggregation, topk=self.topk)
+
+    def label(self, score: float) -> str:
+        """``fake`` at or above the threshold, else ``real``."""
+        return "fake" if score >= self.threshold else "real"
+
+
+_CACHE: dict[tuple[Any, ...], Scorer] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _cache_key(settings: Settings) -> tuple[Any, ...]:
+    return (
+        settings.weights,
+        settings.device,
+        settings.batch_size,
+        settings.torch_threads,
+        settings.frames_per_video,
+        settings.aggregation,
+        settings.aggregation_topk,
+        settings.threshold,
+        settings.detect_max_side,
+        settings.detect_scale_factor,
+        settings.min_face_px,
+        settings.max_faces_per_frame,
+    )
+
+
+def get_scorer(settings: Settings) -> Scorer:
+    """The process's :class:`Scorer` for these settings, built on first use."""
+    key = _cache_key(settings)
+    with _CACHE_LOCK:
+        scorer = _CACHE.get(key)
+        if scorer is None:
+            scorer = _CACHE[key] = Scorer(settings)
+        return scorer
+
+
+def clear_scorer_cache() -> None:
+    """Forget every cached scorer (tests)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()

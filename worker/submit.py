@@ -1,0 +1,203 @@
+"""``python scripts/submit.py PATH_OR_URL... [--wait] [--force] [--json]``: enqueue videos.
+
+Files, folders (searched recursively for video file extensions) and URLs go onto the
+``cre`` queue at ``CRE_REDIS_URL`` (default ``redis://localhost:6379/0``). One line per
+input: what happened (``queued``, ``skipped_done``, ``skipped_pending``, ``rejected``),
+the job id and the source. ``--wait`` then waits for the jobs and prints their results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import redis
+
+from worker.security import redact_url
+from worker.settings import Settings, get_settings
+
+__all__ = ["VIDEO_EXTENSIONS", "expand_inputs", "wait_for", "main"]
+
+logger = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = frozenset(
+    {
+        ".mp4",
+        ".m4v",
+        ".mov",
+        ".mkv",
+        ".webm",
+        ".avi",
+        ".ts",
+        ".mts",
+        ".flv",
+        ".3gp",
+        ".3g2",
+        ".mpg",
+        ".mpeg",
+    }
+)
+"""File extensions picked up when a folder is submitted (case-insensitive)."""
+
+
+def expand_inputs(items: Iterable[str]) -> list[str]:
+    """URLs and files as given; folders replaced by their video files (recursive, sorted).
+
+    A folder without videos contributes nothing (and is logged); paths that do not exist
+    are passed through so that :func:`worker.queue.enqueue` rejects them with a reason.
+    """
+    from worker.fetch import is_url
+
+    out: list[str] = []
+    for item in items:
+        if is_url(item):
+            out.append(item)
+            continue
+        path = Path(item).expanduser()
+        if path.is_dir():
+            found = sorted(
+                str(p)
+                for p in path.rglob("*")
+                if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()
+            )
+            if not found:
+                logger.warning("%s: no video files (%s)", item, ", ".join(sorted(VIDEO_EXTENSIONS)))
+            out.extend(found)
+        else:
+            out.append(item)
+    return out
+
+
+def wait_for(
+    conn: redis.Redis,
+    video_ids: Sequence[str],
+    settings: Settings,
+    timeout_s: float | None = None,
+    poll_s: float = 0.5,
+    on_done: Callable[[str], None] | None = None,
+) -> set[str]:
+    """Wait until no job of ``video_ids`` is queued, scheduled or running.
+
+    A job that returned a retry is still pending. Jobs write their result record before
+    they finish, so a final job has a record unless its process was killed outright.
+    ``on_done(video_id)`` is called once per id as it becomes final.
+
+    Returns:
+        The ids still pending when ``timeout_s`` ran out (empty when all finished).
+    """
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    from worker.queue import PENDING_STATUSES, SERIALIZER
+
+    waiting = list(dict.fromkeys(video_ids))
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while waiting:
+        still = []
+        for vid in waiting:
+            try:
+                pending = (
+                    Job.fetch(vid, connection=conn, serializer=SERIALIZER).get_status()
+                    in PENDING_STATUSES
+                )
+            except NoSuchJobError:
+                pending = False
+            if pending:
+                still.append(vid)
+            elif on_done is not None:
+                on_done(vid)
+        waiting = still
+        if not waiting or (deadline is not None and time.monotonic() > deadline):
+            break
+        time.sleep(poll_s)
+    return set(waiting)
+
+
+def _rq_failure(conn: redis.Redis, vid: str) -> str:
+    """Why RQ says a job without a record failed, with a hint for the usual cause."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    from worker.queue import SERIALIZER
+
+    try:
+        result = Job.fetch(vid, connection=conn, serializer=SERIALIZER).latest_result()
+    except NoSuchJobError:
+        return "the job is gone"
+    text = (result.exc_string or "") if result is not None else ""
+    if "DeserializationError" in text:
+        return "the worker could not read the job: start it with --serializer json"
+    return text.strip().splitlines()[-1] if text.strip() else "the job's process died"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``scripts/submit.py``; see the module docstring."""
+    parser = argparse.ArgumentParser(prog="submit.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "inputs", nargs="+", metavar="PATH_OR_URL", help="video files, folders or URLs"
+    )
+    parser.add_argument(
+        "--wait", action="store_true", help="wait for the jobs and print their results"
+    )
+    parser.add_argument("--force", action="store_true", help="score again even if a result exists")
+    parser.add_argument("--json", action="store_true", help="JSON lines instead of text")
+    parser.add_argument(
+        "--timeout", type=float, default=None, help="with --wait: give up after this many seconds"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    from worker.queue import enqueue
+    from worker.results import format_table, load_results, record_to_json
+
+    settings = get_settings()
+    sources = expand_inputs(args.inputs)
+    if not sources:
+        print("submit.py: no video files found", file=sys.stderr)
+        return 2
+    conn = redis.Redis.from_url(settings.redis_url_or_default())
+    try:
+        subs = enqueue(sources, settings, force=args.force, conn=conn)
+    except redis.exceptions.ConnectionError as e:
+        print(
+            f"submit.py: cannot reach Redis at {redact_url(settings.redis_url_or_default())}: {e}",
+            file=sys.stderr,
+        )
+        return 2
+    for s in subs:
+        if args.json:
+            print(json.dumps(asdict(s)))
+        else:
+            print(
+                f"{s.status:<15} {s.video_id or '-':<33} {s.source}"
+                + (f"  ({s.reason})" if s.reason else "")
+            )
+    rejected = [s for s in subs if s.status == "rejected"]
+    if args.wait:
+        ids = [s.video_id for s in subs if s.video_id is not None]
+        left = wait_for(conn, ids, settings, timeout_s=args.timeout)
+        records = load_results(conn, [i for i in ids if i not in left], settings)
+        if args.json:
+            for r in records:
+                print(record_to_json(r))
+        else:
+            print(format_table(records))
+        have = {r.video_id for r in records}
+        for vid in ids:
+            if vid not in have and vid not in left:
+                print(
+                    f"submit.py: {vid}: no result record ({_rq_failure(conn, vid)})",
+                    file=sys.stderr,
+                )
+        if left:
+            print(
+                f"submit.py: {len(left)} job(s) unfinished after {args.timeout} s", file=sys.stderr
+            )
+            return 1
+    return 2 if rejected else 0
