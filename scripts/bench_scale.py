@@ -6,8 +6,8 @@
 For each worker count: an embedded Valkey, that many ``cre worker`` processes (the
 deployment command) with ``cores / N`` torch threads each, started and ready (model
 loaded) before the clock starts; then the batch is enqueued and timed until every video
-has a record. The clips are generated here (synthetic face clips, H.264). Run it with
-``nice`` on a shared machine; the numbers go between the ``scale`` markers of
+has a record. The clips are generated here (synthetic face clips, H.264). Run it on
+a quiet machine if you can; the numbers go between the ``scale`` markers of
 docs/BENCHMARKS.md (``--no-write`` to only print them).
 """
 
@@ -88,6 +88,18 @@ def run_once(n_workers: int, clips: list[Path], url: str, weights: str, log: Pat
         conn.close()
 
 
+def _describe_weights(name: str) -> str:
+    """A few words on what the checkpoint is, read from its config (not assumed)."""
+    from cre_models.weights import create_model
+
+    _, cfg = create_model(name)
+    if cfg.weights_sha256 is None:
+        return (
+            f"{cfg.name}, an untrained network: the compute of the real model, meaningless scores"
+        )
+    return f"{cfg.name} v{cfg.version}, input {cfg.input.size} px"
+
+
 def _section(rows: list[tuple[int, int, float]], args: argparse.Namespace) -> str:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     base = rows[0][2] if rows else 0.0
@@ -96,9 +108,8 @@ def _section(rows: list[tuple[int, int, float]], args: argparse.Namespace) -> st
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `scripts/bench_scale.py` on "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with "
-        f"other jobs (load average {load} at the end), with `nice`. Checkpoint: "
-        f"`{args.weights}` (the seed architecture, randomly initialised: the compute of the "
-        "real model, meaningless scores; no trained checkpoint was in this tree). "
+        f"other jobs (load average {load} at the end). Checkpoint: "
+        f"`{args.weights}` ({_describe_weights(args.weights)}). "
         f"{args.videos} synthetic face clips, {args.width}x{args.height}, {args.seconds:g} s at "
         f"{args.fps} fps, H.264; each worker gets cores / N torch threads; workers are started "
         "and have loaded the model before the clock starts, which stops at the last record. "

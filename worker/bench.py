@@ -178,7 +178,8 @@ def render(results: dict[str, Any]) -> str:
     lines = [
         "## Scoring worker (`cre bench`)",
         "",
-        f"Measured {results['date']} on {results['machine']} with `nice`; checkpoint: "
+        f"Measured {results['date']} on {results['machine']}, load average "
+        f"{results['load']} at the start; checkpoint: "
         f"{results['weights']} (input {results['input_size']} px, batch {results['batch_size']}, "
         f"{results['threads']} torch threads). Medians of {results['repeats']} runs, model already "
         "loaded (a warm worker). Synthetic H.264 clips (x264 veryfast, CRF 23, default GOP, "
@@ -207,9 +208,9 @@ def render(results: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "The machine is shared (2 cores, other jobs running): trust ratios more than absolute "
-        "numbers. Decode-only floor: `worker.video.decode_floor_seconds` (every frame decoded, "
-        "no RGB conversion).",
+        "The machine may be shared with other jobs (see the load average): trust ratios "
+        "more than absolute numbers. Decode-only floor: `worker.video.decode_floor_seconds` "
+        "(every frame decoded, no RGB conversion).",
     ]
     return "\n".join(lines)
 
@@ -260,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "batch_size": scorer.batch_size,
         "threads": torch.get_num_threads(),
         "repeats": args.repeats,
+        "load": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
     results["e2e_1080p"] = _e2e(clips["1080p"], settings, scorer, args.repeats)
     print(f"1080p: {results['e2e_1080p']}", flush=True)
