@@ -18,7 +18,6 @@ import importlib.util
 import logging
 import os
 import platform
-import re
 import statistics
 import sys
 import time
@@ -31,6 +30,7 @@ import numpy as np
 
 from . import augmentation as A
 from . import codecs as C
+from .benchdoc import write_section
 
 __all__ = ["run", "render", "update_doc", "main"]
 
@@ -193,17 +193,8 @@ def render(
 
 
 def update_doc(doc: Path, body: str, section: str = SECTION) -> None:
-    """Replace (or append) the ``<!-- BEGIN section -->`` .. ``<!-- END section -->`` block."""
-    begin, end = f"<!-- BEGIN {section} -->", f"<!-- END {section} -->"
-    block = f"{begin}\n{body}\n{end}"
-    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(text)
+    """Replace the ``augment`` block of ``doc`` (see :mod:`cre_models.benchdoc`)."""
+    write_section(doc, section, body)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

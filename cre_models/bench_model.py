@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from .benchdoc import write_section
 from .model import CompressionResilientNetwork, EmbedderConfig, NetworkConfig
 
 __all__ = ["crops_per_second", "update_section", "main"]
@@ -46,17 +47,8 @@ def crops_per_second(
 
 
 def update_section(path: Path, name: str, body: str) -> None:
-    """Replace the text between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` (or append)."""
-    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{begin}\n{body.rstrip()}\n{end}"
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        text = head + block + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    """Replace the ``name`` block of ``path`` (see :mod:`cre_models.benchdoc`)."""
+    write_section(path, name, body)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

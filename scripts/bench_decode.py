@@ -107,16 +107,10 @@ def _table(rows: list[tuple[str, dict[str, float]]], n: int, repeats: int) -> st
 
 
 def write_section(doc: Path, name: str, body: str) -> None:
-    """Replace the text between ``<!-- BEGIN name -->`` and ``<!-- END name -->``."""
-    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
-    block = f"{begin}\n{body}\n{end}"
-    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    if begin in text and end in text:
-        text = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _: block, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + f"\n\n## Decoding\n\n{block}\n"
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(text)
+    """Replace the ``decode`` block of ``doc`` (see :mod:`cre_models.benchdoc`)."""
+    from cre_models.benchdoc import write_section as _write
+
+    _write(doc, name, body, heading="## Decoding")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import signal
 import subprocess
 import sys
@@ -127,15 +126,10 @@ def _section(rows: list[tuple[int, int, float]], args: argparse.Namespace) -> st
 
 
 def write_section(text: str, path: Path = BENCHMARKS) -> None:
-    """Replace the ``scale`` section of ``path`` (append it when absent)."""
-    begin, end = f"<!-- BEGIN {MARK} -->", f"<!-- END {MARK} -->"
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{begin}\n{text}\n{end}"
-    if begin in old:
-        new = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _: block, old, flags=re.S)
-    else:
-        new = old.rstrip() + "\n\n" + block + "\n"
-    path.write_text(new)
+    """Replace the ``scale`` block of docs/BENCHMARKS.md (see :mod:`cre_models.benchdoc`)."""
+    from cre_models.benchdoc import write_section as _write
+
+    _write(path, MARK, text)
 
 
 def main(argv: list[str] | None = None) -> int:

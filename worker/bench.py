@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -216,18 +215,10 @@ def render(results: dict[str, Any]) -> str:
 
 
 def write_section(doc: Path, body: str, name: str = SECTION) -> None:
-    """Replace the text between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` (or append)."""
-    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
-    block = f"{begin}\n{body}\n{end}"
-    text = doc.read_text() if doc.is_file() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
-    text = (
-        pattern.sub(lambda _: block, text)
-        if pattern.search(text)
-        else text.rstrip() + "\n\n" + block + "\n"
-    )
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(text)
+    """Replace this benchmark's block of ``doc`` (see :mod:`cre_models.benchdoc`)."""
+    from cre_models.benchdoc import write_section as _write
+
+    _write(doc, name, body)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,34 @@
+"""One place that rewrites a benchmark's section of ``docs/BENCHMARKS.md``.
+
+Each benchmark script owns the text between ``<!-- BEGIN name -->`` and
+``<!-- END name -->``; running it again replaces that block and leaves the rest alone.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+__all__ = ["write_section"]
+
+
+def write_section(doc: Path, name: str, body: str, heading: str | None = None) -> None:
+    """Replace the ``name`` block of ``doc`` with ``body``, or append it (after ``heading``).
+
+    Args:
+        doc: the Markdown file (created with a ``# Benchmarks`` title if absent).
+        name: the marker name.
+        body: the new text between the markers.
+        heading: a line written before the block only when the block is appended.
+    """
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    block = f"{begin}\n{body.rstrip()}\n{end}"
+    text = doc.read_text() if doc.is_file() else "# Benchmarks\n"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text)
+    else:
+        prefix = f"{heading}\n\n" if heading else ""
+        text = text.rstrip() + "\n\n" + prefix + block + "\n"
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(text)

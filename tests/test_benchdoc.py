@@ -1,0 +1,21 @@
+"""Benchmark scripts rewrite only their own block of docs/BENCHMARKS.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cre_models.benchdoc import write_section
+
+
+def test_append_replace_and_keep_other_blocks(tmp_path: Path) -> None:
+    doc = tmp_path / "docs" / "BENCHMARKS.md"
+    write_section(doc, "a", "first A")
+    write_section(doc, "b", "only B", heading="## B")
+    write_section(doc, "a", "second A\nwith $1 and \\1 kept literally")
+    text = doc.read_text()
+    assert text.startswith("# Benchmarks\n")
+    assert "first A" not in text
+    assert "second A\nwith $1 and \\1 kept literally" in text
+    assert "## B\n\n<!-- BEGIN b -->\nonly B\n<!-- END b -->" in text
+    assert text.count("<!-- BEGIN a -->") == 1 and text.count("<!-- END a -->") == 1
+    assert text.index("<!-- BEGIN a -->") < text.index("<!-- BEGIN b -->")
