@@ -393,7 +393,17 @@ def test_resubmission_is_skipped_unless_forced(conn: redis.Redis, tmp_path: Path
     done = ResultRecord(video_id=vid, source=str(clip), status="done", score=0.4, label="real")
     save_result(conn, done, settings)
     assert enqueue([str(clip)], settings, conn=conn)[0].status == "skipped_done"
+    assert enqueue([str(clip)], settings, retry_failed=True, conn=conn)[0].status == "skipped_done"
     assert enqueue([str(clip)], settings, force=True, conn=conn)[0].status == "queued"
+    make_queue(conn, settings).empty()
+    conn.delete(f"rq:job:{vid}")
+    failed = ResultRecord(
+        video_id=vid, source=str(clip), status="failed", error={"code": "corrupt", "message": "x"}
+    )
+    save_result(conn, failed, settings)
+    skipped = enqueue([str(clip)], settings, conn=conn)[0]
+    assert skipped.status == "skipped_done" and "--retry-failed" in (skipped.reason or "")
+    assert enqueue([str(clip)], settings, retry_failed=True, conn=conn)[0].status == "queued"
 
 
 # --- the RQ job: retries and failures (a real Valkey, an in-process WarmWorker) ---------------

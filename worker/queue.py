@@ -5,9 +5,10 @@
   :class:`~worker.workers.WarmWorker`, which sets it itself.
 * The job id is the video id (:func:`worker.ids.video_id`): the same file or URL always
   maps to the same job and the same result key.
-* A source is not scored twice: it is skipped when it already has a ``done`` or
-  ``no_face`` record (unless ``force``), and always when a job with its id is queued,
-  scheduled or running. The final enqueue is atomic (RQ's ``unique=True``), so two
+* A source is not scored twice: it is skipped when it already has a result record of any
+  status (unless ``force``, or ``retry_failed`` for a ``failed`` one), and always when a
+  job with its id is queued, scheduled or running: resubmitting a batch after a crash
+  scores only what has no result yet. The final enqueue is atomic (RQ's ``unique=True``), so two
   submitters racing on one source enqueue it once.
 * ``job_timeout`` = ``CRE_JOB_TIMEOUT_BASE_S`` + ``CRE_JOB_TIMEOUT_PER_VIDEO_S`` x the
   duration probed at enqueue time for local files; ``CRE_JOB_TIMEOUT_URL_S`` for URLs and
@@ -115,6 +116,7 @@ def _enqueue_one(
     settings: Settings,
     force: bool,
     options: dict[str, Any] | None,
+    retry_failed: bool = False,
 ) -> Submission:
     try:
         validate_job_args(source, options)
@@ -130,8 +132,9 @@ def _enqueue_one(
     vid = video_id(norm)
     if not force:
         record = load_result(conn, vid, settings)
-        if record is not None and record.status in ("done", "no_face"):
-            return Submission(norm, vid, "skipped_done", f"already {record.status}")
+        if record is not None and not (retry_failed and record.status == "failed"):
+            hint = " (--retry-failed to try again)" if record.status == "failed" else ""
+            return Submission(norm, vid, "skipped_done", f"already {record.status}{hint}")
     old = _existing_job(vid, conn)
     if old is not None:
         status = old.get_status(refresh=False)
@@ -163,16 +166,18 @@ def enqueue(
     *,
     options: dict[str, Any] | None = None,
     conn: redis.Redis | None = None,
+    retry_failed: bool = False,
 ) -> list[Submission]:
     """Enqueue one scoring job per source; returns what happened to each, in order.
 
     Args:
         sources: local video paths or URLs (folders are expanded by the caller).
         settings: queue name, Redis URL, timeouts.
-        force: score again even when a ``done``/``no_face`` record exists (a job that is
-            still queued or running is never duplicated).
+        force: score again even when a result record exists (a job that is still queued
+            or running is never duplicated).
         options: per-job overrides (:class:`worker.jobs.JobOptions`), validated here.
         conn: Redis connection; from ``settings`` when omitted.
+        retry_failed: score again the sources whose record is ``failed`` (not the others).
     """
     conn = conn if conn is not None else connect(settings)
     queue = make_queue(conn, settings)
@@ -186,7 +191,7 @@ def enqueue(
         if vid is not None and vid in seen:
             out.append(Submission(normalise_source(source), vid, "skipped_pending", "listed twice"))
             continue
-        sub = _enqueue_one(source, queue, conn, settings, force, options)
+        sub = _enqueue_one(source, queue, conn, settings, force, options, retry_failed)
         if sub.video_id is not None:
             seen.add(sub.video_id)
         out.append(sub)

@@ -146,6 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--wait", action="store_true", help="wait for the jobs and print their results"
     )
     parser.add_argument("--force", action="store_true", help="score again even if a result exists")
+    parser.add_argument(
+        "--retry-failed", action="store_true", help="score again the videos whose result is failed"
+    )
     parser.add_argument("--json", action="store_true", help="JSON lines instead of text")
     parser.add_argument(
         "--timeout", type=float, default=None, help="with --wait: give up after this many seconds"
@@ -163,7 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     conn = redis.Redis.from_url(settings.redis_url_or_default())
     try:
-        subs = enqueue(sources, settings, force=args.force, conn=conn)
+        subs = enqueue(
+            sources, settings, force=args.force, conn=conn, retry_failed=args.retry_failed
+        )
     except redis.exceptions.ConnectionError as e:
         print(
             f"submit.py: cannot reach Redis at {redact_url(settings.redis_url_or_default())}: {e}",
