@@ -415,6 +415,25 @@ def plot_curves(csv_path: Path, png_path: Path) -> None:
     plt.close(fig)
 
 
+def _frame_metrics(results: Sequence[Any]) -> dict[str, dict[str, float]]:
+    """Frame AUC, accuracy and log-loss per condition, for the checkpoint's config."""
+    return {
+        r.condition: {
+            "frame_auc": r.frame_auc,
+            "frame_acc": r.frame_acc,
+            "frame_logloss": r.frame_logloss,
+        }
+        for r in results
+    }
+
+
+def _result_tables(results: Sequence[Any], threshold: float, aggregation: str) -> str:
+    """The per-condition table and the aggregation comparison, for the model card."""
+    return (
+        format_table(results, threshold, aggregation) + "\n\n" + format_aggregation_table(results)
+    )
+
+
 def _provenance(samples: Sequence[FaceSample], roots: Sequence[str]) -> dict[str, Any]:
     files = sorted({s.source for s in samples})
     return {
@@ -736,18 +755,9 @@ def _finish(
                     aggregation=cfg.aggregation,
                 )
             tables[f"Validation ({', '.join(cfg.val)}): used to select the epoch and threshold"] = (
-                format_table(res, threshold, cfg.aggregation)
-                + "\n\n"
-                + format_aggregation_table(res)
+                _result_tables(res, threshold, cfg.aggregation)
             )
-            metrics["val"] = {
-                r.condition: {
-                    "frame_auc": r.frame_auc,
-                    "frame_acc": r.frame_acc,
-                    "frame_logloss": r.frame_logloss,
-                }
-                for r in res
-            }
+            metrics["val"] = _frame_metrics(res)
         if cfg.report:
             rep = load_face_samples(
                 cfg.report,
@@ -766,18 +776,9 @@ def _finish(
                     aggregation=cfg.aggregation,
                 )
                 tables[f"Report ({', '.join(cfg.report)}): never used for any choice"] = (
-                    format_table(res, threshold, cfg.aggregation)
-                    + "\n\n"
-                    + format_aggregation_table(res)
+                    _result_tables(res, threshold, cfg.aggregation)
                 )
-                metrics["report"] = {
-                    r.condition: {
-                        "frame_auc": r.frame_auc,
-                        "frame_acc": r.frame_acc,
-                        "frame_logloss": r.frame_logloss,
-                    }
-                    for r in res
-                }
+                metrics["report"] = _frame_metrics(res)
         n_params = sum(
             v.numel()
             for k, v in model.state_dict().items()
