@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
@@ -150,20 +151,7 @@ def write_video(
         for packet in stream.encode():
             out.mux(packet)
         if a_stream is not None:
-            sr = 22050
-            total = int(sr * float(pts * tick))
-            t = np.arange(total) / sr
-            samples = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-            for start in range(0, total, 1024):
-                chunk = samples[start : start + 1024][None, :]
-                aframe = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
-                aframe.sample_rate = sr
-                aframe.pts = start
-                aframe.time_base = Fraction(1, sr)
-                for packet in a_stream.encode(aframe):
-                    out.mux(packet)
-            for packet in a_stream.encode():
-                out.mux(packet)
+            _mux_tone(out, a_stream, 22050, float(pts * tick))
     logger.debug("wrote %s (%dx%d, %d frames)", path, width, height, n)
     return path
 
@@ -188,17 +176,22 @@ def write_audio_only(path: str | Path, *, seconds: float = 1.0, sample_rate: int
     with av.open(str(path), mode="w", format="mp4") as out:
         stream = out.add_stream("aac", rate=sample_rate)
         stream.layout = "mono"
-        total = int(sample_rate * seconds)
-        t = np.arange(total) / sample_rate
-        samples = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-        for start in range(0, total, 1024):
-            chunk = samples[start : start + 1024][None, :]
-            frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
-            frame.sample_rate = sample_rate
-            frame.pts = start
-            frame.time_base = Fraction(1, sample_rate)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+        _mux_tone(out, stream, sample_rate, seconds)
     return path
+
+
+def _mux_tone(out: Any, stream: Any, sample_rate: int, seconds: float) -> None:
+    """Encode a mono 440 Hz sine of ``seconds`` into the audio ``stream`` and mux it."""
+    total = int(sample_rate * seconds)
+    t = np.arange(total) / sample_rate
+    samples = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    for start in range(0, total, 1024):
+        chunk = samples[start : start + 1024][None, :]
+        frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
+        frame.sample_rate = sample_rate
+        frame.pts = start
+        frame.time_base = Fraction(1, sample_rate)
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode():
+        out.mux(packet)
