@@ -33,6 +33,7 @@ __all__ = [
     "alter_source",
     "self_blend",
     "make_sbi",
+    "landmark_face_mask",
 ]
 
 
@@ -184,16 +185,69 @@ def self_blend(image: np.ndarray, params: SBIParams) -> tuple[np.ndarray, np.nda
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 uint8 RGB image, got {image.dtype} {image.shape}")
     mask = soft_face_mask(image.shape[:2], params)
+    return _blend(image, params, mask), mask
+
+
+def _blend(image: np.ndarray, params: SBIParams, mask: np.ndarray) -> np.ndarray:
     source = alter_source(image, params)
     m = mask[..., None]
     fake = m * source + (1.0 - m) * image.astype(np.float32)
     out = np.clip(np.rint(fake), 0, 255).astype(np.uint8)
     out[mask == 0] = image[mask == 0]  # bit-exact outside the mask
-    return out, mask
+    return out
+
+
+def landmark_face_mask(
+    size: tuple[int, int], landmarks: np.ndarray, params: SBIParams, rng: np.random.Generator
+) -> np.ndarray:
+    """A soft mask ``(H, W)`` over the face that five landmarks outline (as SBI does with 81).
+
+    The hull of the two eyes, the nose and the mouth corners is pushed outwards from its
+    centre (random 1.5-2.1x), a forehead point above the eyes and a chin point below the
+    mouth are added, and the filled convex hull is dilated or eroded, blurred and scaled by
+    the blend ratio like :func:`soft_face_mask`. ``landmarks`` is ``(5, 2)`` in pixels:
+    left eye, right eye, nose, left and right mouth corner.
+    """
+    h, w = size
+    lm = np.asarray(landmarks, np.float64).reshape(5, 2)
+    eyes, mouth = lm[:2].mean(axis=0), lm[3:].mean(axis=0)
+    centre = lm.mean(axis=0)
+    up = eyes - mouth
+    grow = float(rng.uniform(1.5, 2.1))
+    pts = [centre + (p - centre) * grow for p in lm]
+    pts.append(eyes + up * float(rng.uniform(0.5, 0.9)))  # forehead
+    pts.append(mouth - up * float(rng.uniform(0.4, 0.7)))  # chin
+    hull = cv2.convexHull(np.round(np.asarray(pts)).astype(np.int32))
+    mask: np.ndarray = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(mask, hull, 255)
+    side = min(h, w)
+    if params.morph_px:
+        px = max(1, round(abs(params.morph_px) * side / 256))
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1,) * 2)
+        mask = cv2.dilate(mask, k) if params.morph_px > 0 else cv2.erode(mask, k)
+    soft: np.ndarray = mask.astype(np.float32) / 255.0
+    sigma = max(0.5, params.blur_sigma_px * side / 256.0)
+    ksize = 2 * int(3 * sigma) + 1
+    soft = cv2.GaussianBlur(
+        soft, (ksize, ksize), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_CONSTANT
+    )
+    soft[soft < 1e-3] = 0.0
+    return np.clip(soft * params.blend_ratio, 0.0, 1.0).astype(np.float32)
 
 
 def make_sbi(
-    image: np.ndarray, rng: np.random.Generator, margin: float = 0.3
+    image: np.ndarray,
+    rng: np.random.Generator,
+    margin: float = 0.3,
+    landmarks: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Draw parameters and make one self-blended fake: ``(fake, mask)``."""
-    return self_blend(image, sample_sbi_params(rng, margin))
+    """Draw parameters and make one self-blended fake: ``(fake, mask)``.
+
+    With ``landmarks`` (``(5, 2)`` crop pixels) the mask follows the face they outline
+    (:func:`landmark_face_mask`); without, an ellipse fitted to the crop's face box.
+    """
+    params = sample_sbi_params(rng, margin)
+    if landmarks is None or not np.any(landmarks):
+        return self_blend(image, params)
+    mask = landmark_face_mask(image.shape[:2], landmarks, params, rng)
+    return _blend(image, params, mask), mask

@@ -1,0 +1,1 @@
+"""Evaluation metrics and calibration shared by training and ``cre eval``."""

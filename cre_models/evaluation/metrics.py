@@ -1,0 +1,149 @@
+"""Video-level metrics, threshold choice and calibration.
+
+AUC, ROC, log-loss and balanced accuracy are scikit-learn's (the reference
+implementations); expected calibration error and Platt scaling are a few lines here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "auc",
+    "balanced_accuracy",
+    "logloss",
+    "expected_calibration_error",
+    "reliability_bins",
+    "choose_threshold",
+    "Platt",
+    "fit_platt",
+]
+
+EPS = 1e-6
+
+
+def _arrays(labels: Sequence[int], scores: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(labels, np.int64)
+    s = np.asarray(scores, np.float64)
+    if y.shape != s.shape:
+        raise ValueError(f"{len(y)} labels but {len(s)} scores")
+    return y, s
+
+
+def auc(labels: Sequence[int], scores: Sequence[float]) -> float:
+    """ROC AUC; NaN when only one class is present."""
+    from sklearn.metrics import roc_auc_score
+
+    y, s = _arrays(labels, scores)
+    if len(set(y.tolist())) < 2:
+        return float("nan")
+    return float(roc_auc_score(y, s))
+
+
+def balanced_accuracy(labels: Sequence[int], scores: Sequence[float], threshold: float) -> float:
+    """Mean of the true-positive and true-negative rates of ``score >= threshold``."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    y, s = _arrays(labels, scores)
+    if len(y) == 0:
+        return float("nan")
+    return float(balanced_accuracy_score(y, (s >= threshold).astype(np.int64)))
+
+
+def logloss(labels: Sequence[int], probs: Sequence[float]) -> float:
+    """Binary cross-entropy, probabilities clipped to ``[1e-6, 1 - 1e-6]``."""
+    from sklearn.metrics import log_loss
+
+    y, p = _arrays(labels, probs)
+    if len(y) == 0:
+        return float("nan")
+    return float(log_loss(y, np.clip(p, EPS, 1 - EPS), labels=[0, 1]))
+
+
+def reliability_bins(
+    labels: Sequence[int], probs: Sequence[float], n_bins: int = 10
+) -> list[tuple[float, float, int]]:
+    """``(mean predicted, observed fake rate, count)`` per equal-width bin with data."""
+    y, p = _arrays(labels, probs)
+    edges = np.linspace(0, 1, n_bins + 1)
+    idx = np.clip(np.digitize(p, edges[1:-1]), 0, n_bins - 1)
+    return [
+        (float(p[idx == b].mean()), float(y[idx == b].mean()), int((idx == b).sum()))
+        for b in range(n_bins)
+        if (idx == b).any()
+    ]
+
+
+def expected_calibration_error(
+    labels: Sequence[int], probs: Sequence[float], n_bins: int = 10
+) -> float:
+    """Count-weighted mean |predicted - observed| over equal-width bins."""
+    bins = reliability_bins(labels, probs, n_bins)
+    n = sum(c for _, _, c in bins)
+    return float(sum(c * abs(m - o) for m, o, c in bins) / n) if n else float("nan")
+
+
+def choose_threshold(labels: Sequence[int], scores: Sequence[float]) -> float:
+    """The threshold with the best balanced accuracy (midpoint between neighbouring scores)."""
+    y, s = _arrays(labels, scores)
+    cands = np.unique(s)
+    if len(cands) < 2:
+        return 0.5
+    mids = np.r_[(cands[:-1] + cands[1:]) / 2]
+    accs = [balanced_accuracy(y.tolist(), s.tolist(), float(t)) for t in mids]
+    best = max(accs)
+    # among equally good thresholds take the median one: the widest margin on both sides
+    good = [float(t) for t, a in zip(mids, accs, strict=True) if a == best]
+    return good[len(good) // 2]
+
+
+@dataclass(frozen=True)
+class Platt:
+    """``p = sigmoid(a * logit(score) + b)``: calibrates a score into a probability."""
+
+    a: float = 1.0
+    b: float = 0.0
+
+    def __call__(self, score: float) -> float:
+        s = min(max(score, EPS), 1 - EPS)
+        z = self.a * math.log(s / (1 - s)) + self.b
+        return 1.0 / (1.0 + math.exp(-z))
+
+
+def fit_platt(labels: Sequence[int], scores: Sequence[float], l2: float = 1e-2) -> Platt:
+    """Fit :class:`Platt` by (lightly L2-regularised) maximum likelihood, Newton's method.
+
+    Targets are Platt's smoothed labels ``(n+ + 1) / (n+ + 2)`` and ``1 / (n- + 2)``, which
+    keep a small validation set from producing 0 / 1 probabilities.
+    """
+    y, s = _arrays(labels, scores)
+    if len(set(y.tolist())) < 2:
+        raise ValueError("calibration needs both classes")
+    n_pos, n_neg = int(y.sum()), int((1 - y).sum())
+    t = np.where(y == 1, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
+    x = np.log(np.clip(s, EPS, 1 - EPS) / (1 - np.clip(s, EPS, 1 - EPS)))
+
+    def nll(w: np.ndarray) -> float:
+        z = w[0] * x + w[1]
+        # log(1 + e^z) - t z, written stably
+        return float((np.logaddexp(0, z) - t * z).sum() + 0.5 * l2 * (w[0] - 1) ** 2)
+
+    w = np.array([1.0, 0.0])
+    for _ in range(100):
+        z = w[0] * x + w[1]
+        p = 0.5 * (1 + np.tanh(z / 2))  # sigmoid without overflow
+        g = np.array([((p - t) * x).sum() + l2 * (w[0] - 1), (p - t).sum()])
+        r = p * (1 - p)
+        h = np.array([[(r * x * x).sum() + l2, (r * x).sum()], [(r * x).sum(), r.sum() + 1e-9]])
+        step = np.linalg.solve(h, g)
+        lr, f0 = 1.0, nll(w)
+        while nll(w - lr * step) > f0 and lr > 1e-6:  # backtracking keeps Newton from overshooting
+            lr /= 2
+        w = w - lr * step
+        if np.abs(lr * step).max() < 1e-9:
+            break
+    return Platt(float(w[0]), float(w[1]))
