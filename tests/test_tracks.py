@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import redis
 
 from cre_models.faces import FaceBox
 from cre_models.tracks import (
@@ -17,6 +20,10 @@ from cre_models.tracks import (
     score_tracks,
     track_video,
 )
+from worker.results import SCHEMA_VERSION, ResultRecord
+from worker.settings import Settings
+
+pytest_plugins = ("tests.queue_fixtures",)  # fixtures: tiny_weights, valkey_url, conn
 
 SIDE = 100.0
 """Face side used by these tests, in pixels: distances below are in face sizes."""
@@ -240,3 +247,190 @@ def test_score_tracks_checks_its_input() -> None:
         score_tracks([[0, 0]], [[0.5, 0.5]])
     with pytest.raises(ValueError, match="unknown aggregation"):
         score_tracks([[0]], [[0.5]], "median")
+
+
+# --- the worker: a two-person video where one person is "fake" ----------------------------------
+
+FAKE_RGB = (200, 60, 60)
+"""The "fake" person's face colour: the test-double model scores red faces high."""
+REAL_RGB = (60, 180, 60)
+"""The real person's face colour: green faces score low."""
+CLIP_FRAMES, CLIP_FPS, SAMPLED = 20, 10, 12
+FAKE_FROM = 10
+"""The fake person walks in halfway through the clip; the real one is there throughout."""
+
+
+def _two_people_frame(i: int, background: np.ndarray) -> np.ndarray:
+    import cv2
+
+    img = background.copy()
+    cv2.ellipse(img, (240 - 2 * i, 125), (28, 36), 0, 0, 360, REAL_RGB, -1)
+    if i >= FAKE_FROM:
+        cv2.ellipse(img, (60 + 3 * i, 120), (28, 36), 0, 0, 360, FAKE_RGB, -1)
+    return img
+
+
+@pytest.fixture(scope="module")
+def two_people_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2 s H.264 clip: a green (real) face on the right throughout, a red (fake) face on
+    the left in the second half; both drift slowly."""
+    import av
+
+    path = tmp_path_factory.mktemp("tracks") / "two_people.mp4"
+    rng = np.random.default_rng(0)
+    background = (118 + rng.integers(0, 20, (240, 320, 3))).astype(np.uint8)
+    with av.open(str(path), mode="w") as out:
+        stream = out.add_stream("libx264", rate=CLIP_FPS)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream.options = {"crf": "18", "preset": "veryfast"}
+        for i in range(CLIP_FRAMES):
+            frame = av.VideoFrame.from_ndarray(_two_people_frame(i, background), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+@dataclass(frozen=True)
+class MarkedFaceBox(FaceBox):
+    """``FaceBox`` with landmarks, as the RetinaFace detector returns it."""
+
+    landmarks: tuple[tuple[float, float], ...] | None = None
+
+
+class ColourDetector:
+    """Test-double detector: a face is a large blob of a face colour; largest first."""
+
+    def detect(self, image: np.ndarray) -> list[FaceBox]:
+        import cv2
+
+        boxes = []
+        r, g = image[..., 0].astype(int), image[..., 1].astype(int)
+        for mask in (r - g > 80, g - r > 60):
+            n, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8))
+            if n < 2:
+                continue
+            x, y, w, h, area = stats[1 + int(np.argmax(stats[1:, 4]))]
+            if area < 300:
+                continue
+            pts = ((0.3, 0.4), (0.7, 0.4), (0.5, 0.6), (0.35, 0.8), (0.65, 0.8))
+            marks = tuple((x + px * w, y + py * h) for px, py in pts)
+            boxes.append(MarkedFaceBox(x, y, x + w, y + h, 0.99, landmarks=marks))
+        return sorted(boxes, key=lambda b: b.area, reverse=True)
+
+
+class ColourModel:
+    """Test-double model: the redder the face crop, the more "fake" (about 0.87 vs 0.13)."""
+
+    def predict_proba(self, x: Any) -> Any:  # (B, 3, H, W) in [-1, 1] -> (B,)
+        import torch
+
+        red_minus_green = (x[:, 0] - x[:, 1]).mean(dim=(1, 2))
+        return 0.5 + 0.4 * torch.tanh(4 * red_minus_green)
+
+
+def _colour_scorer(settings: Settings) -> Any:
+    from worker.scoring import Scorer
+
+    scorer = Scorer(settings)
+    scorer.detector = ColourDetector()  # type: ignore[assignment]
+    scorer.model = ColourModel()  # type: ignore[assignment]
+    return scorer
+
+
+def _check_two_people_record(rec: ResultRecord) -> None:
+    """The video score follows the fake person's track; the real person's frames do not
+    dilute it; every face carries its track id and landmarks."""
+    assert rec.status == "done" and rec.frames_sampled == SAMPLED
+    assert len(rec.tracks) == 2 and all(t.counted for t in rec.tracks)
+    real, fake = sorted(rec.tracks, key=lambda t: t.score)
+    assert fake.score > 0.8 and real.score < 0.2
+    assert rec.score == pytest.approx(fake.score) and rec.label == "fake"
+    # the old rule (mean of the per-frame max) is diluted by the frames with the real one only
+    frame_mean = float(np.mean([f.score for f in rec.frames if f.score is not None]))
+    assert frame_mean < rec.score - 0.2
+    seen: dict[int, list[int]] = {real.id: [], fake.id: []}
+    for frame in rec.frames:
+        for f in frame.faces:
+            assert f.track is not None and f.landmarks is not None and len(f.landmarks) == 5
+            x0, y0, x1, y1 = f.box
+            assert all(x0 <= x <= x1 and y0 <= y <= y1 for x, y in f.landmarks)
+            on_left = (x0 + x1) / 2 < 160
+            assert f.track == (fake.id if on_left else real.id)
+            seen[f.track].append(frame.index)
+    assert fake.frames == seen[fake.id] and real.frames == seen[real.id]
+    assert real.n_faces == SAMPLED and 3 <= fake.n_faces <= SAMPLED - 3
+    assert rec.frames_with_faces == SAMPLED and rec.faces == real.n_faces + fake.n_faces
+
+
+def test_video_score_follows_the_fake_person(two_people_clip: Path, tiny_weights: Path) -> None:
+    from worker.jobs import JobOptions, score_video
+
+    settings = Settings(weights=str(tiny_weights), torch_threads=1, batch_size=4)
+    rec = score_video(
+        str(two_people_clip),
+        settings,
+        _colour_scorer(settings),
+        options=JobOptions(frames=SAMPLED),
+    )
+    _check_two_people_record(rec)
+    again = ResultRecord.model_validate_json(rec.model_dump_json())  # the stored form
+    assert again.tracks == rec.tracks and again.schema_version == SCHEMA_VERSION
+
+
+def test_video_score_follows_the_fake_person_through_the_queue(
+    two_people_clip: Path,
+    tiny_weights: Path,
+    conn: redis.Redis,
+    valkey_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import worker.scoring
+    from worker.queue import enqueue
+    from worker.results import load_result
+    from worker.settings import get_settings
+    from worker.workers import WarmWorker
+
+    monkeypatch.setenv("CRE_WEIGHTS", str(tiny_weights))
+    monkeypatch.setenv("CRE_REDIS_URL", valkey_url)
+    monkeypatch.setenv("CRE_TORCH_THREADS", "1")
+    get_settings.cache_clear()
+    try:
+        scorer = _colour_scorer(get_settings())
+        monkeypatch.setattr(worker.scoring, "get_scorer", lambda settings: scorer)
+        (sub,) = enqueue(
+            [str(two_people_clip)], get_settings(), options={"frames": SAMPLED}, conn=conn
+        )
+        assert sub.video_id is not None
+        WarmWorker(["cre"], connection=conn).work(burst=True)
+        rec = load_result(conn, sub.video_id, get_settings())
+    finally:
+        get_settings.cache_clear()
+    assert rec is not None
+    _check_two_people_record(rec)
+
+
+def test_record_tracks_are_validated_and_old_records_still_load() -> None:
+    from pydantic import ValidationError
+
+    one_face = {"box": [0, 0, 10, 10], "score": 0.5, "track": 3}
+    base = {"video_id": "v1", "source": "a.mp4", "status": "done", "score": 0.5, "label": "real"}
+    frames = [{"index": 0, "time_s": 0.0, "score": 0.5, "faces": [one_face]}]
+    track = {"id": 3, "frames": [0], "score": 0.5, "n_faces": 1}
+    ok = ResultRecord.model_validate({**base, "frames": frames, "tracks": [track]})
+    assert ok.frames[0].faces[0].track == 3 and ok.tracks[0].counted
+    with pytest.raises(ValidationError, match="not listed"):
+        ResultRecord.model_validate({**base, "frames": frames, "tracks": []})
+    with pytest.raises(ValidationError, match="two tracks with one id"):
+        ResultRecord.model_validate({**base, "frames": frames, "tracks": [track, track]})
+    with pytest.raises(ValidationError, match="landmarks"):
+        bad_face = {**one_face, "landmarks": [[1.0, 2.0, 3.0]]}
+        ResultRecord.model_validate({**base, "frames": [{**frames[0], "faces": [bad_face]}]})
+    v1 = {
+        **base,
+        "schema_version": 1,
+        "frames": [{**frames[0], "faces": [{"box": [0, 0, 1, 1], "score": 0.5}]}],
+    }
+    old = ResultRecord.model_validate(v1)
+    assert old.tracks == [] and old.frames[0].faces[0].track is None
