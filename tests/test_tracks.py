@@ -427,6 +427,8 @@ def test_record_tracks_are_validated_and_old_records_still_load() -> None:
     with pytest.raises(ValidationError, match="landmarks"):
         bad_face = {**one_face, "landmarks": [[1.0, 2.0, 3.0]]}
         ResultRecord.model_validate({**base, "frames": [{**frames[0], "faces": [bad_face]}]})
+    with pytest.raises(ValidationError, match="n_faces"):
+        ResultRecord.model_validate({**base, "tracks": [{**track, "n_faces": 2}]})
     v1 = {
         **base,
         "schema_version": 1,
@@ -434,3 +436,17 @@ def test_record_tracks_are_validated_and_old_records_still_load() -> None:
     }
     old = ResultRecord.model_validate(v1)
     assert old.tracks == [] and old.frames[0].faces[0].track is None
+
+
+def test_the_readme_example_record_is_a_valid_current_record() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Results schema", 1)[1]
+    example = section.split("```json\n", 1)[1].split("```", 1)[0]
+    rec = ResultRecord.model_validate_json(example)
+    assert rec.schema_version == SCHEMA_VERSION
+    counted = [t.score for t in rec.tracks if t.counted]
+    assert rec.score == max(counted)
+    assert rec.faces == sum(t.n_faces for t in rec.tracks)
+    assert [t.counted for t in rec.tracks] == [
+        t.n_faces >= min_track_faces(rec.frames_with_faces) for t in rec.tracks
+    ]

@@ -105,6 +105,12 @@ class TrackResult(_Model):
         True, description="long enough to count for the video score (short tracks do not)"
     )
 
+    @model_validator(mode="after")
+    def _one_face_per_frame(self) -> TrackResult:
+        if self.n_faces != len(self.frames) or len(set(self.frames)) != len(self.frames):
+            raise ValueError("a track has one face in each of its frames: n_faces == len(frames)")
+        return self
+
 
 class ModelInfo(_Model):
     """The checkpoint that produced the scores."""
