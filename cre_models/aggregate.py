@@ -1,10 +1,12 @@
-"""Frame scores -> one video score, by a named strategy.
+"""Frame scores -> one score, by a named strategy.
 
-Every strategy takes the scores of the frames that had at least one face (a frame's score
-is already the max over its faces, see :mod:`worker.scoring`) and returns one probability
-of "manipulated". Frames without a face are not scores and are never passed in. This lives
-in ``cre_models`` so that the evaluation compares exactly the strategies the worker runs
-(``worker.aggregate`` re-exports it).
+Every strategy takes scores of frames that had a face and returns one probability of
+"manipulated". The worker applies it to each person track (one face per frame, see
+:mod:`cre_models.tracks`) and takes the highest track score as the video's; the
+evaluation applies it to a video's frame scores (the max over each frame's faces), which
+is the same thing for a video of one person. Frames without a face are not scores and are
+never passed in. This lives in ``cre_models`` so that the evaluation compares exactly the
+strategies the worker runs (``worker.aggregate`` re-exports it).
 
 Strategies:
 

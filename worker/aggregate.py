@@ -1,4 +1,5 @@
-"""Frame scores -> video score: the strategies live in :mod:`cre_models.aggregate`.
+"""Face scores of a person track -> track score: the strategies live in
+:mod:`cre_models.aggregate` (the video score is the max over tracks, :mod:`cre_models.tracks`).
 
 Re-exported here because the worker's code and users' scripts import them from
 ``worker.aggregate``; the evaluation (``cre_models.evaluate``) uses the same functions, so

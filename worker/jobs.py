@@ -1,9 +1,13 @@
 """The RQ job: score one video and store its result record.
 
 :func:`score_video` is a plain function that wires the steps
-(fetch -> probe -> sample -> detect/crop -> score -> aggregate) and times them; it needs no
-Redis. :func:`score_video_job` is the thin RQ job around it: it stores the record, reports
-progress in ``job.meta["progress"]`` and decides about retries.
+(fetch -> probe -> sample -> detect/crop -> score -> person tracks -> video score) and times
+them; it needs no Redis. :func:`score_video_job` is the thin RQ job around it: it stores the
+record, reports progress in ``job.meta["progress"]`` and decides about retries.
+
+The video score comes from person tracks (:mod:`cre_models.tracks`): faces are linked across
+the sampled frames, each track is scored with the aggregation strategy, and the video gets
+the highest score of the tracks long enough to count; each face keeps its track id.
 
 Failure policy (a record always exists once a job has run):
 
@@ -29,10 +33,11 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from cre_models.tracks import track_video
 from worker.errors import CreError, InputError, TransientFetchError
 from worker.results import (
     ErrorInfo,
@@ -41,10 +46,14 @@ from worker.results import (
     ModelInfo,
     ResultRecord,
     Timings,
+    TrackResult,
     VideoSummary,
     save_result,
 )
 from worker.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from cre_models.faces import FaceBox
 
 __all__ = [
     "JobOptions",
@@ -155,6 +164,19 @@ def failed_record(
     )
 
 
+def _face_result(box: FaceBox, score: float, track: int) -> FaceResult:
+    """A face of the record; landmarks only when the detector gives them (RetinaFace)."""
+    marks = getattr(box, "landmarks", None)
+    return FaceResult(
+        box=box.to_list(),
+        score=score,
+        track=track,
+        landmarks=None
+        if marks is None
+        else [[round(float(x), 1), round(float(y), 1)] for x, y in marks],
+    )
+
+
 def score_video(
     source: str,
     settings: Settings,
@@ -245,11 +267,14 @@ def score_video(
             )
         if len(scored.frames) < n_frames:
             warnings.append(f"{len(scored.frames)} of {n_frames} frames: the video is shorter")
-        score = None
-        if frame_scores:
-            from worker.aggregate import aggregate
-
-            score = aggregate(frame_scores, aggregation, topk=scorer.topk)
+        # a video is fake when any person in it is: score people (tracks), then the video
+        tracked = track_video(
+            [f.boxes for f in scored.frames],
+            [f.scores for f in scored.frames],
+            aggregation,
+            topk=scorer.topk,
+        )
+        score = tracked.score
         timings.total = time.perf_counter() - t_start
         frames = [
             FrameResult(
@@ -257,11 +282,20 @@ def score_video(
                 time_s=round(float(f.time_s), 4),
                 score=f.score,
                 faces=[
-                    FaceResult(box=b.to_list(), score=s)
-                    for b, s in zip(f.boxes, f.scores, strict=True)
+                    _face_result(b, s, t) for b, s, t in zip(f.boxes, f.scores, ids, strict=True)
                 ],
             )
-            for f in scored.frames
+            for f, ids in zip(scored.frames, tracked.track_ids, strict=True)
+        ]
+        tracks = [
+            TrackResult(
+                id=t.id,
+                frames=[scored.frames[p].index for p in t.frame_indices],
+                score=t.score,
+                n_faces=t.n_faces,
+                counted=t.counted,
+            )
+            for t in tracked.tracks
         ]
         record = ResultRecord(
             video_id=video_id,
@@ -274,6 +308,7 @@ def score_video(
             frames_with_faces=len(frame_scores),
             faces=scored.n_faces,
             frames=frames,
+            tracks=tracks,
             aggregation=aggregation,
             model=model,
             timings=timings,
@@ -298,12 +333,13 @@ def score_video(
         )
     progress("done", record.frames_sampled, record.frames_sampled)
     logger.info(
-        "%s: %s score=%s faces in %d/%d frames, %.2f s",
+        "%s: %s score=%s faces in %d/%d frames, %d track(s), %.2f s",
         video_id,
         record.status,
         record.score,
         record.frames_with_faces,
         record.frames_sampled,
+        len(record.tracks),
         timings.total,
     )
     return record

@@ -24,7 +24,7 @@ import logging
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import redis
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -37,6 +37,7 @@ __all__ = [
     "ErrorInfo",
     "FaceResult",
     "FrameResult",
+    "TrackResult",
     "ModelInfo",
     "Timings",
     "VideoSummary",
@@ -51,7 +52,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: per-person ``tracks``, and each face's ``track`` and ``landmarks``; the video score
+comes from the tracks. Records of version 1 still load (without tracks)."""
 Status = Literal["done", "no_face", "failed"]
 
 
@@ -66,11 +69,20 @@ class ErrorInfo(_Model):
     message: str
 
 
+Point = Annotated[list[float], Field(min_length=2, max_length=2)]
+
+
 class FaceResult(_Model):
-    """One detected face: its box ``[x0, y0, x1, y1]`` in upright frame pixels and its score."""
+    """One detected face: its box ``[x0, y0, x1, y1]`` in upright frame pixels, its score,
+    the person track it belongs to, and its landmarks when the detector gives them."""
 
     box: list[float] = Field(min_length=4, max_length=4)
     score: float = Field(ge=0, le=1)
+    track: int | None = Field(None, ge=0, description="id of the face's entry in tracks")
+    landmarks: list[Point] | None = Field(
+        None,
+        description="[x, y] in frame pixels: left eye, right eye, nose, mouth corners",
+    )
 
 
 class FrameResult(_Model):
@@ -80,6 +92,24 @@ class FrameResult(_Model):
     time_s: float
     score: float | None = Field(None, ge=0, le=1)
     faces: list[FaceResult] = Field(default_factory=list)
+
+
+class TrackResult(_Model):
+    """One person: the sampled frames their face is in, and their score over those faces."""
+
+    id: int = Field(ge=0)
+    frames: list[int] = Field(min_length=1, description="frame indices (as in frames[].index)")
+    score: float = Field(ge=0, le=1, description="aggregation of the track's face scores")
+    n_faces: int = Field(ge=1)
+    counted: bool = Field(
+        True, description="long enough to count for the video score (short tracks do not)"
+    )
+
+    @model_validator(mode="after")
+    def _one_face_per_frame(self) -> TrackResult:
+        if self.n_faces != len(self.frames) or len(set(self.frames)) != len(self.frames):
+            raise ValueError("a track has one face in each of its frames: n_faces == len(frames)")
+        return self
 
 
 class ModelInfo(_Model):
@@ -131,6 +161,9 @@ class ResultRecord(_Model):
     frames_with_faces: int = Field(0, ge=0)
     faces: int = Field(0, ge=0, description="faces detected over all sampled frames")
     frames: list[FrameResult] = Field(default_factory=list)
+    tracks: list[TrackResult] = Field(
+        default_factory=list, description="people; the video score is the max over counted ones"
+    )
     aggregation: str | None = None
     model: ModelInfo | None = None
     timings: Timings = Field(default_factory=Timings)
@@ -153,6 +186,17 @@ class ResultRecord(_Model):
             raise ValueError("error is set exactly when status is failed")
         if self.frames_with_faces > self.frames_sampled:
             raise ValueError("frames_with_faces > frames_sampled")
+        track_ids = {t.id for t in self.tracks}
+        if len(track_ids) != len(self.tracks):
+            raise ValueError("two tracks with one id")
+        orphans = {
+            face.track
+            for frame in self.frames
+            for face in frame.faces
+            if face.track is not None and face.track not in track_ids
+        }
+        if orphans:
+            raise ValueError(f"faces refer to tracks that are not listed: {sorted(orphans)}")
         return self
 
 

@@ -8,7 +8,8 @@ Scoring rules:
 
 * a frame's score is the **max over its faces** (a video is fake if any face is fake);
 * frames without a face get no score (``None``) and are counted, not guessed;
-* the video score aggregates the scores of frames with a face (:mod:`worker.aggregate`);
+* the video score comes from person tracks, not from frame scores: faces are linked across
+  frames and scored per person (:mod:`cre_models.tracks`, called by :mod:`worker.jobs`);
   a video with no face in any sampled frame has no score (status ``no_face``).
 
 Fork safety: once a process has run a multi-threaded forward pass, a forked child that
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from cre_models.faces import FaceBox, FaceDetector, crop_face
-from worker.aggregate import aggregate, check_strategy
+from worker.aggregate import check_strategy
 from worker.errors import CreError
 from worker.settings import Settings
 
@@ -302,12 +303,6 @@ class Scorer:
         if pending:
             flush()
         return result
-
-    def video_score(self, frame_scores: Sequence[float]) -> float | None:
-        """Aggregate frame scores with the configured strategy; ``None`` without any."""
-        if not frame_scores:
-            return None
-        return aggregate(frame_scores, self.aggregation, topk=self.topk)
 
     def label(self, score: float) -> str:
         """``fake`` at or above the threshold, else ``real``."""

@@ -86,13 +86,13 @@ class Settings(BaseSettings):
         None, ge=1, description="frames sampled per video; unset = weights' value"
     )
     aggregation: str | None = Field(
-        None, description="frame->video aggregation; unset = weights' value"
+        None, description="aggregation of each person track's face scores; unset = weights' value"
     )
     threshold: float | None = Field(
         None, ge=0, le=1, description="decision threshold; unset = weights' value"
     )
     aggregation_topk: float = Field(
-        0.25, gt=0, le=1, description="share of the frames averaged by the topk_mean aggregation"
+        0.25, gt=0, le=1, description="share of a track's face scores averaged by topk_mean"
     )
 
     # --- Faces -----------------------------------------------------------------------------
