@@ -212,9 +212,10 @@ class Scorer:
         self.topk = settings.aggregation_topk
         self.detector = FaceDetector(
             max_side=settings.detect_max_side,
+            score_threshold=settings.detect_score_threshold,
             min_face_px=settings.min_face_px,
             max_faces=settings.max_faces_per_frame,
-            scale_factor=settings.detect_scale_factor,
+            threads=settings.detect_threads,
         )
         if tuple(config.input.mean) != (0.5, 0.5, 0.5) or tuple(config.input.std) != (
             0.5,
@@ -329,7 +330,9 @@ def _cache_key(settings: Settings) -> tuple[Any, ...]:
         settings.aggregation_topk,
         settings.threshold,
         settings.detect_max_side,
-        settings.detect_scale_factor,
+        settings.detect_score_threshold,
+        settings.detect_threads,
+        settings.detect_batch,
         settings.min_face_px,
         settings.max_faces_per_frame,
     )
