@@ -257,7 +257,7 @@ def score_video(
                 time_s=round(float(f.time_s), 4),
                 score=f.score,
                 faces=[
-                    FaceResult(box=b.to_list(), score=s)
+                    FaceResult(box=b.to_list(), score=s, landmarks=b.landmarks_list())
                     for b, s in zip(f.boxes, f.scores, strict=True)
                 ],
             )

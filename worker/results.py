@@ -67,10 +67,13 @@ class ErrorInfo(_Model):
 
 
 class FaceResult(_Model):
-    """One detected face: its box ``[x0, y0, x1, y1]`` in upright frame pixels and its score."""
+    """One detected face: its box ``[x0, y0, x1, y1]`` in upright frame pixels, its score
+    (the model's), and the detector's five landmarks ``[[x, y], ...]`` (left eye, right eye,
+    nose, left and right mouth corners, as seen in the image), in the same pixels."""
 
     box: list[float] = Field(min_length=4, max_length=4)
     score: float = Field(ge=0, le=1)
+    landmarks: list[list[float]] | None = Field(None, min_length=5, max_length=5)
 
 
 class FrameResult(_Model):
