@@ -8,15 +8,15 @@ Layouts understood by :func:`discover_media` (first match wins, per root folder)
   where fakes are synthesised by :mod:`cre_models.sbi`).
 
 Faces are found and cropped with the worker's code (:class:`cre_models.faces.FaceDetector`,
-:func:`cre_models.faces.crop_face`) and the same margin. Images that are already face crops
-(like the DFDC dev crops) are used whole: ``faces="auto"`` treats an image whose longest
-side is at most ``crop_max_side`` (320 px) and that is (nearly) square as a face crop,
-without running the detector; video frames are always searched for faces
+RetinaFace; :func:`cre_models.faces.crop_face`) and the same margin. Images that are
+already face crops (like the DFDC dev crops) are used whole: ``faces="auto"`` treats an
+image whose longest side is at most ``crop_max_side`` (320 px) and that is (nearly) square
+as a face crop, without running the detector; video frames are always searched for faces
 (re-detecting inside a tight crop would re-frame it with the margin, or miss the face).
 
 Extracted crops are cached as ``.npz`` files outside the repository (``$CRE_CACHE`` or
 ``~/.cache/cre``), keyed by the file's path, size, modification time and the extraction
-parameters, so a second run skips detection.
+parameters (detector settings included), so a second run skips detection.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ logger = logging.getLogger(__name__)
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 VIDEO_EXTS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"})
 FaceMode = Literal["auto", "detect", "crops"]
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -227,9 +227,11 @@ def load_face_samples(
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache = cache / "faces"
     cache.mkdir(parents=True, exist_ok=True)
-    det = detector
+    # the detector and its operating point are part of the cache key: crops cached with
+    # another detector (cre 0.x's cascade) or threshold are not reused
+    det = detector if detector is not None else FaceDetector()
     items = [it for r in roots for it in discover_media(r)]
-    params = (margin, size, frames_per_video, faces, drop_gray)
+    params = (margin, size, frames_per_video, faces, drop_gray, repr(det))
     out: list[FaceSample] = []
     iterator: Iterable[MediaItem] = items
     if progress:
@@ -243,8 +245,6 @@ def load_face_samples(
                 crops = list(z["crops"]) if z["crops"].size else []
                 indices = [int(i) for i in z["indices"]]
         else:
-            if det is None:
-                det = FaceDetector()
             crops, indices = _extract_item(
                 item, det, margin, size, frames_per_video, faces, drop_gray
             )

@@ -1,37 +1,75 @@
 """Face detection and square face crops, shared by training and the worker.
 
-The detector is OpenCV's frontal-face Haar cascade: its weights ship inside
-``opencv-python-headless`` (``cv2.data.haarcascades``), so nothing is downloaded at run
-time. It runs on a copy of the frame downscaled to ``max_side``; boxes are returned in
-the original frame's pixel coordinates.
+The detector is RetinaFace MobileNet-0.25 (:mod:`cre_models.retinaface`), whose converted
+weights ship in ``cre_models/weights/retinaface``, so nothing is downloaded at run time. It
+runs on a copy of the frame downscaled so its longest side is at most ``max_side`` (never
+upscaled); boxes and landmarks are returned in the original frame's pixel coordinates.
+Several frames can go through one forward pass (:meth:`FaceDetector.detect_batch`): they are
+padded to one size, a multiple of 32, with the mean colour (zero after normalisation); a
+single frame is padded the same way, so ``detect(x) == detect_batch([x])[0]``.
 
 Crop geometry: a face box of side ``s = max(w, h)`` becomes a square of side
 ``s * (1 + margin)`` centred on the box; parts outside the frame are filled with black
 (so the face stays centred and unscaled relative to the crop); the square is resized to
-the model's input size.
+the model's input size. With ``align=True`` the square is first rotated about its centre
+so that the eyes are level (the angle of the line from the left to the right eye).
+
+Coordinates are continuous: pixel ``i`` covers ``[i, i + 1)``, so a landmark at ``x`` in a
+frame lands at ``(x - x0) * size / side`` in an unaligned crop.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
-__all__ = ["FaceBox", "FaceDetector", "square_crop_box", "crop_face"]
+if TYPE_CHECKING:
+    from .retinaface import RetinaFace
+
+__all__ = [
+    "LANDMARK_NAMES",
+    "FaceBox",
+    "FaceDetector",
+    "square_crop_box",
+    "crop_face",
+    "crop_face_with_landmarks",
+    "eye_angle",
+]
+
+logger = logging.getLogger(__name__)
+
+LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+"""The five points of :attr:`FaceBox.landmarks`, in order; left and right as seen in the image."""
+
+PAD_MULTIPLE = 32
+"""Detector inputs are padded to a multiple of the coarsest stride."""
+
+MAX_CANDIDATES = 750
+"""Highest-scoring candidates kept before NMS (bounds the work on pathological frames)."""
 
 
 @dataclass(frozen=True)
 class FaceBox:
-    """A face in frame pixel coordinates (``x0, y0`` inclusive, ``x1, y1`` exclusive)."""
+    """A face in frame pixel coordinates (``x0, y0`` inclusive, ``x1, y1`` exclusive).
+
+    ``landmarks`` are five ``(x, y)`` points in frame pixels (:data:`LANDMARK_NAMES`), or
+    ``None`` when the box did not come from a landmark detector.
+    """
 
     x0: float
     y0: float
     x1: float
     y1: float
     score: float = 1.0
+    landmarks: tuple[tuple[float, float], ...] | None = None
 
     @property
     def width(self) -> float:
@@ -46,10 +84,31 @@ class FaceBox:
         return max(0.0, self.width) * max(0.0, self.height)
 
     def to_list(self) -> list[float]:
+        """The box as ``[x0, y0, x1, y1]``, rounded to 0.1 px (the result record's ``box``)."""
         return [round(self.x0, 1), round(self.y0, 1), round(self.x1, 1), round(self.y1, 1)]
 
+    def landmarks_list(self) -> list[list[float]] | None:
+        """The landmarks as ``[[x, y], ...]`` rounded to 0.1 px, or ``None``."""
+        if self.landmarks is None:
+            return None
+        return [[round(x, 1), round(y, 1)] for x, y in self.landmarks]
 
-def _check_rgb(image: np.ndarray) -> None:
+    def to_dict(self) -> dict[str, Any]:
+        """``{"box": [...], "score": ..., "landmarks": [[x, y], ...] | None}`` (JSON-ready)."""
+        return {
+            "box": self.to_list(),
+            "score": round(float(self.score), 4),
+            "landmarks": self.landmarks_list(),
+        }
+
+    def landmarks_array(self) -> np.ndarray | None:
+        """The landmarks as a ``(5, 2)`` float array, or ``None``."""
+        if self.landmarks is None:
+            return None
+        return np.asarray(self.landmarks, dtype=np.float64).reshape(-1, 2)
+
+
+def _check_rgb(image: Any) -> None:
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
         got = getattr(image, "dtype", type(image))
         raise ValueError(f"expected a uint8 numpy array, got {got}")
@@ -59,68 +118,208 @@ def _check_rgb(image: np.ndarray) -> None:
         raise ValueError("empty image")
 
 
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
 class FaceDetector:
-    """Frontal-face Haar cascade on a downscaled frame.
+    """RetinaFace MobileNet-0.25 on a downscaled copy of each frame.
+
+    Thread-safe: one forward pass at a time (a lock), under ``torch.inference_mode``.
 
     Args:
-        max_side: the frame is downscaled so its longest side is at most this.
-        min_face_px: smallest face side to report, in original-frame pixels.
+        max_side: frames are downscaled (never upscaled) so their longest side is at most this.
+        score_threshold: smallest face score kept (softmax probability of "face").
+        nms_iou: boxes overlapping a higher-scoring one by more than this IoU are dropped.
+        min_face_px: smallest face to report: ``max(w, h)`` of the box in original-frame pixels.
         max_faces: keep at most this many faces, largest first.
         min_relative_area: drop faces smaller than this fraction of the largest one's area
             (SBI keeps faces at least half the largest; we are a little more permissive).
+        threads: torch intra-op threads during the detector's forward pass (the previous
+            value is restored afterwards); 0 leaves torch's setting alone. One thread is the
+            measured best on two cores (docs/BENCHMARKS.md).
+        weights: folder with ``model.safetensors`` (default: the shipped conversion).
+        model: an already-built :class:`~cre_models.retinaface.RetinaFace` (tests).
     """
 
     def __init__(
         self,
-        max_side: int = 480,
+        max_side: int = 640,
+        score_threshold: float = 0.8,
+        nms_iou: float = 0.4,
         min_face_px: int = 40,
         max_faces: int = 4,
         min_relative_area: float = 0.25,
-        scale_factor: float = 1.2,
-        min_neighbors: int = 5,
+        threads: int = 1,
+        weights: Path | None = None,
+        model: RetinaFace | None = None,
     ) -> None:
-        path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"  # type: ignore[attr-defined]
-        self._cascade = cv2.CascadeClassifier(str(path))
-        if self._cascade.empty():
-            raise RuntimeError(f"could not load the Haar cascade from {path}")
-        self._lock = threading.Lock()  # CascadeClassifier is not documented as thread-safe
+        if max_side < PAD_MULTIPLE:
+            raise ValueError(f"max_side must be >= {PAD_MULTIPLE}, got {max_side}")
+        if not 0.0 < score_threshold < 1.0:
+            raise ValueError(f"score_threshold must be in (0, 1), got {score_threshold}")
+        if not 0.0 < nms_iou <= 1.0:
+            raise ValueError(f"nms_iou must be in (0, 1], got {nms_iou}")
+        if max_faces < 1 or min_face_px < 0 or threads < 0:
+            raise ValueError("max_faces must be >= 1, min_face_px and threads >= 0")
+        if not 0.0 <= min_relative_area <= 1.0:
+            raise ValueError(f"min_relative_area must be in [0, 1], got {min_relative_area}")
+        from .retinaface import load_retinaface
+
+        self.model = model.eval() if model is not None else load_retinaface(weights)
+        self.config = self.model.config
+        self._mean = np.asarray(self.config.bgr_mean, dtype=np.float32)
+        self._priors: dict[tuple[int, int], np.ndarray] = {}
+        self._lock = threading.Lock()
         self.max_side = max_side
+        self.score_threshold = score_threshold
+        self.nms_iou = nms_iou
         self.min_face_px = min_face_px
         self.max_faces = max_faces
         self.min_relative_area = min_relative_area
-        self.scale_factor = scale_factor
-        self.min_neighbors = min_neighbors
+        self.threads = threads
+
+    def __repr__(self) -> str:
+        return (
+            f"FaceDetector(max_side={self.max_side}, score_threshold={self.score_threshold}, "
+            f"nms_iou={self.nms_iou}, min_face_px={self.min_face_px}, "
+            f"max_faces={self.max_faces}, min_relative_area={self.min_relative_area}, "
+            f"threads={self.threads})"
+        )
 
     def detect(self, image: np.ndarray) -> list[FaceBox]:
-        """Faces in an RGB uint8 frame, largest first."""
-        _check_rgb(image)
-        h, w = image.shape[:2]
-        scale = min(1.0, self.max_side / max(h, w))
-        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-        if scale < 1.0:
-            size = (round(w * scale), round(h * scale))
-            gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-        gray = cv2.equalizeHist(gray)
-        min_side = max(12, int(self.min_face_px * scale))
-        with self._lock:
-            rects, _, weights = self._cascade.detectMultiScale3(
-                gray,
-                scaleFactor=self.scale_factor,
-                minNeighbors=self.min_neighbors,
-                minSize=(min_side, min_side),
-                outputRejectLevels=True,
-            )
-        rects_arr = np.asarray(rects).reshape(-1, 4)
-        scores = np.asarray(weights).reshape(-1)
-        boxes = [
-            FaceBox(x / scale, y / scale, (x + bw) / scale, (y + bh) / scale, float(s))
-            for (x, y, bw, bh), s in zip(rects_arr.astype(float).tolist(), scores, strict=True)
+        """Faces in an RGB uint8 ``(H, W, 3)`` frame, largest first.
+
+        Raises:
+            ValueError: on anything but a non-empty ``(H, W, 3)`` uint8 array.
+        """
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[FaceBox]]:
+        """Faces in several RGB uint8 frames, one forward pass; per frame, largest first.
+
+        Frames of different sizes are padded to the largest (right and bottom).
+
+        Raises:
+            ValueError: on an empty sequence or any frame that :meth:`detect` would refuse.
+        """
+        if len(images) == 0:
+            raise ValueError("detect_batch needs at least one image")
+        for image in images:
+            _check_rgb(image)
+        batch, scales = self.preprocess(images)
+        loc, conf, landmarks = self._forward(batch)
+        return [
+            self.postprocess(loc[i], conf[i], landmarks[i], batch.shape[2:], scales[i], img.shape)
+            for i, img in enumerate(images)
         ]
-        boxes.sort(key=lambda b: b.area, reverse=True)
-        if boxes:
-            largest = boxes[0].area
-            boxes = [b for b in boxes if b.area >= self.min_relative_area * largest]
-        return boxes[: self.max_faces]
+
+    # --- steps (public so that the conversion script can feed the ONNX reference) ----------
+
+    def preprocess(
+        self, images: Sequence[np.ndarray]
+    ) -> tuple[np.ndarray, list[tuple[float, float]]]:
+        """Resize, BGR minus mean, pad: ``(B, 3, Hp, Wp)`` float32 and per-image ``(sx, sy)``.
+
+        ``sx, sy`` multiply detector-input coordinates back to frame coordinates.
+        """
+        resized: list[np.ndarray] = []
+        scales: list[tuple[float, float]] = []
+        for image in images:
+            h, w = image.shape[:2]
+            s = min(1.0, self.max_side / max(h, w))
+            if s < 1.0:
+                nw, nh = max(1, round(w * s)), max(1, round(h * s))
+                image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+            resized.append(image)
+            scales.append((w / image.shape[1], h / image.shape[0]))
+        hp = _round_up(max(r.shape[0] for r in resized), PAD_MULTIPLE)
+        wp = _round_up(max(r.shape[1] for r in resized), PAD_MULTIPLE)
+        batch = np.zeros((len(resized), 3, hp, wp), dtype=np.float32)
+        for i, r in enumerate(resized):
+            bgr = r[..., ::-1].astype(np.float32) - self._mean  # (h, w, 3)
+            batch[i, :, : r.shape[0], : r.shape[1]] = bgr.transpose(2, 0, 1)
+        return batch, scales
+
+    def _forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        import torch
+
+        x = torch.from_numpy(batch)
+        with self._lock, torch.inference_mode():
+            previous = torch.get_num_threads()
+            switch = self.threads > 0 and previous != self.threads
+            if switch:
+                torch.set_num_threads(self.threads)
+            try:
+                loc, conf, landmarks = self.model(x)
+            finally:
+                if switch:
+                    torch.set_num_threads(previous)
+        return loc.numpy(), conf.numpy(), landmarks.numpy()
+
+    def priors(self, height: int, width: int) -> np.ndarray:
+        """Cached :func:`~cre_models.retinaface.prior_boxes` for a padded input size."""
+        from .retinaface import prior_boxes
+
+        key = (height, width)
+        priors = self._priors.get(key)
+        if priors is None:
+            priors = self._priors[key] = prior_boxes(height, width, self.config)
+        return priors
+
+    def postprocess(
+        self,
+        loc: np.ndarray,
+        conf: np.ndarray,
+        landmarks: np.ndarray,
+        input_hw: tuple[int, ...],
+        scale: tuple[float, float],
+        frame_shape: tuple[int, ...],
+    ) -> list[FaceBox]:
+        """One image's raw outputs -> faces in frame pixels, largest first.
+
+        Args:
+            loc, conf, landmarks: ``(N, 4)``, ``(N, 2)``, ``(N, 10)`` network outputs.
+            input_hw: the padded input's ``(Hp, Wp)``.
+            scale: ``(sx, sy)`` from :meth:`preprocess`.
+            frame_shape: the original frame's shape.
+        """
+        from .retinaface import decode_boxes, decode_landmarks, nms
+
+        scores = conf[:, 1]
+        idx = np.flatnonzero(scores >= self.score_threshold)
+        if idx.size == 0:
+            return []
+        if idx.size > MAX_CANDIDATES:
+            idx = idx[np.argsort(-scores[idx], kind="stable")[:MAX_CANDIDATES]]
+        priors = self.priors(int(input_hw[0]), int(input_hw[1]))[idx]
+        variances = self.config.variances
+        boxes = decode_boxes(loc[idx], priors, variances)
+        points = decode_landmarks(landmarks[idx], priors, variances)
+        keep = nms(boxes, scores[idx], self.nms_iou)
+        sx, sy = scale
+        fh, fw = frame_shape[:2]
+        faces: list[FaceBox] = []
+        for k in keep:
+            x0, y0, x1, y1 = (float(v) for v in boxes[k] * (sx, sy, sx, sy))
+            if max(x1 - x0, y1 - y0) < self.min_face_px:
+                continue
+            x0, y0, x1, y1 = max(0.0, x0), max(0.0, y0), min(float(fw), x1), min(float(fh), y1)
+            if x1 <= x0 or y1 <= y0:
+                continue
+            pts = tuple((float(px) * sx, float(py) * sy) for px, py in points[k])
+            faces.append(FaceBox(x0, y0, x1, y1, float(scores[idx[k]]), pts))
+        faces.sort(key=lambda b: b.area, reverse=True)
+        if faces:
+            largest = faces[0].area
+            faces = [b for b in faces if b.area >= self.min_relative_area * largest]
+        return faces[: self.max_faces]
+
+
+def eye_angle(landmarks: np.ndarray) -> float:
+    """Angle in radians of the line from the left eye to the right eye (0 when level)."""
+    (lx, ly), (rx, ry) = landmarks[0], landmarks[1]
+    return math.atan2(ry - ly, rx - lx)
 
 
 def square_crop_box(box: FaceBox, margin: float) -> tuple[int, int, int, int]:
@@ -139,8 +338,31 @@ def square_crop_box(box: FaceBox, margin: float) -> tuple[int, int, int, int]:
     return x0, y0, x0 + s, y0 + s
 
 
-def crop_face(image: np.ndarray, box: FaceBox, margin: float, size: int) -> np.ndarray:
-    """Square crop around ``box`` with ``margin``, resized to ``size x size`` (uint8 RGB)."""
+def _resize_square(crop: np.ndarray, size: int) -> np.ndarray:
+    interp = cv2.INTER_AREA if crop.shape[0] > size else cv2.INTER_LINEAR
+    return cv2.resize(crop, (size, size), interpolation=interp)
+
+
+def crop_face_with_landmarks(
+    image: np.ndarray, box: FaceBox, margin: float, size: int, align: bool = False
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Square crop around ``box`` (as :func:`crop_face`) and the landmarks in crop pixels.
+
+    Args:
+        image: RGB uint8 frame.
+        box: the face; ``box.landmarks`` are needed for ``align=True``.
+        margin: the square's side is ``max(w, h) * (1 + margin)``.
+        size: output side in pixels.
+        align: rotate about the square's centre so that the eyes are level.
+
+    Returns:
+        The ``(size, size, 3)`` uint8 crop, and the ``(5, 2)`` float landmarks in crop
+        pixel coordinates (``None`` when the box has none).
+
+    Raises:
+        ValueError: bad image, margin or size; a square wholly outside the frame;
+            ``align=True`` without landmarks.
+    """
     _check_rgb(image)
     if size < 1:
         raise ValueError(f"size must be >= 1, got {size}")
@@ -149,11 +371,48 @@ def crop_face(image: np.ndarray, box: FaceBox, margin: float, size: int) -> np.n
     cx0, cy0, cx1, cy1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
     if cx1 <= cx0 or cy1 <= cy0:
         raise ValueError(f"face box {box} lies outside the {w}x{h} frame")
-    crop = image[cy0:cy1, cx0:cx1]
-    if (cx0, cy0, cx1, cy1) != (x0, y0, x1, y1):
-        crop = cv2.copyMakeBorder(
-            crop, cy0 - y0, y1 - cy1, cx0 - x0, x1 - cx1, cv2.BORDER_CONSTANT, value=(0, 0, 0)
+    pts = box.landmarks_array()
+    side = x1 - x0
+    if align:
+        if pts is None:
+            raise ValueError("align=True needs a face box with landmarks")
+        theta = eye_angle(pts)
+        c, s = math.cos(theta), math.sin(theta)
+        # frame -> crop in continuous coordinates: rotate by -theta about the square's centre
+        a = np.array([[c, s], [-s, c]])
+        centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+        t = centre - np.array([x0, y0]) - a @ centre
+        # OpenCV samples at integer pixel centres: shift by half a pixel on both sides
+        t_idx = t + a @ np.array([0.5, 0.5]) - 0.5
+        m = np.hstack([a, t_idx[:, None]])
+        crop = cv2.warpAffine(
+            image,
+            m,
+            (side, side),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=(0, 0, 0),
         )
-    side = crop.shape[0]
-    interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
-    return cv2.resize(crop, (size, size), interpolation=interp)
+        crop_pts = None if pts is None else pts @ a.T + t
+    else:
+        crop = image[cy0:cy1, cx0:cx1]
+        if (cx0, cy0, cx1, cy1) != (x0, y0, x1, y1):
+            crop = cv2.copyMakeBorder(
+                crop, cy0 - y0, y1 - cy1, cx0 - x0, x1 - cx1, cv2.BORDER_CONSTANT, value=(0, 0, 0)
+            )
+        crop_pts = None if pts is None else pts - np.array([x0, y0], dtype=np.float64)
+    out = _resize_square(crop, size)
+    if crop_pts is not None:
+        crop_pts = crop_pts * (size / side)
+    return out, crop_pts
+
+
+def crop_face(
+    image: np.ndarray, box: FaceBox, margin: float, size: int, align: bool = False
+) -> np.ndarray:
+    """Square crop around ``box`` with ``margin``, resized to ``size x size`` (uint8 RGB).
+
+    ``align=True`` rotates the square about its centre so the eyes are level (needs
+    ``box.landmarks``); see :func:`crop_face_with_landmarks`.
+    """
+    return crop_face_with_landmarks(image, box, margin, size, align)[0]

@@ -294,6 +294,45 @@ def test_face_video_is_scored(tiny_settings: Settings, tmp_path: Path) -> None:
     assert rec.timings.total >= rec.timings.detect + rec.timings.infer
     times = [f.time_s for f in rec.frames]
     assert times == sorted(times)
+    faces = [face for f in rec.frames for face in f.faces]
+    assert faces and all(face.landmarks is not None and len(face.landmarks) == 5 for face in faces)
+    (lx, ly), (rx, ry) = faces[0].landmarks[:2]  # type: ignore[index]
+    x0, y0, x1, y1 = faces[0].box
+    assert x0 <= lx < rx <= x1 and y0 <= min(ly, ry)
+
+
+def test_batched_detection_scores_like_one_frame_at_a_time(
+    tiny_settings: Settings, tmp_path: Path
+) -> None:
+    from skimage import data
+
+    from worker.scoring import Scorer
+
+    class Frame:
+        def __init__(self, i: int, image: np.ndarray) -> None:
+            self.index, self.time_s, self.image = i, i / 10, image
+
+    face = data.astronaut()[::2, ::2]  # 256 x 256
+    images = []
+    for i in range(7):
+        img = np.zeros((360, 640, 3), np.uint8)
+        if i != 3:  # one faceless frame
+            img[50 : 50 + 256, 40 * i : 40 * i + 256] = face
+        images.append(img)
+    frames = [Frame(i, im) for i, im in enumerate(images)]
+    one = Scorer(tiny_settings).score_frames(frames)
+    done: list[int] = []
+    batched_settings = tiny_settings.model_copy(update={"detect_batch": 3})
+    batched = Scorer(batched_settings).score_frames(frames, on_frame=done.append)
+    assert done == [3, 6, 7]
+    assert [len(f.boxes) for f in one.frames] == [1, 1, 1, 0, 1, 1, 1]
+    assert [len(f.boxes) for f in batched.frames] == [len(f.boxes) for f in one.frames]
+    for a, b in zip(one.frames, batched.frames, strict=True):
+        assert a.index == b.index
+        np.testing.assert_allclose(
+            [x.to_list() for x in a.boxes], [x.to_list() for x in b.boxes], atol=0.2
+        )
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-3)
 
 
 def test_unreadable_file_gives_failed_record(tiny_settings: Settings, tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """Run an iterator in a background thread, a few items ahead of its consumer.
 
-Decoding (FFmpeg), face detection (OpenCV) and inference (torch) all release the GIL, so
+Decoding (FFmpeg), face detection and inference (both torch) release the GIL, so
 on two cores the decoder can work on the next frames while the current ones are detected
 and scored. Exceptions raised by the producer are re-raised in the consumer at the point
 where the failed item would have arrived; closing the consumer's generator stops the

@@ -81,6 +81,8 @@ class FaceResult(_Model):
     track: int | None = Field(None, ge=0, description="id of the face's entry in tracks")
     landmarks: list[Point] | None = Field(
         None,
+        min_length=5,
+        max_length=5,
         description="[x, y] in frame pixels: left eye, right eye, nose, mouth corners",
     )
 

@@ -213,10 +213,12 @@ class Scorer:
         self.topk = settings.aggregation_topk
         self.detector = FaceDetector(
             max_side=settings.detect_max_side,
+            score_threshold=settings.detect_score_threshold,
             min_face_px=settings.min_face_px,
             max_faces=settings.max_faces_per_frame,
-            scale_factor=settings.detect_scale_factor,
+            threads=settings.detect_threads,
         )
+        self.detect_batch_size = settings.detect_batch
         if tuple(config.input.mean) != (0.5, 0.5, 0.5) or tuple(config.input.std) != (
             0.5,
             0.5,
@@ -236,8 +238,12 @@ class Scorer:
         return self.config.version
 
     def detect(self, image: np.ndarray) -> list[FaceBox]:
-        """Face boxes in an upright RGB frame, largest first."""
+        """Face boxes (with landmarks) in an upright RGB frame, largest first."""
         return self.detector.detect(image)
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[FaceBox]]:
+        """:meth:`detect` for several frames in one detector forward pass."""
+        return self.detector.detect_batch(images)
 
     def crop(self, image: np.ndarray, boxes: Sequence[FaceBox]) -> list[np.ndarray]:
         """Square crops around ``boxes`` at the model's input size and margin."""
@@ -265,8 +271,9 @@ class Scorer:
     ) -> ScoredFrames:
         """Detect, crop and score the faces of every frame.
 
-        Frames are consumed one at a time (only crops are kept), and crops are scored as
-        soon as a batch is full, so memory does not grow with the frame size.
+        Frames are consumed ``detect_batch`` at a time (one detector forward pass; only
+        their crops are kept), and crops are scored as soon as a batch is full, so memory
+        does not grow with the number of frames.
 
         Args:
             frames: sampled frames, upright RGB.
@@ -283,23 +290,38 @@ class Scorer:
             result.infer_s += time.perf_counter() - t
             pending.clear()
 
+        def detect_chunk(chunk: list[FrameLike]) -> None:
+            t1 = time.perf_counter()
+            images = [f.image for f in chunk]
+            if len(chunk) == 1:
+                all_boxes = [self.detect(images[0])]
+            else:
+                all_boxes = self.detect_batch(images)
+            for frame, boxes in zip(chunk, all_boxes, strict=True):
+                fs = FrameScore(index=frame.index, time_s=frame.time_s, boxes=boxes)
+                pending.extend((fs, c) for c in self.crop(frame.image, boxes))
+                result.frames.append(fs)
+            result.detect_s += time.perf_counter() - t1
+            if len(pending) >= self.batch_size:
+                flush()
+            if on_frame is not None:
+                on_frame(len(result.frames))
+
+        # up to detect_batch frames per detector forward pass; only their crops are kept
         it = iter(frames)
+        chunk: list[FrameLike] = []
         while True:
             t0 = time.perf_counter()
             frame = next(it, None)
             result.decode_s += time.perf_counter() - t0
             if frame is None:
                 break
-            t1 = time.perf_counter()
-            boxes = self.detect(frame.image)
-            fs = FrameScore(index=frame.index, time_s=frame.time_s, boxes=boxes)
-            pending.extend((fs, c) for c in self.crop(frame.image, boxes))
-            result.detect_s += time.perf_counter() - t1
-            result.frames.append(fs)
-            if len(pending) >= self.batch_size:
-                flush()
-            if on_frame is not None:
-                on_frame(len(result.frames))
+            chunk.append(frame)
+            if len(chunk) >= self.detect_batch_size:
+                detect_chunk(chunk)
+                chunk = []
+        if chunk:
+            detect_chunk(chunk)
         if pending:
             flush()
         return result
@@ -324,7 +346,9 @@ def _cache_key(settings: Settings) -> tuple[Any, ...]:
         settings.aggregation_topk,
         settings.threshold,
         settings.detect_max_side,
-        settings.detect_scale_factor,
+        settings.detect_score_threshold,
+        settings.detect_threads,
+        settings.detect_batch,
         settings.min_face_px,
         settings.max_faces_per_frame,
     )

@@ -97,11 +97,18 @@ class Settings(BaseSettings):
 
     # --- Faces -----------------------------------------------------------------------------
     detect_max_side: int = Field(
-        480, ge=64, description="frames are downscaled to this longest side for face detection"
+        640,
+        ge=64,
+        description="face detection (RetinaFace) runs on a copy of each frame downscaled to this "
+        "longest side; faces under ~20 px in that copy are often missed",
     )
-    detect_scale_factor: float = Field(
-        1.2, gt=1.0, le=2.0, description="face detector pyramid step (smaller: slower, finds more)"
+    detect_score_threshold: float = Field(
+        0.8, gt=0, lt=1, description="smallest face score the detector keeps"
     )
+    detect_threads: int = Field(
+        1, ge=0, description="torch threads during face detection; 0 = as for the model"
+    )
+    detect_batch: int = Field(1, ge=1, description="sampled frames per detector forward pass")
     min_face_px: int = Field(40, ge=8, description="smallest face side, in original-frame pixels")
     max_faces_per_frame: int = Field(4, ge=1, description="largest faces kept per frame")
 
