@@ -69,6 +69,7 @@ class InputSpec(BaseModel):
         description="extra side added around a face box, as a fraction of its side",
     )
     frames_per_video: int = Field(32, ge=1)
+    align: bool = Field(False, description="rotate crops so the eyes are level (landmarks)")
 
 
 class DecisionSpec(BaseModel):
@@ -78,6 +79,11 @@ class DecisionSpec(BaseModel):
 
     threshold: float = Field(0.5, ge=0.0, le=1.0)
     aggregation: str = "mean"
+    calibration: dict[str, float] | None = Field(
+        None,
+        description="Platt scaling of the video score: {'a': ..., 'b': ...}, "
+        "p = sigmoid(a * logit(score) + b); the threshold applies to the calibrated score",
+    )
 
 
 class CheckpointConfig(BaseModel):

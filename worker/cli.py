@@ -17,8 +17,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("worker.run", "score videos on this machine (embedded Valkey + N workers)"),
     "results": ("worker.results", "print stored results"),
     "worker": ("worker.serve", "run a scoring worker (deployment entry point)"),
-    "train": ("cre_models.train", "train a checkpoint"),
-    "eval": ("cre_models.evaluate", "evaluate a checkpoint under compression"),
+    "train": ("cre_models.train", "train a checkpoint on face images (self-blends)"),
+    "train-videos": ("cre_models.training.cli", "train a checkpoint on labelled videos"),
+    "eval": ("worker.evaluate", "evaluate a checkpoint (--videos: through the worker's path)"),
     "degrade": ("cre_models.codecs", "write a compressed copy of a video"),
     "bench": ("worker.bench", "measure speed and memory, update docs/BENCHMARKS.md"),
 }
@@ -26,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def _usage() -> str:
     lines = ["usage: cre COMMAND [ARGS...]", "", "commands:"]
-    lines += [f"  {name:<8} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += [f"  {name:<12} {help_}" for name, (_, help_) in COMMANDS.items()]
     lines.append("\n`cre COMMAND --help` for a command's options.")
     return "\n".join(lines)
 

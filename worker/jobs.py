@@ -274,7 +274,8 @@ def score_video(
             aggregation,
             topk=scorer.topk,
         )
-        score = tracked.score
+        # calibrated (monotone, so the max over tracks is unchanged): 0.8 means about 80 %
+        score = None if tracked.score is None else scorer.calibrate(tracked.score)
         timings.total = time.perf_counter() - t_start
         frames = [
             FrameResult(
@@ -291,7 +292,7 @@ def score_video(
             TrackResult(
                 id=t.id,
                 frames=[scored.frames[p].index for p in t.frame_indices],
-                score=t.score,
+                score=scorer.calibrate(t.score),
                 n_faces=t.n_faces,
                 counted=t.counted,
             )

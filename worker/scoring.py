@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from cre_models.faces import FaceBox, FaceDetector, crop_face
+from cre_models.evaluation.metrics import Platt
+from cre_models.faces import FaceBox, FaceDetector, crop_face_with_landmarks
 from worker.aggregate import check_strategy
 from worker.errors import CreError
 from worker.settings import Settings
@@ -211,6 +212,9 @@ class Scorer:
         except ValueError as e:
             raise ModelUnavailableError(f"aggregation: {e}") from e
         self.topk = settings.aggregation_topk
+        self.align = config.input.align
+        cal = config.decision.calibration
+        self.calibration = None if cal is None else Platt(**cal)
         self.detector = FaceDetector(
             max_side=settings.detect_max_side,
             score_threshold=settings.detect_score_threshold,
@@ -247,7 +251,10 @@ class Scorer:
 
     def crop(self, image: np.ndarray, boxes: Sequence[FaceBox]) -> list[np.ndarray]:
         """Square crops around ``boxes`` at the model's input size and margin."""
-        return [crop_face(image, b, self.margin, self.input_size) for b in boxes]
+        return [
+            crop_face_with_landmarks(image, b, self.margin, self.input_size, align=self.align)[0]
+            for b in boxes
+        ]
 
     def predict(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """Probability of "manipulated" for each crop, in batches of ``batch_size``."""
@@ -325,6 +332,12 @@ class Scorer:
         if pending:
             flush()
         return result
+
+    def calibrate(self, score: float) -> float:
+        """The checkpoint's calibration (Platt scaling) of a video or track score."""
+        if self.calibration is None:
+            return score
+        return round(self.calibration(score), 6)
 
     def label(self, score: float) -> str:
         """``fake`` at or above the threshold, else ``real``."""

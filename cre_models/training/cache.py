@@ -1,0 +1,220 @@
+"""Face crops of labelled videos, cached on disk so training epochs never decode again.
+
+One ``.npz`` per (video, version): ``crops`` ``(N, S, S, 3)`` uint8 RGB, ``landmarks``
+``(N, 5, 2)`` float32 in crop pixels, ``times`` ``(N,)`` seconds, ``det_scores`` ``(N,)``.
+The crops come from the worker's own path: frames sampled by
+:func:`worker.video.sample_frames`, faces found by :class:`cre_models.faces.FaceDetector`,
+cut by :func:`cre_models.faces.crop_face_with_landmarks` with the checkpoint's margin and
+size. Only the largest face of a frame is kept: in a FaceForensics++ fake it is the
+manipulated one, and a second face would carry the wrong label.
+
+Versions: ``orig`` is the file as delivered; ``deg`` is a re-encoded copy drawn per video
+(H.264 at a random CRF, often downscaled first: the ``TRAIN_DEGRADE_*`` constants), so
+training sees the real codec's artefacts at the frame level, not only simulated ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .splits import Clip
+
+if TYPE_CHECKING:
+    from ..faces import FaceDetector
+
+__all__ = [
+    "CacheSpec",
+    "CachedVideo",
+    "degraded_copy",
+    "deg_path",
+    "cache_video",
+    "build_cache",
+    "load_cached",
+    "TRAIN_DEGRADE_CRF",
+    "TRAIN_DEGRADE_SCALES",
+]
+
+logger = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1
+
+TRAIN_DEGRADE_CRF = (23, 40)
+"""CRF range of a training video's ``deg`` copy (H.264, drawn uniformly per video)."""
+TRAIN_DEGRADE_SCALES = (1.0, 0.75, 0.5)
+"""Longest-side factors the ``deg`` copy is downscaled by (one drawn per video)."""
+TRAIN_DEGRADE_PRESET = "veryfast"
+"""x264 preset of the ``deg`` copies: they are training data, not a test condition."""
+
+
+@dataclass(frozen=True)
+class CacheSpec:
+    """Everything that decides the crops of a video (part of the cache key)."""
+
+    size: int = 128
+    margin: float = 0.25
+    align: bool = False
+    frames: int = 32
+    detect_max_side: int = 640
+    detect_score_threshold: float = 0.8
+    min_face_px: int = 40
+
+    def key(self) -> str:
+        raw = json.dumps({"format": CACHE_FORMAT, **asdict(self)}, sort_keys=True)
+        return hashlib.sha256(raw.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class CachedVideo:
+    """A cached video's crops (see the module docstring)."""
+
+    clip: Clip
+    version: str
+    crops: np.ndarray
+    landmarks: np.ndarray
+    times: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.crops)
+
+
+def _file_key(path: Path) -> str:
+    st = path.stat()
+    return hashlib.sha256(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[
+        :12
+    ]
+
+
+def cache_video(path: Path, spec: CacheSpec, detector: FaceDetector, out: Path) -> int:
+    """Sample, detect and crop one video into ``out`` (``.npz``); return the crops kept."""
+    from worker.settings import Settings
+    from worker.video import probe_video, sample_frames
+
+    from ..faces import crop_face_with_landmarks
+
+    settings = Settings()
+    info = probe_video(path, settings)
+    crops, lms, times, scores = [], [], [], []
+    for frame in sample_frames(path, info, spec.frames, settings):
+        boxes = detector.detect(frame.image)
+        if not boxes:
+            continue
+        crop, lm = crop_face_with_landmarks(
+            frame.image, boxes[0], spec.margin, spec.size, align=spec.align
+        )
+        crops.append(crop)
+        lms.append(np.zeros((5, 2), np.float32) if lm is None else np.asarray(lm, np.float32))
+        times.append(frame.time_s)
+        scores.append(boxes[0].score)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp.npz")
+    np.savez(
+        tmp,
+        crops=np.stack(crops) if crops else np.zeros((0, spec.size, spec.size, 3), np.uint8),
+        landmarks=np.stack(lms) if lms else np.zeros((0, 5, 2), np.float32),
+        times=np.asarray(times, np.float64),
+        det_scores=np.asarray(scores, np.float32),
+    )
+    tmp.replace(out)  # atomic: an interrupted build never leaves a half file behind
+    return len(crops)
+
+
+def degraded_copy(src: Path, dst: Path, seed: int) -> dict[str, object]:
+    """Write the ``deg`` training copy of ``src`` (see the ``TRAIN_DEGRADE_*`` constants)."""
+    import av
+
+    from ..codecs import CodecProfile, degrade_video
+
+    rng = np.random.default_rng(seed)
+    scale = float(rng.choice(TRAIN_DEGRADE_SCALES))
+    with av.open(str(src)) as c:
+        s = c.streams.video[0]
+        side = max(s.codec_context.width, s.codec_context.height)
+    prof = CodecProfile(
+        "libx264",
+        TRAIN_DEGRADE_CRF,
+        TRAIN_DEGRADE_PRESET,
+        None if scale == 1.0 else int(side * scale),
+    )
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.stem + ".tmp" + dst.suffix)
+    params = degrade_video(src, tmp, prof, rng, keep_audio=False, threads=1)
+    tmp.replace(dst)  # atomic: an interrupted copy is redone, never used half-written
+    return params.to_dict()
+
+
+def deg_path(cache_dir: Path, clip: Clip) -> Path:
+    """Where the re-encoded training copy of ``clip`` is kept."""
+    return cache_dir / "videos" / (clip.file.replace("/", "__") + ".deg.mp4")
+
+
+def build_cache(
+    clips: Sequence[Clip],
+    data_root: Path,
+    cache_dir: Path,
+    spec: CacheSpec,
+    versions: Sequence[str] = ("orig",),
+    seed: int = 0,
+) -> dict[str, int]:
+    """Cache every clip's crops (skipping what is cached); return crops per cached file."""
+    from tqdm import tqdm
+
+    from ..faces import FaceDetector
+
+    detector = FaceDetector(
+        max_side=spec.detect_max_side,
+        score_threshold=spec.detect_score_threshold,
+        min_face_px=spec.min_face_px,
+    )
+    root = cache_dir / spec.key()
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "spec.json").write_text(json.dumps(asdict(spec), indent=1))
+    done: dict[str, int] = {}
+    jobs = [(c, v) for v in versions for c in clips]  # every "orig" first
+    for clip, version in tqdm(jobs, desc="crop cache", unit="video"):
+        src = data_root / clip.file
+        out = root / version / (clip.file.replace("/", "__") + ".npz")
+        if out.exists():
+            done[str(out)] = -1
+            continue
+        t0 = time.perf_counter()
+        path = src
+        if version == "deg":
+            path = deg_path(cache_dir, clip)
+            if not path.exists():
+                seed_i = int(hashlib.sha256(f"{seed}:{clip.file}".encode()).hexdigest()[:8], 16)
+                params = degraded_copy(src, path, seed_i)
+                logger.info("%s: degraded copy %s", clip.file, params)
+        try:
+            n = cache_video(path, spec, detector, out)
+        except Exception as e:  # a clip that cannot be read is reported, not silently skipped
+            logger.error("%s (%s): %s", clip.file, version, e)
+            raise
+        done[str(out)] = n
+        logger.info("%s %s: %d crops in %.1f s", clip.file, version, n, time.perf_counter() - t0)
+    return done
+
+
+def load_cached(
+    clips: Sequence[Clip], cache_dir: Path, spec: CacheSpec, versions: Sequence[str] = ("orig",)
+) -> list[CachedVideo]:
+    """The cached crops of ``clips`` (raises when one is missing: build the cache first)."""
+    root = cache_dir / spec.key()
+    out = []
+    for clip in clips:
+        for version in versions:
+            f = root / version / (clip.file.replace("/", "__") + ".npz")
+            if not f.exists():
+                raise FileNotFoundError(f"{f} is not cached: run the cache build first")
+            with np.load(f) as z:
+                out.append(CachedVideo(clip, version, z["crops"], z["landmarks"], z["times"]))
+    return out

@@ -1,0 +1,125 @@
+"""``cre train-videos``: crop cache, training and a checkpoint from labelled videos.
+
+    cre train-videos --data ../data-external --labels ../data-external/labels.tsv \\
+        --out runs/ffpp --steps 3000
+
+Reads the identity split (:mod:`cre_models.training.splits`; the committed one by default),
+caches the crops of the ``train`` and ``validation`` clips (as delivered and a re-encoded
+copy), trains (:mod:`cre_models.training.loop`) and writes ``--out/checkpoint`` (model +
+``config.json`` with the crop contract). Threshold, aggregation and calibration are then
+chosen on validation video scores of the worker's own path with ``cre eval --videos ...
+--fit CHECKPOINT``. The ``test`` split is never read here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import platform
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..weights import DecisionSpec, InputSpec, save_pretrained
+from .cache import CacheSpec, build_cache, load_cached
+from .loop import LoopConfig, train_loop
+from .splits import load_split, read_labels, split_file
+
+__all__ = ["main"]
+
+logger = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cre train-videos", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True, help="root the labels' file paths are relative to")
+    p.add_argument("--labels", required=True, help="labels.tsv (file, label, method)")
+    p.add_argument("--split", default=str(split_file()), help="identity split JSON")
+    p.add_argument("--out", default="runs/videos")
+    p.add_argument("--cache-dir", default=".cache/crops")
+    p.add_argument("--cache-only", action="store_true", help="build the crop cache and stop")
+    p.add_argument("--frames", type=int, default=32, help="frames sampled per training video")
+    p.add_argument("--align", action="store_true", help="eye-levelled crops")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--name", default="cre-ffpp")
+    p.add_argument("--version", default="0.2.0")
+    d = LoopConfig()
+    for f in dataclasses.fields(LoopConfig):
+        if f.name in ("out", "extra"):
+            continue
+        val = getattr(d, f.name)
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(val, bool):
+            p.add_argument(
+                flag, type=lambda s: s.lower() in ("1", "true", "yes", "on"), default=val
+            )
+        elif isinstance(val, tuple):
+            p.add_argument(flag, type=lambda s: tuple(s.split(",")), default=val)
+        else:
+            p.add_argument(flag, type=type(val), default=val)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    data = Path(args.data)
+    clips = read_labels(args.labels)
+    split = load_split(args.split)
+    missing = [c.file for c in clips if c.file not in split]
+    if missing:
+        raise SystemExit(f"{len(missing)} clips are not in {args.split}, e.g. {missing[0]}")
+    train = [c for c in clips if split[c.file] == "train"]
+    val = [c for c in clips if split[c.file] == "validation"]
+    spec = CacheSpec(size=args.size, margin=args.margin, align=args.align, frames=args.frames)
+    cache = Path(args.cache_dir)
+    build_cache(train + val, data, cache, spec, versions=("orig", "deg"))
+    if args.cache_only:
+        return 0
+    cfg = LoopConfig(
+        out=args.out,
+        **{
+            f.name: getattr(args, f.name)
+            for f in dataclasses.fields(LoopConfig)
+            if f.name not in ("out", "extra")
+        },
+    )
+    train_v = load_cached(train, cache, spec, ("orig", "deg"))
+    val_v = load_cached(val, cache, spec, ("orig", "deg"))
+    model, summary = train_loop(cfg, train_v, val_v, resume=args.resume)
+    n_real = sum(1 for c in train if c.label == 0)
+    save_pretrained(
+        model,
+        Path(args.out) / "checkpoint",
+        name=args.name,
+        version=args.version,
+        input_spec=InputSpec(
+            size=cfg.size, crop_margin=cfg.margin, frames_per_video=32, align=args.align
+        ),
+        decision=DecisionSpec(threshold=0.5, aggregation="mean"),
+        training={
+            "loop": dataclasses.asdict(cfg),
+            "summary": summary,
+            "split": Path(args.split).name,
+            "provenance": {
+                "labels": Path(args.labels).name,
+                "train_clips": len(train),
+                "train_real_clips": n_real,
+                "train_fake_clips": len(train) - n_real,
+                "validation_clips": len(val),
+                "crops": sum(v.n for v in train_v),
+                "frames_per_video": args.frames,
+                "cache_spec": dataclasses.asdict(spec),
+            },
+            "machine": f"{platform.machine()}, {platform.python_version()}",
+        },
+        include_denoiser=False,
+    )
+    logger.info("checkpoint written to %s", Path(args.out) / "checkpoint")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""One path from video to model input: the training cache, the evaluation and the worker
+crop a face identically; ``cre train-videos`` and ``cre eval --videos --fit`` run end to end
+on tiny generated clips (tiny configs: the numbers mean nothing, the plumbing is tested)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cre_models.faces import FaceDetector
+from cre_models.model import images_to_tensor
+from cre_models.training.cache import CacheSpec, cache_video, load_cached
+from cre_models.training.splits import Clip
+from worker.settings import Settings
+from worker.synth import write_video
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("videos")
+    rows = ["file\tlabel\tmethod"]
+    for i, (label, method) in enumerate(
+        [("real", "youtube"), ("fake", "Deepfakes"), ("real", "youtube"), ("fake", "Face2Face")]
+    ):
+        name = f"{label}/{i:03d}.mp4"
+        (root / label).mkdir(exist_ok=True)
+        write_video(root / name, width=256, height=192, seconds=1.0, fps=8, seed=i, crf=20 + 8 * i)
+        rows.append(f"{name}\t{label}\t{method}")
+    labels = root / "labels.tsv"
+    labels.write_text("\n".join(rows) + "\n")
+    split = root / "split.json"
+    split.write_text(
+        json.dumps(
+            {
+                "clips": {
+                    "real/000.mp4": "train",
+                    "fake/001.mp4": "train",
+                    "real/002.mp4": "validation",
+                    "fake/003.mp4": "validation",
+                }
+            }
+        )
+    )
+    return root, labels
+
+
+def test_training_cache_and_worker_give_the_same_tensor(
+    clips: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from worker.scoring import Scorer
+    from worker.video import probe_video, sample_frames
+
+    root, _ = clips
+    video = root / "real/000.mp4"
+    scorer = Scorer(Settings(weights="default"))
+    spec = CacheSpec(
+        size=scorer.input_size,
+        margin=scorer.margin,
+        align=scorer.align,
+        frames=4,
+        detect_max_side=scorer.detector.max_side,
+        detect_score_threshold=scorer.detector.score_threshold,
+        min_face_px=scorer.detector.min_face_px,
+    )
+    out = tmp_path / "c.npz"
+    n = cache_video(video, spec, FaceDetector(**_detector_args(scorer)), out)
+    assert n == 4
+    cached = np.load(out)["crops"]
+    # the worker: its sampler, its detector, its crop (what score_video and cre eval run)
+    settings = Settings()
+    frames = list(sample_frames(video, probe_video(video, settings), 4, settings))
+    worker_crops = [scorer.crop(f.image, scorer.detect(f.image)[:1])[0] for f in frames]
+    assert torch.equal(images_to_tensor(list(cached)), images_to_tensor(worker_crops))
+
+
+def _detector_args(scorer: object) -> dict[str, object]:
+    d = scorer.detector  # type: ignore[attr-defined]
+    return {
+        "max_side": d.max_side,
+        "score_threshold": d.score_threshold,
+        "min_face_px": d.min_face_px,
+    }
+
+
+def test_train_videos_then_eval_videos_fit(clips: tuple[Path, Path], tmp_path: Path) -> None:
+    from cre_models.training.cli import main as train_main
+    from cre_models.weights import load_checkpoint_config
+    from worker.evaluate import main as eval_main
+
+    root, labels = clips
+    split = root / "split.json"
+    out = tmp_path / "run"
+    args = ["--data", str(root), "--labels", str(labels), "--split", str(split)]
+    tiny = ["--frames", "3", "--steps", "2", "--batch-size", "4", "--eval-every", "1"]
+    tiny += ["--rgb-stream", "seed", "--size", "64", "--threads", "1", "--warmup", "1"]
+    rc = train_main([*args, "--out", str(out), "--cache-dir", str(tmp_path / "cache"), *tiny])
+    assert rc == 0
+    ckpt = out / "checkpoint"
+    cfg = load_checkpoint_config(ckpt)
+    assert cfg.input.size == 64 and cfg.input.crop_margin == 0.25
+    assert cfg.training["provenance"]["train_clips"] == 2
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 3 and "val_auc_orig" in rows[0]
+    # the test split is refused for fitting; validation is used
+    ev = ["--videos", str(root), "--labels", str(labels), "--split", str(split)]
+    ev += ["--weights", str(ckpt), "--conditions", "as-delivered,half-crf35", "--no-progress"]
+    ev += ["--cache-dir", str(tmp_path / "evcache")]
+    with pytest.raises(SystemExit, match="refusing"):
+        eval_main([*ev, "--subset", "test", "--fit", "--out", str(tmp_path / "e0")])
+    rc = eval_main([*ev, "--subset", "validation", "--fit", "--out", str(tmp_path / "e1")])
+    assert rc == 0
+    fitted = load_checkpoint_config(ckpt)
+    assert fitted.decision.calibration is not None
+    metrics = json.loads((tmp_path / "e1" / "metrics.json").read_text())
+    assert set(metrics["table"]) == {"as-delivered", "half-crf35"}
+    assert metrics["table"]["as-delivered"]["all"]["n"] == 2
+    assert "drift" in metrics["table"]["half-crf35"]["all"]
+    assert (tmp_path / "e1" / "roc_reliability.png").stat().st_size > 1000
+    recs = (tmp_path / "e1" / "records.jsonl").read_text().splitlines()
+    assert len(recs) == 4
+    # a rerun resumes from records.jsonl instead of scoring again
+    rc = eval_main([*ev, "--subset", "validation", "--out", str(tmp_path / "e1")])
+    assert rc == 0
+    assert len((tmp_path / "e1" / "records.jsonl").read_text().splitlines()) == 4
+
+
+def test_cached_clip_missing_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="not cached"):
+        load_cached([Clip("x/nope.mp4", 0, "youtube")], tmp_path, CacheSpec())
