@@ -88,12 +88,13 @@ def test_worker_classes_use_json_and_handle_abandoned_jobs(fork: bool, valkey_ur
     from rq.serializers import JSONSerializer
 
     from worker.reliability import abandoned_job_handler
+    from worker.rqcompat import has_exception_handler
     from worker.workers import ForkWarmWorker, WarmWorker
 
     cls = ForkWarmWorker if fork else WarmWorker
     w = cls(["cre"], connection=redis.Redis.from_url(valkey_url), serializer=None)
     assert w.serializer is JSONSerializer
-    assert abandoned_job_handler in w._exc_handlers
+    assert has_exception_handler(w, abandoned_job_handler)
 
 
 def test_compose_services_run_tested_commands() -> None:

@@ -152,7 +152,9 @@ def abandoned_job_handler(job: Any, exc_type: Any, exc_value: Any, traceback: An
 
 def add_abandoned_handler(worker: Any) -> None:
     """Install :func:`abandoned_job_handler` on an RQ worker (once)."""
-    if abandoned_job_handler not in worker._exc_handlers:
+    from worker.rqcompat import has_exception_handler
+
+    if not has_exception_handler(worker, abandoned_job_handler):
         worker.push_exc_handler(abandoned_job_handler)
 
 

@@ -37,6 +37,7 @@ from worker.reliability import (
     started_registry_ttl,
     timeout_record_message,
 )
+from worker.rqcompat import StopRequestSticks
 from worker.settings import get_settings
 
 __all__ = ["WarmWorker", "ForkWarmWorker", "record_killed_job"]
@@ -106,24 +107,7 @@ def record_killed_job(job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
         logger.exception("could not record the death of job %s", job.id)
 
 
-class _StopRequestSticks:
-    """Make a warm-shutdown request (SIGTERM) stick even when RQ's exception is lost.
-
-    RQ stops an idle worker by raising ``StopRequested`` from the signal handler and only
-    sets ``_stop_requested`` for a busy one. A signal that lands inside code which swallows
-    exceptions (seen: logging's at-fork hook while the scheduler process forks) loses that
-    exception, and the worker would then run until a second signal. Setting the flag first
-    makes the loop stop at its next check (at most one dequeue timeout later).
-    """
-
-    _stop_requested: bool
-
-    def _shutdown(self) -> None:
-        self._stop_requested = True
-        super()._shutdown()  # type: ignore[misc]
-
-
-class WarmWorker(_StopRequestSticks, SimpleWorker):
+class WarmWorker(StopRequestSticks, SimpleWorker):
     """Non-forking worker that loads the model before work (see the module docstring)."""
 
     def __init__(
@@ -166,7 +150,7 @@ class WarmWorker(_StopRequestSticks, SimpleWorker):
             kill_own_process()
 
 
-class ForkWarmWorker(_StopRequestSticks, Worker):
+class ForkWarmWorker(StopRequestSticks, Worker):
     """Forking worker with the weights loaded (never run) in the parent."""
 
     def __init__(
