@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import zlib
@@ -351,12 +350,14 @@ def test_enqueue_rejects_bad_arguments_without_queueing(conn: redis.Redis, tmp_p
     assert make_queue(conn, settings).count == 0
 
 
-def test_enqueue_uses_json_stable_ids_and_duration_timeout(
+def test_enqueue_uses_rq_default_format_stable_ids_and_duration_timeout(
     conn: redis.Redis, tmp_path: Path
 ) -> None:
     from rq.job import Job
+    from rq.serializers import DefaultSerializer
 
     from worker.ids import video_id
+    from worker.payloads import loads_plain
     from worker.queue import SERIALIZER, enqueue
 
     settings = Settings(job_timeout_base_s=30, job_timeout_per_video_s=10.0)
@@ -368,8 +369,10 @@ def test_enqueue_uses_json_stable_ids_and_duration_timeout(
     assert job.func_name == "worker.jobs.score_video_job" and job.args[0] == str(clip.resolve())
     raw = conn.hget(job.key, "data")
     assert raw is not None
-    payload = json.loads(zlib.decompress(raw))  # JSON on the queue, not pickle
-    assert payload[0] == "worker.jobs.score_video_job" and payload[2] == [str(clip.resolve()), None]
+    data = zlib.decompress(raw)
+    expected = ("worker.jobs.score_video_job", None, (str(clip.resolve()), None), {})
+    assert DefaultSerializer.loads(data) == expected  # what a stock `rq worker` reads
+    assert loads_plain(data) == expected  # what our workers read
     url = "https://example.com/v.mp4"
     (usub,) = enqueue([url], settings, conn=conn)
     assert usub.job_timeout == settings.job_timeout_url_s

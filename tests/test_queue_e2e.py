@@ -81,7 +81,7 @@ def scored(
         sub.stdout
     )
 
-    cmd = [RQ, "worker", "cre", "--burst", "--url", valkey_url, "--serializer", "json"]
+    cmd = [RQ, "worker", "cre", "--burst", "--url", valkey_url]  # RQ's stock worker, as typed
     workers = [
         subprocess.Popen(
             cmd + ["--name", f"w{i}"],

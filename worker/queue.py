@@ -1,8 +1,8 @@
 """Putting videos on the ``cre`` queue: ids, de-duplication, timeouts, serializer.
 
-* Jobs are serialised as JSON (``rq.serializers.JSONSerializer``): no pickle on the queue.
-  Workers must use the same serializer: ``rq worker cre --serializer json`` or the
-  :class:`~worker.workers.WarmWorker`, which sets it itself.
+* Job payloads are in RQ's default format, so a stock ``rq worker cre`` reads them; our
+  workers and tools read them with :class:`~worker.payloads.PlainDataSerializer`, which
+  builds plain data only (a crafted payload cannot run code in them).
 * The job id is the video id (:func:`worker.ids.video_id`): the same file or URL always
   maps to the same job and the same result key.
 * A source is not scored twice: it is skipped when it already has a result record of any
@@ -30,12 +30,12 @@ import redis
 from rq import Queue
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
-from rq.serializers import JSONSerializer
 
 from worker.errors import CreError
 from worker.fetch import is_url
 from worker.ids import normalise_source, video_id
 from worker.jobs import validate_job_args
+from worker.payloads import PlainDataSerializer
 from worker.results import load_result
 from worker.settings import Settings
 
@@ -53,8 +53,8 @@ logger = logging.getLogger(__name__)
 
 JOB_FUNCTION = "worker.jobs.score_video_job"
 """Import path of the job function, as stored in the job."""
-SERIALIZER = JSONSerializer
-"""The queue's serializer; workers must match it."""
+SERIALIZER = PlainDataSerializer
+"""Writes RQ's default payload format; reads plain data only."""
 
 PENDING_STATUSES = {
     JobStatus.QUEUED,
@@ -83,7 +83,7 @@ def connect(settings: Settings) -> redis.Redis:
 
 
 def make_queue(conn: redis.Redis, settings: Settings) -> Queue:
-    """The ``cre`` queue with the JSON serializer."""
+    """The ``cre`` queue (RQ's default payload format, read back as plain data only)."""
     return Queue(settings.queue_name, connection=conn, serializer=SERIALIZER)
 
 

@@ -1,8 +1,9 @@
 """RQ worker classes that load the model once, before the first job.
 
-* ``rq worker cre --serializer json`` (RQ's default forking ``Worker``): correct but slow
-  per job: each job runs in a fresh fork that imports torch and loads the weights again
-  (about 2 s). The parent never touches the model.
+* ``rq worker cre`` (RQ's stock forking ``Worker``): correct but slow per job: each job
+  runs in a fresh fork that imports torch and loads the weights again. The parent never
+  touches the model. It unpickles payloads with ``pickle.loads`` and runs any function a
+  job names (see SECURITY.md).
 * ``rq worker cre -w worker.workers.WarmWorker``: a :class:`rq.SimpleWorker` (no fork):
   the model is loaded once, before work starts, and jobs run in the worker process itself.
   No fork means no fork-after-forward deadlock and no per-job import. One job at a time;
@@ -12,8 +13,8 @@
   (copy-on-write), keeps RQ's heartbeat and crash isolation, and records a ``failed``
   result when a job's process is killed (out of memory, SIGKILL).
 
-Both classes use the JSON serializer whatever ``--serializer`` says, since that is what
-:mod:`worker.queue` puts on the queue.
+Both classes read payloads with :class:`~worker.payloads.PlainDataSerializer` (plain data
+only) whatever ``--serializer`` says; they write RQ's default format, like the queue.
 """
 
 from __future__ import annotations
