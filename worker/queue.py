@@ -33,6 +33,7 @@ from rq.job import Job, JobStatus
 
 from worker.errors import CreError
 from worker.fetch import is_url
+from worker.guard import JOB_FUNCTION
 from worker.ids import normalise_source, video_id
 from worker.jobs import validate_job_args
 from worker.payloads import PlainDataSerializer
@@ -51,8 +52,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-JOB_FUNCTION = "worker.jobs.score_video_job"
-"""Import path of the job function, as stored in the job."""
 SERIALIZER = PlainDataSerializer
 """Writes RQ's default payload format; reads plain data only."""
 

@@ -112,6 +112,12 @@ def abandoned_job_handler(job: Any, exc_type: Any, exc_value: Any, traceback: An
 
     if exc_type is not AbandonedJobError:
         return None
+    from worker.guard import refusal_reason
+
+    reason = refusal_reason(job)
+    if reason is not None:  # not ours: no record, no re-run
+        logger.warning("abandoned job %s is not a cre job (%s): left to RQ", job.id, reason)
+        return None
     settings = get_settings()
     try:
         from worker.jobs import failed_record

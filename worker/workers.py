@@ -13,8 +13,10 @@
   (copy-on-write), keeps RQ's heartbeat and crash isolation, and records a ``failed``
   result when a job's process is killed (out of memory, SIGKILL).
 
-Both classes read payloads with :class:`~worker.payloads.PlainDataSerializer` (plain data
-only) whatever ``--serializer`` says; they write RQ's default format, like the queue.
+Both classes run only the scoring job: any other job is failed in RQ with the reason and
+never executed (:mod:`worker.guard`). Both read payloads with
+:class:`~worker.payloads.PlainDataSerializer` (plain data only) whatever ``--serializer``
+says; they write RQ's default format, like the queue.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 from rq import Queue, SimpleWorker, Worker
 from rq.job import Job
 
+from worker.guard import refuse_unless_registered
 from worker.queue import SERIALIZER
 from worker.reliability import (
     TIMEOUT_CODE,
@@ -127,6 +130,8 @@ class WarmWorker(StopRequestSticks, SimpleWorker):
         return started_registry_ttl(job.timeout, get_settings())
 
     def execute_job(self, job: Job, queue: Queue) -> None:
+        if refuse_unless_registered(self, job, queue):
+            return
         deadline = hard_deadline_s(job.timeout, get_settings())
         with HardTimeout(job, deadline, lambda j: self._end_stuck_job(j, queue)):
             super().execute_job(job, queue)
@@ -174,6 +179,8 @@ class ForkWarmWorker(StopRequestSticks, Worker):
         self._hard_timeout.arm()
 
     def execute_job(self, job: Job, queue: Queue) -> None:
+        if refuse_unless_registered(self, job, queue):  # before the fork
+            return
         try:
             super().execute_job(job, queue)
         finally:
