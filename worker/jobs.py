@@ -35,11 +35,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from worker.errors import CreError, InputError, TransientFetchError
 from worker.results import (
+    ContentInfo,
     ErrorInfo,
     FaceResult,
     FrameResult,
     ModelInfo,
     ResultRecord,
+    ScoringOptions,
     Timings,
     VideoSummary,
     save_result,
@@ -140,8 +142,10 @@ def failed_record(
     attempt: int = 1,
     worker: str | None = None,
     model: ModelInfo | None = None,
+    options: ScoringOptions | None = None,
+    content: ContentInfo | None = None,
 ) -> ResultRecord:
-    """A ``failed`` record with ``code`` and ``message``."""
+    """A ``failed`` record with ``code`` and ``message`` (and what is known of its key)."""
     return ResultRecord(
         video_id=video_id,
         source=source,
@@ -152,7 +156,19 @@ def failed_record(
         attempt=attempt,
         worker=worker,
         model=model,
+        options=options,
+        content=content,
     )
+
+
+def _content_of(fetched: Any) -> ContentInfo:
+    """Size, mtime and SHA-256 of the bytes about to be scored (part of the result's key)."""
+    from worker.resultkey import file_content
+
+    try:
+        return file_content(fetched.path, downloaded=fetched.downloaded)
+    except OSError as e:
+        raise InputError(f"cannot read {fetched.source}: {e.strerror or e}") from e
 
 
 def score_video(
@@ -195,6 +211,8 @@ def score_video(
     timings = Timings()
     video: VideoSummary | None = None
     model: ModelInfo | None = None
+    run_options: ScoringOptions | None = None
+    content: ContentInfo | None = None
 
     def progress(stage: str, done: int = 0, total: int = 0) -> None:
         if on_progress is not None:
@@ -206,12 +224,26 @@ def score_video(
 
             progress("loading model")
             scorer = get_scorer(settings)
-        model = ModelInfo(name=scorer.model_name, version=scorer.model_version)
-        aggregation = options.aggregation or scorer.aggregation
-        n_frames = options.frames or scorer.frames_per_video
+        from worker.resultkey import scoring_options
+
+        model = ModelInfo(
+            name=scorer.model_name,
+            version=scorer.model_version,
+            weights_sha256=scorer.config.weights_sha256,
+        )
+        run_options = scoring_options(
+            options.frames,
+            options.aggregation,
+            default_frames=scorer.frames_per_video,
+            default_aggregation=scorer.aggregation,
+            topk=scorer.topk,
+            threshold=scorer.threshold,
+        )
+        aggregation, n_frames = run_options.aggregation, run_options.frames
         progress("fetching")
         t0 = time.perf_counter()
         with fetch(source, settings) as fetched:
+            content = _content_of(fetched)  # hashed with the fetch: what is scored below
             timings.fetch = time.perf_counter() - t0
             t1 = time.perf_counter()
             info = probe_video(fetched.path, settings)
@@ -276,6 +308,8 @@ def score_video(
             frames=frames,
             aggregation=aggregation,
             model=model,
+            options=run_options,
+            content=content,
             timings=timings,
             worker=worker,
             attempt=attempt,
@@ -295,6 +329,8 @@ def score_video(
             attempt=attempt,
             worker=worker,
             model=model,
+            options=run_options,
+            content=content,
         )
     progress("done", record.frames_sampled, record.frames_sampled)
     logger.info(
