@@ -24,6 +24,7 @@ Nothing here imports torch at module level: a forking worker's parent never load
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -259,12 +260,15 @@ def score_video(
             )
             progress("scoring", 0, n_frames)
             stats = SampleStats()
-            # decode in a background thread while this one detects and scores
+            # decode in a background thread while this one detects and scores; closing it
+            # on any way out (error, job timeout) stops the thread and closes the decoder
+            # before the fetch context deletes a download
             decoded = prefetch(sample_frames(fetched.path, info, n_frames, settings, stats=stats))
-            scored = scorer.score_frames(
-                decoded,
-                on_frame=lambda k: progress("scoring", k, n_frames),
-            )
+            with contextlib.closing(decoded):
+                scored = scorer.score_frames(
+                    decoded,
+                    on_frame=lambda k: progress("scoring", k, n_frames),
+                )
         timings.decode += scored.decode_s
         timings.detect = scored.detect_s
         timings.infer = scored.infer_s
