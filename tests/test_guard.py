@@ -198,3 +198,63 @@ def test_cre_worker_burst_refuses_foreign_jobs_of_both_serializers(
     text = log.read_text()
     for name in FOREIGN:
         assert f"refused job {name} " in text, tail(log)
+
+
+def _forge_abandoned(conn: redis.Redis, job_id: str) -> None:
+    """A scoring job naming a failure callback, left 'started' with an expired registry entry:
+    what anyone with write access can put in Redis for a worker's maintenance pass."""
+    from rq import SimpleWorker
+    from rq.registry import StartedJobRegistry
+
+    from worker.guard import JOB_FUNCTION
+
+    job = Queue("cre", connection=conn).enqueue_call(
+        JOB_FUNCTION,
+        args=("/nowhere.mp4",),
+        job_id=job_id,
+        on_failure=Callback("tests.guard_targets.touch_marker"),
+    )
+    ghost = SimpleWorker(["cre"], connection=conn, name=f"ghost-{job_id}")
+    ghost.register_birth()
+    conn.lrem("rq:queue:cre", 0, job_id)
+    ghost.prepare_execution(job)
+    ghost.prepare_job_execution(job)
+    key = StartedJobRegistry("cre", connection=conn).key
+    conn.zadd(key, dict.fromkeys(conn.zrange(key, 0, -1), 1))  # expired long ago
+
+
+@pytest.mark.parametrize("cls_name", ["WarmWorker", "ForkWarmWorker"])
+def test_maintenance_runs_no_callback_of_an_abandoned_job(
+    cls_name: str, job_env: Path, conn: redis.Redis
+) -> None:
+    """RQ's maintenance pass runs the failure callback of every job it finds abandoned; in a
+    cre worker (job class GuardedJob) it runs none, and the job is still failed in RQ."""
+    from rq import SimpleWorker
+
+    import worker.workers
+    from worker.guard import GuardedJob
+    from worker.payloads import PlainDataSerializer
+
+    marker = job_env / "touched"
+    _forge_abandoned(conn, "control")
+    SimpleWorker(["cre"], connection=conn, serializer=PlainDataSerializer).clean_registries()
+    assert marker.exists(), "control: RQ's own Job class runs the callback"
+    marker.unlink()
+
+    w = getattr(worker.workers, cls_name)(["cre"], connection=conn)
+    assert w.job_class is GuardedJob and all(q.job_class is GuardedJob for q in w.queues)
+    _forge_abandoned(conn, "forged")
+    w.clean_registries()
+    assert not marker.exists()
+    job = Job.fetch("forged", connection=conn, serializer=PlainDataSerializer)
+    assert job.get_status() == JobStatus.FAILED
+
+
+def test_guarded_job_imports_only_registered_functions(conn: redis.Redis) -> None:
+    from worker.guard import GuardedJob, JobRefusedError
+    from worker.payloads import PlainDataSerializer
+
+    Queue("cre", connection=conn).enqueue_call("os.system", args=("true",), job_id="os")
+    job = GuardedJob.fetch("os", connection=conn, serializer=PlainDataSerializer)
+    with pytest.raises(JobRefusedError, match="os.system"):
+        job.perform()

@@ -17,7 +17,13 @@ only when:
 
 Anything else is failed in RQ with the reason (it lands in the queue's failed registry, its
 RQ result says ``refused by the cre worker: ...``), logged, and never executed; no
-``cre`` result record is written for it (:func:`refuse_job`). To run another function in
+``cre`` result record is written for it (:func:`refuse_job`).
+
+RQ also resolves a job's callbacks and sends its webhooks outside job execution: its
+maintenance pass runs the failure callback and sends the webhooks of every job it finds
+abandoned in the started registry, which anyone with write access can forge. Our workers
+therefore use :class:`GuardedJob` as their job class: its callbacks are always ``None``,
+it sends no webhook, and its ``func`` refuses unregistered functions too. To run another function in
 ``cre`` workers, register it in a module the worker imports (e.g. a worker subclass given
 to ``cre worker --worker-class``).
 """
@@ -35,6 +41,8 @@ from rq.utils import now
 
 __all__ = [
     "JOB_FUNCTION",
+    "GuardedJob",
+    "JobRefusedError",
     "register_job_function",
     "registered_job_functions",
     "refusal_reason",
@@ -62,6 +70,38 @@ def register_job_function(name: str) -> None:
         raise ValueError(f"not an import path of a function: {name!r}")
     _REGISTERED.add(name)
     logger.info("job function %s registered", name)
+
+
+class JobRefusedError(RuntimeError):
+    """A job that a ``cre`` worker does not run (see :func:`refusal_reason`)."""
+
+
+class GuardedJob(Job):
+    """RQ's ``Job`` that never imports a callback, sends no webhook, and imports only a
+    registered function (the job class of ``cre`` workers; see the module docstring)."""
+
+    @property
+    def func(self) -> Any:
+        name = self.func_name
+        if self.instance is not None or not isinstance(name, str) or name not in _REGISTERED:
+            raise JobRefusedError(f"function {name!r} is not a cre job")
+        return super().func
+
+    @property
+    def success_callback(self) -> None:
+        return None
+
+    @property
+    def failure_callback(self) -> None:
+        return None
+
+    @property
+    def stopped_callback(self) -> None:
+        return None
+
+    def send_webhooks(self, status: Any, *, exc_string: str | None = None) -> None:
+        if self.webhooks:
+            logger.warning("job %s: its webhooks are not sent by a cre worker", self.id)
 
 
 def registered_job_functions() -> frozenset[str]:

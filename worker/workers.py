@@ -14,9 +14,9 @@
   result when a job's process is killed (out of memory, SIGKILL).
 
 Both classes run only the scoring job: any other job is failed in RQ with the reason and
-never executed (:mod:`worker.guard`). Both read payloads with
-:class:`~worker.payloads.PlainDataSerializer` (plain data only) whatever ``--serializer``
-says; they write RQ's default format, like the queue.
+never executed, and no job's callback or webhook is ever run (:mod:`worker.guard`). Both
+read payloads with :class:`~worker.payloads.PlainDataSerializer` (plain data only) whatever
+``--serializer`` says; they write RQ's default format, like the queue.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 from rq import Queue, SimpleWorker, Worker
 from rq.job import Job
 
-from worker.guard import refuse_unless_registered
+from worker.guard import GuardedJob, refuse_unless_registered
 from worker.queue import SERIALIZER
 from worker.reliability import (
     TIMEOUT_CODE,
@@ -118,6 +118,7 @@ class WarmWorker(StopRequestSticks, SimpleWorker):
         self, queues: str | Queue | Sequence[str] | Sequence[Queue], *args: Any, **kwargs: Any
     ) -> None:
         kwargs["serializer"] = SERIALIZER
+        kwargs["job_class"] = GuardedJob
         super().__init__(_queue_names(queues), *args, **kwargs)
         add_abandoned_handler(self)
 
@@ -163,6 +164,7 @@ class ForkWarmWorker(StopRequestSticks, Worker):
         self, queues: str | Queue | Sequence[str] | Sequence[Queue], *args: Any, **kwargs: Any
     ) -> None:
         kwargs["serializer"] = SERIALIZER
+        kwargs["job_class"] = GuardedJob
         kwargs.setdefault("work_horse_killed_handler", record_killed_job)
         super().__init__(_queue_names(queues), *args, **kwargs)
         add_abandoned_handler(self)
