@@ -51,14 +51,17 @@ def test_rq_is_pinned_to_the_tested_minor_range() -> None:
     assert installed == (major, minor), f"installed rq {version('rq')} is outside {spec}"
 
 
-def test_every_private_name_exists() -> None:
+def test_every_private_name_exists(conn: redis.Redis) -> None:
     from rq.worker import BaseWorker
 
+    worker = SimpleWorker(["cre"], connection=conn)
     for name in rqcompat.PRIVATE_NAMES:
         cls_name, attr = name.split(".")
-        assert cls_name == "BaseWorker", name
-        if attr == "_shutdown":
-            assert callable(getattr(BaseWorker, attr, None)), name
+        assert cls_name == "BaseWorker" and isinstance(worker, BaseWorker), name
+        assert hasattr(worker, attr), f"RQ {version('rq')} has no {name}"
+    assert callable(BaseWorker._shutdown)
+    assert isinstance(worker._exc_handlers, list)
+    assert worker._stop_requested is False and worker._shutdown_requested_date is None
 
 
 def test_exception_handler_stack(conn: redis.Redis) -> None:
