@@ -123,7 +123,7 @@ def test_resubmission_rules_end_to_end(
 
     # 3. another file at the same path: only that one is scored again
     b_before = first["b"]["content"]["sha256"]
-    write_clip(b, width=320, height=240, seconds=1.0, fps=8, seed=7)
+    write_clip(b, width=352, height=288, seconds=1.0, fps=8)  # other bytes, same path
     changed = _submit(env, str(folder), url)
     assert changed["b"]["status"] == "queued" and "file changed" in changed["b"]["reason"]
     assert {changed[n]["status"] for n in ("a", "broken", url)} == {"skipped_done"}
