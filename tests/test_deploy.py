@@ -83,17 +83,20 @@ def test_image_runs_as_non_root_from_a_slim_base_with_cpu_torch() -> None:
 
 
 @pytest.mark.parametrize("fork", [False, True])
-def test_worker_classes_use_json_and_handle_abandoned_jobs(fork: bool, valkey_url: str) -> None:
+def test_worker_classes_read_plain_data_and_handle_abandoned_jobs(
+    fork: bool, valkey_url: str
+) -> None:
     import redis
-    from rq.serializers import JSONSerializer
 
+    from worker.payloads import PlainDataSerializer
     from worker.reliability import abandoned_job_handler
+    from worker.rqcompat import has_exception_handler
     from worker.workers import ForkWarmWorker, WarmWorker
 
     cls = ForkWarmWorker if fork else WarmWorker
     w = cls(["cre"], connection=redis.Redis.from_url(valkey_url), serializer=None)
-    assert w.serializer is JSONSerializer
-    assert abandoned_job_handler in w._exc_handlers
+    assert w.serializer is PlainDataSerializer
+    assert has_exception_handler(w, abandoned_job_handler)
 
 
 def test_compose_services_run_tested_commands() -> None:

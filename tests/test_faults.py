@@ -55,8 +55,11 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return out
 
 
-def _settings(url: str) -> Settings:
-    return Settings(redis_url=url, **{k[4:].lower(): v for k, v in FAST_RELIABILITY.items()})
+def _settings(url: str, weights: Path | None = None) -> Settings:
+    """The workers' settings, as a submitter must share them (weights key the results)."""
+    extra = {"weights": str(weights)} if weights is not None else {}
+    fast = {k[4:].lower(): v for k, v in FAST_RELIABILITY.items()}
+    return Settings(redis_url=url, **fast, **extra)
 
 
 def _records(conn: redis.Redis, settings: Settings, ids: list[str]) -> dict[str, object]:
@@ -74,7 +77,7 @@ def test_sigkilled_worker_job_is_rerun_by_another_and_resubmission_skips_done(
     from worker.queue import enqueue
     from worker.results import load_result
 
-    settings = _settings(valkey_url)
+    settings = _settings(valkey_url, tiny_weights)
     batch = [str(clips[n]) for n in ("a", "b", "slow")]
     subs = enqueue(batch, settings, conn=conn)
     assert [s.status for s in subs] == ["queued"] * 3

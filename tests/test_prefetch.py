@@ -1,14 +1,22 @@
-"""The background prefetcher keeps order, bounds its buffer and propagates errors."""
+"""The background prefetcher keeps order, bounds its buffer, propagates errors, and is
+closed (thread stopped, decoder closed) before a job's download is deleted."""
 
 from __future__ import annotations
 
+import functools
+import http.server
+import os
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import redis
 
 from worker.prefetch import prefetch
+
+pytest_plugins = ("tests.queue_fixtures",)  # fixtures: tiny_weights, valkey_url, conn
 
 
 def test_keeps_order_and_all_items() -> None:
@@ -72,3 +80,100 @@ def test_closing_the_consumer_stops_and_closes_the_producer() -> None:
 def test_bad_depth() -> None:
     with pytest.raises(ValueError, match="depth"):
         next(prefetch([1], depth=0))
+
+
+# --- in a warm worker: a job timeout closes the decoder before the download is deleted ------
+
+
+@pytest.fixture
+def served_clip(tmp_path: Path) -> Iterator[str]:
+    """The URL of a small face clip on a local HTTP server."""
+    from tests.queue_helpers import write_clip
+
+    folder = tmp_path / "served"
+    folder.mkdir()
+    write_clip(folder / "v.mp4", width=320, height=240, seconds=3.0, fps=10)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/v.mp4"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _open_files_under(folder: Path) -> list[str]:
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(str(folder)):
+            out.append(target)
+    return out
+
+
+def _prefetch_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("cre-prefetch")]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+def test_job_timeout_in_a_warm_worker_leaves_no_decoder_thread_and_no_open_file(
+    served_clip: str,
+    tiny_weights: Path,
+    valkey_url: str,
+    conn: redis.Redis,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """RQ's job timeout lands while frames are being scored (detection is slowed down here):
+    the prefetch thread and its decoder are closed before the download is deleted."""
+    import worker.fetch
+    from worker.queue import enqueue
+    from worker.results import load_result
+    from worker.scoring import Scorer, clear_scorer_cache
+    from worker.settings import get_settings
+    from worker.workers import WarmWorker
+
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    for name, value in {
+        "CRE_WEIGHTS": str(tiny_weights),
+        "CRE_REDIS_URL": valkey_url,
+        "CRE_TORCH_THREADS": "1",
+        "CRE_ALLOW_PRIVATE_ADDRESSES": "true",
+        "CRE_FETCH_TMP_DIR": str(downloads),
+        "CRE_JOB_TIMEOUT_URL_S": "2",
+        "CRE_FRAMES_PER_VIDEO": "24",  # more than the buffer holds: the decoder must wait
+        "CRE_FETCH_RETRIES": "0",
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    real_detect = Scorer.detect
+
+    def slow_detect(self: Scorer, image: object) -> object:
+        time.sleep(0.8)  # 24 frames: far past the 2 s timeout
+        return real_detect(self, image)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Scorer, "detect", slow_detect)
+    at_delete: list[tuple[list[str], list[str]]] = []
+    real_rmtree = worker.fetch.shutil.rmtree
+
+    def recording_rmtree(path: str | Path, *args: object, **kwargs: object) -> None:
+        at_delete.append((_prefetch_threads(), _open_files_under(Path(path))))
+        real_rmtree(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(worker.fetch.shutil, "rmtree", recording_rmtree)
+    try:
+        (sub,) = enqueue([served_clip], get_settings(), conn=conn)
+        assert sub.video_id is not None
+        WarmWorker(["cre"], connection=conn).work(burst=True)
+        rec = load_result(conn, sub.video_id, get_settings())
+    finally:
+        get_settings.cache_clear()
+        clear_scorer_cache()
+    assert rec is not None and rec.error is not None and rec.error.code == "timeout", rec
+    assert at_delete == [([], [])], "decoder still running when the download was deleted"
+    assert _prefetch_threads() == [] and _open_files_under(downloads) == []
+    assert list(downloads.iterdir()) == []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import zlib
@@ -17,6 +16,7 @@ from cre_models.faces import FaceBox, crop_face, square_crop_box
 from tests.queue_helpers import TINY_FRAMES, write_clip
 from worker.aggregate import STRATEGIES, aggregate, confident_score, topk_mean_score
 from worker.errors import InputError
+from worker.results import ResultRecord
 from worker.settings import Settings
 
 pytest_plugins = ("tests.queue_fixtures",)  # fixtures: tiny_weights, valkey_url, conn
@@ -390,12 +390,14 @@ def test_enqueue_rejects_bad_arguments_without_queueing(conn: redis.Redis, tmp_p
     assert make_queue(conn, settings).count == 0
 
 
-def test_enqueue_uses_json_stable_ids_and_duration_timeout(
+def test_enqueue_uses_rq_default_format_stable_ids_and_duration_timeout(
     conn: redis.Redis, tmp_path: Path
 ) -> None:
     from rq.job import Job
+    from rq.serializers import DefaultSerializer
 
     from worker.ids import video_id
+    from worker.payloads import loads_plain
     from worker.queue import SERIALIZER, enqueue
 
     settings = Settings(job_timeout_base_s=30, job_timeout_per_video_s=10.0)
@@ -407,16 +409,43 @@ def test_enqueue_uses_json_stable_ids_and_duration_timeout(
     assert job.func_name == "worker.jobs.score_video_job" and job.args[0] == str(clip.resolve())
     raw = conn.hget(job.key, "data")
     assert raw is not None
-    payload = json.loads(zlib.decompress(raw))  # JSON on the queue, not pickle
-    assert payload[0] == "worker.jobs.score_video_job" and payload[2] == [str(clip.resolve()), None]
+    data = zlib.decompress(raw)
+    expected = ("worker.jobs.score_video_job", None, (str(clip.resolve()), None), {})
+    assert DefaultSerializer.loads(data) == expected  # what a stock `rq worker` reads
+    assert loads_plain(data) == expected  # what our workers read
     url = "https://example.com/v.mp4"
     (usub,) = enqueue([url], settings, conn=conn)
     assert usub.job_timeout == settings.job_timeout_url_s
 
 
+def video_id_of(path: Path) -> str:
+    from worker.ids import video_id
+
+    return video_id(str(path))
+
+
+def _record_like_a_worker(
+    vid: str, clip: Path, settings: Settings, **fields: object
+) -> ResultRecord:
+    """The record a worker with ``settings`` would write for ``clip`` (its key included)."""
+    from worker.resultkey import checkpoint_identity, expected_key, file_content
+
+    key = expected_key(settings, checkpoint_identity(settings.weights), None, None)
+    values: dict[str, object] = {"status": "done", "score": 0.4, "label": "real"}
+    values.update(fields)
+    return ResultRecord(
+        video_id=vid,
+        source=str(clip.resolve()),
+        model=key.model,
+        options=key.options,
+        content=file_content(clip),
+        **values,  # type: ignore[arg-type]
+    )
+
+
 def test_resubmission_is_skipped_unless_forced(conn: redis.Redis, tmp_path: Path) -> None:
     from worker.queue import enqueue, make_queue
-    from worker.results import ResultRecord, save_result
+    from worker.results import save_result
 
     settings = Settings()
     clip = write_clip(tmp_path / "c.mp4", seconds=0.5, fps=10)
@@ -429,20 +458,40 @@ def test_resubmission_is_skipped_unless_forced(conn: redis.Redis, tmp_path: Path
     assert vid is not None
     make_queue(conn, settings).empty()
     conn.delete(f"rq:job:{vid}")
-    done = ResultRecord(video_id=vid, source=str(clip), status="done", score=0.4, label="real")
-    save_result(conn, done, settings)
+    save_result(conn, _record_like_a_worker(vid, clip, settings), settings)
     assert enqueue([str(clip)], settings, conn=conn)[0].status == "skipped_done"
     assert enqueue([str(clip)], settings, retry_failed=True, conn=conn)[0].status == "skipped_done"
     assert enqueue([str(clip)], settings, force=True, conn=conn)[0].status == "queued"
     make_queue(conn, settings).empty()
     conn.delete(f"rq:job:{vid}")
-    failed = ResultRecord(
-        video_id=vid, source=str(clip), status="failed", error={"code": "corrupt", "message": "x"}
+    failed = _record_like_a_worker(
+        vid,
+        clip,
+        settings,
+        status="failed",
+        score=None,
+        label=None,
+        error={"code": "corrupt", "message": "x"},
     )
     save_result(conn, failed, settings)
     skipped = enqueue([str(clip)], settings, conn=conn)[0]
     assert skipped.status == "skipped_done" and "--retry-failed" in (skipped.reason or "")
-    assert enqueue([str(clip)], settings, retry_failed=True, conn=conn)[0].status == "queued"
+    retried = enqueue([str(clip)], settings, retry_failed=True, conn=conn)[0]
+    assert retried.status == "queued" and "--retry-failed" in (retried.reason or "")
+
+
+def test_a_record_without_its_key_is_not_reused(conn: redis.Redis, tmp_path: Path) -> None:
+    """Records of cre 0.1 (no content, model hash or options) are scored again."""
+    from worker.queue import enqueue
+    from worker.results import ResultRecord, save_result
+
+    settings = Settings()
+    clip = write_clip(tmp_path / "c.mp4", seconds=0.5, fps=10)
+    vid = video_id_of(clip)
+    old = ResultRecord(video_id=vid, source=str(clip), status="done", score=0.4, label="real")
+    save_result(conn, old, settings)
+    (sub,) = enqueue([str(clip)], settings, conn=conn)
+    assert sub.status == "queued" and "checkpoint differs" in (sub.reason or ""), sub
 
 
 # --- the RQ job: retries and failures (a real Valkey, an in-process WarmWorker) ---------------

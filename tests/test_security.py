@@ -1,4 +1,5 @@
-"""Security properties: no pickle, checked weights, Redis with a password, no secret in output."""
+"""Security properties: no unrestricted unpickling, checked weights, Redis with a password, no
+secret in output."""
 
 from __future__ import annotations
 
@@ -24,18 +25,35 @@ def _python_files() -> list[Path]:
     return [p for d in SOURCE_DIRS for p in sorted((ROOT / d).rglob("*.py"))]
 
 
-def test_no_pickle_anywhere_in_the_code() -> None:
-    """No module imports pickle (or dill, joblib, shelve), and torch.load is never called
-    without weights_only=True: the queue is JSON, weights are safetensors."""
+PICKLE_MODULE = ROOT / "worker" / "payloads.py"
+"""The one module allowed to import pickle: the restricted payload loader."""
+
+
+def test_no_pickle_loading_anywhere_in_the_code() -> None:
+    """No module but worker/payloads.py imports pickle (or dill, joblib, shelve, marshal);
+    nothing calls pickle.load(s) or a bare pickle.Unpickler; torch.load is never called
+    without weights_only=True. Weights are safetensors; queue payloads are read by the
+    restricted loader."""
     banned = {"pickle", "cPickle", "dill", "joblib", "shelve", "marshal"}
     found = []
     for path in _python_files():
         tree = ast.parse(path.read_text(), filename=str(path))
+        allowed = {"pickle"} if path == PICKLE_MODULE else set()
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
-                found += [f"{path}: import {a.name}" for a in node.names if a.name in banned]
+                found += [
+                    f"{path}: import {a.name}" for a in node.names if a.name in banned - allowed
+                ]
             elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in banned:
                 found.append(f"{path}: from {node.module}")
+            elif (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "pickle"
+                and node.attr in ("load", "loads", "Unpickler")
+                and not (path == PICKLE_MODULE and node.attr == "Unpickler")
+            ):
+                found.append(f"{path}:{node.lineno}: pickle.{node.attr}")
             elif (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
@@ -54,12 +72,30 @@ def test_no_pickle_anywhere_in_the_code() -> None:
     assert not found, found
 
 
-def test_queue_uses_json() -> None:
-    from rq.serializers import JSONSerializer
+def test_the_unpickler_resolves_nothing() -> None:
+    """Every pickle.Unpickler subclass in worker/payloads.py overrides find_class and
+    persistent_load with a body that only raises."""
+    tree = ast.parse(PICKLE_MODULE.read_text())
+    classes = [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.ClassDef)
+        and any(isinstance(b, ast.Attribute) and b.attr == "Unpickler" for b in n.bases)
+    ]
+    assert classes
+    for cls in classes:
+        methods = {m.name: m for m in cls.body if isinstance(m, ast.FunctionDef)}
+        for name in ("find_class", "persistent_load"):
+            assert name in methods, f"{cls.name} does not override {name}"
+            body = [b for b in methods[name].body if not isinstance(b, ast.Expr)]
+            assert len(body) == 1 and isinstance(body[0], ast.Raise), f"{cls.name}.{name}"
 
+
+def test_queue_reads_payloads_with_the_restricted_loader() -> None:
+    from worker.payloads import PlainDataSerializer
     from worker.queue import SERIALIZER
 
-    assert SERIALIZER is JSONSerializer
+    assert SERIALIZER is PlainDataSerializer
 
 
 def test_weights_are_checked_against_their_sha256(tiny_weights: Path, tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ Nothing here imports torch at module level: a forking worker's parent never load
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -40,11 +41,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from cre_models.tracks import track_video
 from worker.errors import CreError, InputError, TransientFetchError
 from worker.results import (
+    ContentInfo,
     ErrorInfo,
     FaceResult,
     FrameResult,
     ModelInfo,
     ResultRecord,
+    ScoringOptions,
     Timings,
     TrackResult,
     VideoSummary,
@@ -149,8 +152,10 @@ def failed_record(
     attempt: int = 1,
     worker: str | None = None,
     model: ModelInfo | None = None,
+    options: ScoringOptions | None = None,
+    content: ContentInfo | None = None,
 ) -> ResultRecord:
-    """A ``failed`` record with ``code`` and ``message``."""
+    """A ``failed`` record with ``code`` and ``message`` (and what is known of its key)."""
     return ResultRecord(
         video_id=video_id,
         source=source,
@@ -161,6 +166,8 @@ def failed_record(
         attempt=attempt,
         worker=worker,
         model=model,
+        options=options,
+        content=content,
     )
 
 
@@ -175,6 +182,16 @@ def _face_result(box: FaceBox, score: float, track: int) -> FaceResult:
         if marks is None
         else [[round(float(x), 1), round(float(y), 1)] for x, y in marks],
     )
+
+
+def _content_of(fetched: Any) -> ContentInfo:
+    """Size, mtime and SHA-256 of the bytes about to be scored (part of the result's key)."""
+    from worker.resultkey import file_content
+
+    try:
+        return file_content(fetched.path, downloaded=fetched.downloaded)
+    except OSError as e:
+        raise InputError(f"cannot read {fetched.source}: {e.strerror or e}") from e
 
 
 def score_video(
@@ -217,6 +234,8 @@ def score_video(
     timings = Timings()
     video: VideoSummary | None = None
     model: ModelInfo | None = None
+    run_options: ScoringOptions | None = None
+    content: ContentInfo | None = None
 
     def progress(stage: str, done: int = 0, total: int = 0) -> None:
         if on_progress is not None:
@@ -228,12 +247,26 @@ def score_video(
 
             progress("loading model")
             scorer = get_scorer(settings)
-        model = ModelInfo(name=scorer.model_name, version=scorer.model_version)
-        aggregation = options.aggregation or scorer.aggregation
-        n_frames = options.frames or scorer.frames_per_video
+        from worker.resultkey import scoring_options
+
+        model = ModelInfo(
+            name=scorer.model_name,
+            version=scorer.model_version,
+            weights_sha256=scorer.config.weights_sha256,
+        )
+        run_options = scoring_options(
+            options.frames,
+            options.aggregation,
+            default_frames=scorer.frames_per_video,
+            default_aggregation=scorer.aggregation,
+            topk=scorer.topk,
+            threshold=scorer.threshold,
+        )
+        aggregation, n_frames = run_options.aggregation, run_options.frames
         progress("fetching")
         t0 = time.perf_counter()
         with fetch(source, settings) as fetched:
+            content = _content_of(fetched)  # hashed with the fetch: what is scored below
             timings.fetch = time.perf_counter() - t0
             t1 = time.perf_counter()
             info = probe_video(fetched.path, settings)
@@ -249,12 +282,15 @@ def score_video(
             )
             progress("scoring", 0, n_frames)
             stats = SampleStats()
-            # decode in a background thread while this one detects and scores
+            # decode in a background thread while this one detects and scores; closing it
+            # on any way out (error, job timeout) stops the thread and closes the decoder
+            # before the fetch context deletes a download
             decoded = prefetch(sample_frames(fetched.path, info, n_frames, settings, stats=stats))
-            scored = scorer.score_frames(
-                decoded,
-                on_frame=lambda k: progress("scoring", k, n_frames),
-            )
+            with contextlib.closing(decoded):
+                scored = scorer.score_frames(
+                    decoded,
+                    on_frame=lambda k: progress("scoring", k, n_frames),
+                )
         timings.decode += scored.decode_s
         timings.detect = scored.detect_s
         timings.infer = scored.infer_s
@@ -312,6 +348,8 @@ def score_video(
             tracks=tracks,
             aggregation=aggregation,
             model=model,
+            options=run_options,
+            content=content,
             timings=timings,
             worker=worker,
             attempt=attempt,
@@ -331,6 +369,8 @@ def score_video(
             attempt=attempt,
             worker=worker,
             model=model,
+            options=run_options,
+            content=content,
         )
     progress("done", record.frames_sampled, record.frames_sampled)
     logger.info(

@@ -4,17 +4,23 @@ Decoding (FFmpeg), face detection and inference (both torch) release the GIL, so
 on two cores the decoder can work on the next frames while the current ones are detected
 and scored. Exceptions raised by the producer are re-raised in the consumer at the point
 where the failed item would have arrived; closing the consumer's generator stops the
-producer.
+producer, closes the source iterator (e.g. the decoder and its file) and waits for the
+thread. Close it explicitly (``contextlib.closing``) when the consumer may stop early,
+before deleting anything the source reads: a suspended generator is only closed when it
+is garbage-collected, and an exception's traceback keeps it alive.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from typing import TypeVar
 
 __all__ = ["prefetch"]
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -26,7 +32,9 @@ class _Raised:
         self.exc = exc
 
 
-def prefetch(items: Iterable[T], depth: int = 4, name: str = "cre-prefetch") -> Iterator[T]:
+def prefetch(
+    items: Iterable[T], depth: int = 4, name: str = "cre-prefetch"
+) -> Generator[T, None, None]:
     """Yield the items of ``items``, produced by a daemon thread up to ``depth`` ahead.
 
     Args:
@@ -76,3 +84,5 @@ def prefetch(items: Iterable[T], depth: int = 4, name: str = "cre-prefetch") -> 
     finally:
         stop.set()
         thread.join(timeout=5)
+        if thread.is_alive():  # the source is stuck in native code: nothing more to do here
+            logger.warning("%s: the producer thread did not stop within 5 s", name)

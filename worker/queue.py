@@ -1,15 +1,17 @@
 """Putting videos on the ``cre`` queue: ids, de-duplication, timeouts, serializer.
 
-* Jobs are serialised as JSON (``rq.serializers.JSONSerializer``): no pickle on the queue.
-  Workers must use the same serializer: ``rq worker cre --serializer json`` or the
-  :class:`~worker.workers.WarmWorker`, which sets it itself.
+* Job payloads are in RQ's default format, so a stock ``rq worker cre`` reads them; our
+  workers and tools read them with :class:`~worker.payloads.PlainDataSerializer`, which
+  builds plain data only (a crafted payload cannot run code in them).
 * The job id is the video id (:func:`worker.ids.video_id`): the same file or URL always
   maps to the same job and the same result key.
-* A source is not scored twice: it is skipped when it already has a result record of any
-  status (unless ``force``, or ``retry_failed`` for a ``failed`` one), and always when a
-  job with its id is queued, scheduled or running: resubmitting a batch after a crash
-  scores only what has no result yet. The final enqueue is atomic (RQ's ``unique=True``), so two
-  submitters racing on one source enqueue it once.
+* A source is not scored twice: it is skipped when its result record (of any status) was
+  made from the same content by the same checkpoint with the same options (see
+  :mod:`worker.resultkey`; unless ``force``, or ``retry_failed`` for a ``failed`` one), and
+  always when a job with its id is queued, scheduled or running: resubmitting a batch after
+  a crash scores only what has no result yet; a changed file, checkpoint or option is
+  scored again (the submission's ``reason`` says why). The final enqueue is atomic (RQ's
+  ``unique=True``), so two submitters racing on one source enqueue it once.
 * ``job_timeout`` = ``CRE_JOB_TIMEOUT_BASE_S`` + ``CRE_JOB_TIMEOUT_PER_VIDEO_S`` x the
   duration probed at enqueue time for local files; ``CRE_JOB_TIMEOUT_URL_S`` for URLs and
   for files the probe cannot read (the job will report why).
@@ -30,12 +32,20 @@ import redis
 from rq import Queue
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
-from rq.serializers import JSONSerializer
 
 from worker.errors import CreError
 from worker.fetch import is_url
+from worker.guard import JOB_FUNCTION
 from worker.ids import normalise_source, video_id
 from worker.jobs import validate_job_args
+from worker.payloads import PlainDataSerializer
+from worker.resultkey import (
+    CheckpointIdentity,
+    IdentityUnavailableError,
+    checkpoint_identity,
+    expected_key,
+    reuse_refusal,
+)
 from worker.results import load_result
 from worker.settings import Settings
 
@@ -51,10 +61,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-JOB_FUNCTION = "worker.jobs.score_video_job"
-"""Import path of the job function, as stored in the job."""
-SERIALIZER = JSONSerializer
-"""The queue's serializer; workers must match it."""
+SERIALIZER = PlainDataSerializer
+"""Writes RQ's default payload format; reads plain data only."""
 
 PENDING_STATUSES = {
     JobStatus.QUEUED,
@@ -83,7 +91,7 @@ def connect(settings: Settings) -> redis.Redis:
 
 
 def make_queue(conn: redis.Redis, settings: Settings) -> Queue:
-    """The ``cre`` queue with the JSON serializer."""
+    """The ``cre`` queue (RQ's default payload format, read back as plain data only)."""
     return Queue(settings.queue_name, connection=conn, serializer=SERIALIZER)
 
 
@@ -117,9 +125,10 @@ def _enqueue_one(
     force: bool,
     options: dict[str, Any] | None,
     retry_failed: bool = False,
+    checkpoint: CheckpointIdentity | None = None,
 ) -> Submission:
     try:
-        validate_job_args(source, options)
+        _, opts = validate_job_args(source, options)
     except CreError as e:
         return Submission(source, None, "rejected", e.message)
     if not is_url(source):
@@ -130,11 +139,23 @@ def _enqueue_one(
             )
     norm = normalise_source(source)
     vid = video_id(norm)
+    why: str | None = None
     if not force:
         record = load_result(conn, vid, settings)
-        if record is not None and not (retry_failed and record.status == "failed"):
-            hint = " (--retry-failed to try again)" if record.status == "failed" else ""
-            return Submission(norm, vid, "skipped_done", f"already {record.status}{hint}")
+        if record is not None:
+            key = (
+                None
+                if checkpoint is None
+                else expected_key(settings, checkpoint, opts.frames, opts.aggregation)
+            )
+            stale = reuse_refusal(record, norm, key)
+            if stale is not None:
+                why = f"scoring again: {stale}"
+            elif retry_failed and record.status == "failed":
+                why = "scoring again: --retry-failed"
+            else:
+                hint = " (--retry-failed to try again)" if record.status == "failed" else ""
+                return Submission(norm, vid, "skipped_done", f"already {record.status}{hint}")
     old = _existing_job(vid, conn)
     if old is not None:
         status = old.get_status(refresh=False)
@@ -156,7 +177,7 @@ def _enqueue_one(
             norm, vid, "skipped_pending", "enqueued concurrently by another submitter"
         )
     logger.debug("enqueued %s as %s (timeout %d s)", norm, vid, timeout)
-    return Submission(norm, vid, "queued", None, timeout)
+    return Submission(norm, vid, "queued", why, timeout)
 
 
 def enqueue(
@@ -173,14 +194,20 @@ def enqueue(
     Args:
         sources: local video paths or URLs (folders are expanded by the caller).
         settings: queue name, Redis URL, timeouts.
-        force: score again even when a result record exists (a job that is still queued
-            or running is never duplicated).
+        force: score again even when a matching result record exists (a job that is
+            still queued or running is never duplicated).
         options: per-job overrides (:class:`worker.jobs.JobOptions`), validated here.
         conn: Redis connection; from ``settings`` when omitted.
         retry_failed: score again the sources whose record is ``failed`` (not the others).
     """
     conn = conn if conn is not None else connect(settings)
     queue = make_queue(conn, settings)
+    checkpoint: CheckpointIdentity | None = None
+    if not force:
+        try:
+            checkpoint = checkpoint_identity(settings.weights)
+        except IdentityUnavailableError as e:
+            logger.warning("%s: stored results cannot be matched and are scored again", e)
     out = []
     seen: set[str] = set()
     for source in sources:
@@ -191,7 +218,7 @@ def enqueue(
         if vid is not None and vid in seen:
             out.append(Submission(normalise_source(source), vid, "skipped_pending", "listed twice"))
             continue
-        sub = _enqueue_one(source, queue, conn, settings, force, options, retry_failed)
+        sub = _enqueue_one(source, queue, conn, settings, force, options, retry_failed, checkpoint)
         if sub.video_id is not None:
             seen.add(sub.video_id)
         out.append(sub)

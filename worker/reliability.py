@@ -112,6 +112,12 @@ def abandoned_job_handler(job: Any, exc_type: Any, exc_value: Any, traceback: An
 
     if exc_type is not AbandonedJobError:
         return None
+    from worker.guard import refusal_reason
+
+    reason = refusal_reason(job)
+    if reason is not None:  # not ours: no record, no re-run
+        logger.warning("abandoned job %s is not a cre job (%s): left to RQ", job.id, reason)
+        return None
     settings = get_settings()
     try:
         from worker.jobs import failed_record
@@ -152,7 +158,9 @@ def abandoned_job_handler(job: Any, exc_type: Any, exc_value: Any, traceback: An
 
 def add_abandoned_handler(worker: Any) -> None:
     """Install :func:`abandoned_job_handler` on an RQ worker (once)."""
-    if abandoned_job_handler not in worker._exc_handlers:
+    from worker.rqcompat import has_exception_handler
+
+    if not has_exception_handler(worker, abandoned_job_handler):
         worker.push_exc_handler(abandoned_job_handler)
 
 

@@ -9,7 +9,9 @@ Redis keys (``cre:`` prefixes come from settings):
   record, scored by the record's ``created_at`` (Unix seconds), so readers can list all
   records in order. Ids whose record has expired are pruned when they are read.
 
-``video_id`` is the RQ job id of the video (see :mod:`worker.ids`).
+``video_id`` is the RQ job id of the video (see :mod:`worker.ids`). A record is reused for
+a resubmitted source only when it was made from the same content by the same checkpoint
+with the same options (``content``, ``model``, ``options``; see :mod:`worker.resultkey`).
 
 Status: ``done`` (a score and a label), ``no_face`` (the video was read but no face was
 found in any sampled frame: ``score`` and ``label`` are null rather than a made-up
@@ -39,6 +41,8 @@ __all__ = [
     "FrameResult",
     "TrackResult",
     "ModelInfo",
+    "ContentInfo",
+    "ScoringOptions",
     "Timings",
     "VideoSummary",
     "ResultRecord",
@@ -53,8 +57,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
-"""2: per-person ``tracks``, and each face's ``track`` and ``landmarks``; the video score
-comes from the tracks. Records of version 1 still load (without tracks)."""
+"""2: per-person ``tracks``, each face's ``track`` and ``landmarks`` (the video score comes
+from the tracks); ``model.weights_sha256``, ``options`` and ``content`` (what the result is
+keyed by). Records of version 1 still load (without tracks) and are scored again on
+resubmission."""
 Status = Literal["done", "no_face", "failed"]
 
 
@@ -115,10 +121,31 @@ class TrackResult(_Model):
 
 
 class ModelInfo(_Model):
-    """The checkpoint that produced the scores."""
+    """The checkpoint that produced the scores (``weights_sha256`` from its ``config.json``;
+    ``None`` for an untrained registered network)."""
 
     name: str
     version: str
+    weights_sha256: str | None = None
+
+
+class ContentInfo(_Model):
+    """The bytes that were scored: size, SHA-256 and, for a local file, its mtime in ns
+    (``None`` for a download)."""
+
+    size_bytes: int = Field(ge=0)
+    mtime_ns: int | None = None
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class ScoringOptions(_Model):
+    """The options that shaped the score: frames sampled, aggregation (``topk`` share for
+    ``topk_mean``, else ``None``) and decision threshold."""
+
+    frames: int = Field(ge=1)
+    aggregation: str
+    topk: float | None = None
+    threshold: float = Field(ge=0, le=1)
 
 
 class Timings(_Model):
@@ -168,6 +195,8 @@ class ResultRecord(_Model):
     )
     aggregation: str | None = None
     model: ModelInfo | None = None
+    options: ScoringOptions | None = None
+    content: ContentInfo | None = None
     timings: Timings = Field(default_factory=Timings)
     worker: str | None = None
     attempt: int = Field(1, ge=1, description="1 + the number of retries before this record")

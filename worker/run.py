@@ -123,8 +123,6 @@ def _start_workers(
         "--burst",
         "-w",
         "worker.workers.WarmWorker",
-        "--serializer",
-        "json",
     ]
     return [
         subprocess.Popen(

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 
 import redis
 
+from worker.rqcompat import stop_was_requested
 from worker.security import redact_url, redis_connection
 from worker.settings import get_settings
 
@@ -121,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # RQ's loop returns both on a stop request and after an unexpected error.
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
-            if worker._shutdown_requested_date is not None:
+            if stop_was_requested(worker):
                 logger.info("worker %s stopped on request", name)
                 return 0
             if args.burst and _queue_empty(conn, settings.queue_name):

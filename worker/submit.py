@@ -124,15 +124,18 @@ def _rq_failure(conn: redis.Redis, vid: str) -> str:
     from rq.exceptions import NoSuchJobError
     from rq.job import Job
 
+    from worker.payloads import PayloadError
     from worker.queue import SERIALIZER
 
     try:
         result = Job.fetch(vid, connection=conn, serializer=SERIALIZER).latest_result()
     except NoSuchJobError:
         return "the job is gone"
+    except PayloadError as e:  # e.g. a pickled rq.Retry as the latest return value
+        return f"RQ's result for the job is unreadable here ({e})"
     text = (result.exc_string or "") if result is not None else ""
     if "DeserializationError" in text:
-        return "the worker could not read the job: start it with --serializer json"
+        return "the worker could not read the job's payload"
     return text.strip().splitlines()[-1] if text.strip() else "the job's process died"
 
 

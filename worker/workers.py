@@ -1,8 +1,9 @@
 """RQ worker classes that load the model once, before the first job.
 
-* ``rq worker cre --serializer json`` (RQ's default forking ``Worker``): correct but slow
-  per job: each job runs in a fresh fork that imports torch and loads the weights again
-  (about 2 s). The parent never touches the model.
+* ``rq worker cre`` (RQ's stock forking ``Worker``): correct but slow per job: each job
+  runs in a fresh fork that imports torch and loads the weights again. The parent never
+  touches the model. It unpickles payloads with ``pickle.loads`` and runs any function a
+  job names (see SECURITY.md).
 * ``rq worker cre -w worker.workers.WarmWorker``: a :class:`rq.SimpleWorker` (no fork):
   the model is loaded once, before work starts, and jobs run in the worker process itself.
   No fork means no fork-after-forward deadlock and no per-job import. One job at a time;
@@ -12,8 +13,10 @@
   (copy-on-write), keeps RQ's heartbeat and crash isolation, and records a ``failed``
   result when a job's process is killed (out of memory, SIGKILL).
 
-Both classes use the JSON serializer whatever ``--serializer`` says, since that is what
-:mod:`worker.queue` puts on the queue.
+Both classes run only the scoring job: any other job is failed in RQ with the reason and
+never executed, and no job's callback or webhook is ever run (:mod:`worker.guard`). Both
+read payloads with :class:`~worker.payloads.PlainDataSerializer` (plain data only) whatever
+``--serializer`` says; they write RQ's default format, like the queue.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 from rq import Queue, SimpleWorker, Worker
 from rq.job import Job
 
+from worker.guard import GuardedJob, refuse_unless_registered
 from worker.queue import SERIALIZER
 from worker.reliability import (
     TIMEOUT_CODE,
@@ -37,6 +41,7 @@ from worker.reliability import (
     started_registry_ttl,
     timeout_record_message,
 )
+from worker.rqcompat import StopRequestSticks
 from worker.settings import get_settings
 
 __all__ = ["WarmWorker", "ForkWarmWorker", "record_killed_job"]
@@ -106,30 +111,14 @@ def record_killed_job(job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
         logger.exception("could not record the death of job %s", job.id)
 
 
-class _StopRequestSticks:
-    """Make a warm-shutdown request (SIGTERM) stick even when RQ's exception is lost.
-
-    RQ stops an idle worker by raising ``StopRequested`` from the signal handler and only
-    sets ``_stop_requested`` for a busy one. A signal that lands inside code which swallows
-    exceptions (seen: logging's at-fork hook while the scheduler process forks) loses that
-    exception, and the worker would then run until a second signal. Setting the flag first
-    makes the loop stop at its next check (at most one dequeue timeout later).
-    """
-
-    _stop_requested: bool
-
-    def _shutdown(self) -> None:
-        self._stop_requested = True
-        super()._shutdown()  # type: ignore[misc]
-
-
-class WarmWorker(_StopRequestSticks, SimpleWorker):
+class WarmWorker(StopRequestSticks, SimpleWorker):
     """Non-forking worker that loads the model before work (see the module docstring)."""
 
     def __init__(
         self, queues: str | Queue | Sequence[str] | Sequence[Queue], *args: Any, **kwargs: Any
     ) -> None:
         kwargs["serializer"] = SERIALIZER
+        kwargs["job_class"] = GuardedJob
         super().__init__(_queue_names(queues), *args, **kwargs)
         add_abandoned_handler(self)
 
@@ -142,6 +131,8 @@ class WarmWorker(_StopRequestSticks, SimpleWorker):
         return started_registry_ttl(job.timeout, get_settings())
 
     def execute_job(self, job: Job, queue: Queue) -> None:
+        if refuse_unless_registered(self, job, queue):
+            return
         deadline = hard_deadline_s(job.timeout, get_settings())
         with HardTimeout(job, deadline, lambda j: self._end_stuck_job(j, queue)):
             super().execute_job(job, queue)
@@ -166,13 +157,14 @@ class WarmWorker(_StopRequestSticks, SimpleWorker):
             kill_own_process()
 
 
-class ForkWarmWorker(_StopRequestSticks, Worker):
+class ForkWarmWorker(StopRequestSticks, Worker):
     """Forking worker with the weights loaded (never run) in the parent."""
 
     def __init__(
         self, queues: str | Queue | Sequence[str] | Sequence[Queue], *args: Any, **kwargs: Any
     ) -> None:
         kwargs["serializer"] = SERIALIZER
+        kwargs["job_class"] = GuardedJob
         kwargs.setdefault("work_horse_killed_handler", record_killed_job)
         super().__init__(_queue_names(queues), *args, **kwargs)
         add_abandoned_handler(self)
@@ -189,6 +181,8 @@ class ForkWarmWorker(_StopRequestSticks, Worker):
         self._hard_timeout.arm()
 
     def execute_job(self, job: Job, queue: Queue) -> None:
+        if refuse_unless_registered(self, job, queue):  # before the fork
+            return
         try:
             super().execute_job(job, queue)
         finally:

@@ -1,0 +1,75 @@
+"""Every use of RQ's private API, in one module.
+
+RQ is pinned to the minor range the tests ran on (``pyproject.toml``). The few places where
+``cre`` needs something RQ does not expose publicly go through this module, and
+``tests/test_rqcompat.py`` checks each of them against the installed RQ, so an upgrade that
+renames or changes one fails there, not in production:
+
+* ``BaseWorker._exc_handlers``: the exception-handler stack has a public ``push`` but no
+  public read; :func:`has_exception_handler` keeps ``push_exc_handler`` idempotent.
+* ``BaseWorker._shutdown()`` and ``BaseWorker._stop_requested``: RQ's warm-shutdown step
+  and the flag its work loop checks; :class:`StopRequestSticks` sets the flag before RQ
+  raises ``StopRequested``, which can be lost (see there).
+* ``BaseWorker._shutdown_requested_date``: set in the process by ``request_stop`` (SIGTERM,
+  SIGINT). The public ``shutdown_requested_date`` reads Redis, where RQ writes it only for
+  a busy worker; :func:`stop_was_requested` reads the local one.
+
+Anything else ``cre`` uses of RQ is public API (``Worker``, ``SimpleWorker``, ``Job``,
+``Queue``, ``handle_job_failure``, ``fork_work_horse``, ``execute_job``...).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+__all__ = [
+    "PRIVATE_NAMES",
+    "StopRequestSticks",
+    "has_exception_handler",
+    "stop_was_requested",
+]
+
+logger = logging.getLogger(__name__)
+
+PRIVATE_NAMES: tuple[str, ...] = (
+    "BaseWorker._exc_handlers",
+    "BaseWorker._shutdown",
+    "BaseWorker._stop_requested",
+    "BaseWorker._shutdown_requested_date",
+)
+"""The private RQ names this module uses (``tests/test_rqcompat.py`` checks each one)."""
+
+
+def has_exception_handler(worker: Any, handler: Callable[..., Any]) -> bool:
+    """Whether ``handler`` is on ``worker``'s exception-handler stack."""
+    return handler in worker._exc_handlers
+
+
+def stop_was_requested(worker: Any) -> bool:
+    """Whether this worker process received a warm-shutdown request (SIGTERM or SIGINT)."""
+    return worker._shutdown_requested_date is not None
+
+
+class StopRequestSticks:
+    """Make a warm-shutdown request (SIGTERM) stick even when RQ's exception is lost.
+
+    RQ stops an idle worker by raising ``StopRequested`` from the signal handler and only
+    sets ``_stop_requested`` for a busy one. A signal that lands inside code which swallows
+    exceptions (seen: logging's at-fork hook while the scheduler process forks) loses that
+    exception, and the worker would then run until a second signal. Setting the flag first
+    makes the loop stop at its next check (at most one dequeue timeout later).
+
+    Mix it in before the RQ worker class: ``class W(StopRequestSticks, SimpleWorker)``.
+    """
+
+    _stop_requested: bool
+
+    def _shutdown(self) -> None:
+        self._stop_requested = True
+        super()._shutdown()  # type: ignore[misc]
+
+    def stop_requested(self) -> bool:
+        """Whether the work loop will stop at its next check."""
+        return bool(self._stop_requested)
