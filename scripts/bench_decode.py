@@ -4,8 +4,8 @@ Generates synthetic H.264 clips (x264 default GOP unless stated, 30 fps), times 
 (median of ``--repeats``) and rewrites the ``decode`` section of docs/BENCHMARKS.md.
 Run it with ``nice``: ``nice -n 10 python scripts/bench_decode.py``.
 
-``decode_floor_seconds`` (re-exported from :mod:`worker.video`) gives the decoding floor of
-any video for other benchmarks.
+``decode_floor_seconds`` (:mod:`cre_models.sampling`) gives the decoding floor of any video
+for other benchmarks.
 """
 
 from __future__ import annotations
@@ -21,15 +21,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from worker.settings import Settings
+from cre_models.sampling import decode_floor_seconds, sample_frames
+from cre_models.video import SampleStats, VideoLimits, probe_video, scan_packets
 from worker.synth import write_video
-from worker.video import (
-    SampleStats,
-    decode_floor_seconds,
-    probe_video,
-    sample_frames,
-    scan_packets,
-)
 
 __all__ = ["decode_floor_seconds", "main"]
 
@@ -57,24 +51,24 @@ def _median_time(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def _sample_all(path: Path, n: int, settings: Settings, stats: SampleStats) -> None:
-    info = probe_video(path, settings)
-    for _ in sample_frames(path, info, n, settings, stats=stats):
+def _sample_all(path: Path, n: int, limits: VideoLimits, stats: SampleStats) -> None:
+    info = probe_video(path, limits)
+    for _ in sample_frames(path, info, n, limits, stats=stats):
         pass
 
 
-def bench_clip(path: Path, n: int, settings: Settings, repeats: int) -> dict[str, float]:
+def bench_clip(path: Path, n: int, limits: VideoLimits, repeats: int) -> dict[str, float]:
     """Timings (seconds) and counters for one clip."""
-    info = probe_video(path, settings)
+    info = probe_video(path, limits)
     stats = SampleStats()
-    _sample_all(path, n, settings, stats)
-    floor = statistics.median(decode_floor_seconds(path, settings) for _ in range(repeats))
+    _sample_all(path, n, limits, stats)
+    floor = statistics.median(decode_floor_seconds(path, limits) for _ in range(repeats))
     return {
         "frames": float(stats.packets),
         "keyframes": float(stats.keyframes),
         "decode_all_s": floor,
-        "sampler_s": _median_time(lambda: _sample_all(path, n, settings, SampleStats()), repeats),
-        "scan_s": _median_time(lambda: scan_packets(path, settings), repeats),
+        "sampler_s": _median_time(lambda: _sample_all(path, n, limits, SampleStats()), repeats),
+        "scan_s": _median_time(lambda: scan_packets(path, limits), repeats),
         "seeks": float(stats.seeks),
         "decoded": float(stats.frames_decoded),
         "mb": info.size_bytes / 1e6,
@@ -121,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-doc", action="store_true", help="print only, leave the doc alone")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    settings = Settings()
+    limits = VideoLimits()
     folder = args.dir or Path(tempfile.mkdtemp(prefix="cre-bench-decode-"))
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -131,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             write_video(path, width=w, height=h, seconds=seconds, fps=30, gop=gop, face=True)
             logger.info("made %s in %.1f s", path.name, time.perf_counter() - t0)
-        r = bench_clip(path, args.frames, settings, args.repeats)
+        r = bench_clip(path, args.frames, limits, args.repeats)
         logger.info(
             "%-20s decode all %.2f s | sampler %.2f s (%d seeks, %d decoded) | scan %.0f ms",
             name,

@@ -12,19 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from cre_models.errors import InputError, LimitExceededError, UnsupportedInputError
+from cre_models.video import probe_video
 from worker import fetch as fetch_mod
-from worker.errors import (
-    FetchError,
-    FetchTooLargeError,
-    InputError,
-    LimitExceededError,
-    TransientFetchError,
-    UnsupportedInputError,
-)
+from worker.errors import FetchError, FetchTooLargeError, TransientFetchError
 from worker.fetch import address_refusal, fetch, is_url
 from worker.settings import Settings
 from worker.synth import write_video
-from worker.video import probe_video
 
 VIDEO_BYTES: bytes = b""
 HLS_PLAYLIST = b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\n/etc/hostname\n#EXT-X-ENDLIST\n"
@@ -405,4 +399,4 @@ def test_hls_playlist_url_is_refused_by_the_probe(server: str) -> None:
     settings = _settings()
     with fetch(f"{server}/playlist.m3u8", settings) as got:
         with pytest.raises(UnsupportedInputError, match="HLS"):
-            probe_video(got.path, settings)
+            probe_video(got.path, settings.video_limits())

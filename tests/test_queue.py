@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import redis
 
+from cre_models.errors import InputError
 from cre_models.faces import FaceBox, crop_face, square_crop_box
 from tests.queue_helpers import TINY_FRAMES, write_clip
 from worker.aggregate import STRATEGIES, aggregate, confident_score, topk_mean_score
-from worker.errors import InputError
 from worker.results import ResultRecord
 from worker.settings import Settings
 
@@ -583,21 +583,21 @@ def test_unexpected_errors_are_recorded_as_internal_and_not_retried(
 ) -> None:
     from rq.job import Job, JobStatus
 
-    import worker.video
+    import cre_models.video
     from worker.queue import SERIALIZER, enqueue
     from worker.results import load_result
     from worker.settings import get_settings
 
     calls: list[Path] = []
 
-    def broken_probe(path: Path, settings: Settings) -> object:
+    def broken_probe(path: Path, limits: object) -> object:
         calls.append(path)
         raise RuntimeError("boom")
 
     clip = write_clip(tmp_path / "c.mp4", seconds=0.5, fps=10)
     (sub,) = enqueue([str(clip)], get_settings(), conn=conn)
     assert sub.video_id is not None
-    monkeypatch.setattr(worker.video, "probe_video", broken_probe)
+    monkeypatch.setattr(cre_models.video, "probe_video", broken_probe)
     _run_burst(conn)
     assert len(calls) == 1
     rec = load_result(conn, sub.video_id, get_settings())

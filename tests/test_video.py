@@ -1,4 +1,4 @@
-"""worker.video: probe, limits, timestamp sampling, seeking, rotation and bad inputs."""
+"""cre_models.video + sampling: probe, limits, timestamp sampling, seeking, rotation, bad inputs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from worker.errors import (
+from cre_models.errors import (
     CorruptVideoError,
     InputError,
     LimitExceededError,
@@ -17,18 +17,10 @@ from worker.errors import (
     TruncatedVideoError,
     UnsupportedInputError,
 )
+from cre_models.sampling import decode_floor_seconds, sample_frames, sample_targets
+from cre_models.video import SampleStats, VideoInfo, VideoLimits, probe_video, scan_packets
 from worker.settings import Settings
 from worker.synth import write_audio_only, write_empty_video, write_video
-from worker.video import (
-    SampleStats,
-    VideoInfo,
-    decode_floor_seconds,
-    probe_video,
-    sample_frame_batches,
-    sample_frames,
-    sample_targets,
-    scan_packets,
-)
 
 av.logging.set_level(av.logging.PANIC)  # damaged inputs make FFmpeg log loudly
 
@@ -52,15 +44,15 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-def _settings(**overrides: object) -> Settings:
-    return Settings(**overrides)  # type: ignore[arg-type]
+def _limits(**overrides: object) -> VideoLimits:
+    return VideoLimits(**overrides)  # type: ignore[arg-type]
 
 
-def _sample(path: Path, n: int, settings: Settings | None = None) -> tuple[list, SampleStats]:
-    settings = settings or _settings()
-    info = probe_video(path, settings)
+def _sample(path: Path, n: int, limits: VideoLimits | None = None) -> tuple[list, SampleStats]:
+    limits = limits or _limits()
+    info = probe_video(path, limits)
     stats = SampleStats()
-    return list(sample_frames(path, info, n, settings, stats=stats)), stats
+    return list(sample_frames(path, info, n, limits, stats=stats)), stats
 
 
 def _reference(path: Path) -> tuple[list[float], list[np.ndarray]]:
@@ -75,7 +67,7 @@ def _reference(path: Path) -> tuple[list[float], list[np.ndarray]]:
 
 
 def test_probe_describes_the_clip(videos: dict[str, Path]) -> None:
-    info = probe_video(videos["faststart"], _settings())
+    info = probe_video(videos["faststart"], _limits())
     assert isinstance(info, VideoInfo)
     assert (info.width, info.height, info.rotation) == (160, 120, 0)
     assert info.codec == "h264" and "mp4" in info.container
@@ -84,11 +76,11 @@ def test_probe_describes_the_clip(videos: dict[str, Path]) -> None:
     assert info.frames_expected == 60
     assert info.has_audio
     assert info.size_bytes == videos["faststart"].stat().st_size
-    assert not probe_video(videos["clip"], _settings()).has_audio
+    assert not probe_video(videos["clip"], _limits()).has_audio
 
 
 def test_probe_mkv_has_no_frame_count(videos: dict[str, Path]) -> None:
-    info = probe_video(videos["mkv"], _settings())
+    info = probe_video(videos["mkv"], _limits())
     assert info.container == "matroska,webm"
     assert info.frames_expected is None
     frames, stats = _sample(videos["mkv"], 8)
@@ -125,13 +117,13 @@ def test_frames_are_the_ones_on_screen_at_each_target(videos: dict[str, Path]) -
 
 
 def stats_span(path: Path) -> float:
-    return scan_packets(path, _settings()).duration_s
+    return scan_packets(path, _limits()).duration_s
 
 
 def test_index_or_fps_would_be_wrong_for_vfr(videos: dict[str, Path]) -> None:
     """The VFR clip is one where index / fps misplaces frames (so the test above means it)."""
     ref_times, _ = _reference(videos["vfr"])
-    fps = probe_video(videos["vfr"], _settings()).fps
+    fps = probe_video(videos["vfr"], _limits()).fps
     assert fps is not None
     by_index = np.arange(len(ref_times)) / fps
     assert np.abs(by_index - np.asarray(ref_times)).max() > 0.1
@@ -164,12 +156,17 @@ def test_fewer_frames_than_requested_returns_each_once(videos: dict[str, Path]) 
     assert all(f.target_s == f.time_s for f in frames)
 
 
-def test_batches(videos: dict[str, Path]) -> None:
-    settings = _settings()
-    info = probe_video(videos["clip"], settings)
-    batches = list(sample_frame_batches(videos["clip"], info, 10, settings, batch_size=4))
-    assert [len(b) for b in batches] == [4, 4, 2]
-    assert [f.index for b in batches for f in b] == list(range(10))
+def test_settings_make_the_limits() -> None:
+    """CRE_* settings reach the sampler as one VideoLimits; their defaults are its defaults."""
+    assert Settings().video_limits() == VideoLimits()
+    limits = Settings(
+        max_pixels=1000, accepted_formats="mp4, matroska", accepted_codecs="h264,", decode_threads=2
+    ).video_limits()
+    assert limits.max_pixels == 1000 and limits.decode_threads == 2
+    assert limits.formats == ("mp4", "matroska") and limits.codecs == ("h264",)
+    assert limits.format_whitelist == "mp4,matroska"
+    with pytest.raises(ValueError):
+        VideoLimits(formats=())
 
 
 def test_images_are_rgb_uint8(videos: dict[str, Path]) -> None:
@@ -188,7 +185,7 @@ def test_rotated_video_comes_out_upright(tmp_path: Path, rotation: int) -> None:
     rotated = write_video(
         tmp_path / "rot.mp4", width=96, height=64, seconds=0.5, fps=10, rotation=rotation
     )
-    info = probe_video(rotated, _settings())
+    info = probe_video(rotated, _limits())
     assert info.rotation == rotation
     assert (info.width, info.height) == (96, 64)
     want, _ = _sample(upright, 3)
@@ -201,15 +198,15 @@ def test_rotated_video_comes_out_upright(tmp_path: Path, rotation: int) -> None:
 
 
 def test_decode_threads_do_not_change_the_frames(videos: dict[str, Path]) -> None:
-    one, _ = _sample(videos["clip"], 6, _settings(decode_threads=1))
-    two, _ = _sample(videos["clip"], 6, _settings(decode_threads=2))
+    one, _ = _sample(videos["clip"], 6, _limits(decode_threads=1))
+    two, _ = _sample(videos["clip"], 6, _limits(decode_threads=2))
     assert [f.time_s for f in one] == [f.time_s for f in two]
     for a, b in zip(one, two, strict=True):
         np.testing.assert_array_equal(a.image, b.image)
 
 
 def test_decode_floor(videos: dict[str, Path]) -> None:
-    assert decode_floor_seconds(videos["clip"], _settings()) > 0
+    assert decode_floor_seconds(videos["clip"], _limits()) > 0
 
 
 # --- bad inputs ----------------------------------------------------------------------------
@@ -217,32 +214,32 @@ def test_decode_floor(videos: dict[str, Path]) -> None:
 
 def test_missing_path(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not found"):
-        probe_video(tmp_path / "nope.mp4", _settings())
+        probe_video(tmp_path / "nope.mp4", _limits())
 
 
 def test_directory(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="directory"):
-        probe_video(tmp_path, _settings())
+        probe_video(tmp_path, _limits())
 
 
 def test_empty_file(tmp_path: Path) -> None:
     (tmp_path / "e.mp4").touch()
     with pytest.raises(InputError, match="empty"):
-        probe_video(tmp_path / "e.mp4", _settings())
+        probe_video(tmp_path / "e.mp4", _limits())
 
 
 def test_random_bytes_named_mp4(tmp_path: Path) -> None:
     path = tmp_path / "r.mp4"
     path.write_bytes(np.random.default_rng(0).integers(0, 256, 50_000, dtype=np.uint8).tobytes())
     with pytest.raises(UnsupportedInputError):
-        probe_video(path, _settings())
+        probe_video(path, _limits())
 
 
 def test_text_file(tmp_path: Path) -> None:
     path = tmp_path / "notes.mp4"
     path.write_text("this is not a video\n" * 100)
     with pytest.raises(UnsupportedInputError):
-        probe_video(path, _settings())
+        probe_video(path, _limits())
 
 
 def test_mp4_cut_in_half_moov_at_end(tmp_path: Path, videos: dict[str, Path]) -> None:
@@ -251,7 +248,7 @@ def test_mp4_cut_in_half_moov_at_end(tmp_path: Path, videos: dict[str, Path]) ->
     path = tmp_path / "cut.mp4"
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(TruncatedVideoError):
-        probe_video(path, _settings())
+        probe_video(path, _limits())
 
 
 def test_faststart_mp4_cut_in_half_is_truncated(tmp_path: Path, videos: dict[str, Path]) -> None:
@@ -259,11 +256,11 @@ def test_faststart_mp4_cut_in_half_is_truncated(tmp_path: Path, videos: dict[str
     assert data.find(b"moov") < data.find(b"mdat")  # index first: the cut file still opens
     path = tmp_path / "cut.mp4"
     path.write_bytes(data[: len(data) // 2])
-    settings = _settings()
-    info = probe_video(path, settings)  # the header still promises the whole clip
+    limits = _limits()
+    info = probe_video(path, limits)  # the header still promises the whole clip
     assert info.frames_expected == 60
     with pytest.raises(TruncatedVideoError, match="of the 60 frames"):
-        list(sample_frames(path, info, 8, settings))
+        list(sample_frames(path, info, 8, limits))
 
 
 def test_missing_frames_at_decode_time_are_truncation(
@@ -276,10 +273,10 @@ def test_missing_frames_at_decode_time_are_truncation(
     data[cut:] = bytes(len(data) - cut)
     path = tmp_path / "zeroed.mp4"
     path.write_bytes(bytes(data))
-    settings = _settings()
-    info = probe_video(path, settings)
+    limits = _limits()
+    info = probe_video(path, limits)
     with pytest.raises(CorruptVideoError):  # TruncatedVideoError or too many bad packets
-        list(sample_frames(path, info, 8, settings))
+        list(sample_frames(path, info, 8, limits))
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
@@ -292,11 +289,11 @@ def test_bit_flips_are_reported_or_refused(
         data[pos] ^= 1 << int(rng.integers(8))
     path = tmp_path / "flipped.mp4"
     path.write_bytes(bytes(data))
-    settings = _settings()
+    limits = _limits()
     try:
-        info = probe_video(path, settings)
+        info = probe_video(path, limits)
         stats = SampleStats()
-        frames = list(sample_frames(path, info, 8, settings, stats=stats))
+        frames = list(sample_frames(path, info, 8, limits, stats=stats))
     except InputError:
         return  # refused with a clear, typed error
     assert frames and stats.damaged  # decoded, and says the input was damaged
@@ -305,7 +302,7 @@ def test_bit_flips_are_reported_or_refused(
 def test_audio_only(tmp_path: Path) -> None:
     path = write_audio_only(tmp_path / "song.mp4")
     with pytest.raises(NoVideoStreamError, match="audio"):
-        probe_video(path, _settings())
+        probe_video(path, _limits())
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
@@ -313,20 +310,20 @@ def test_zero_frames(tmp_path: Path, suffix: str) -> None:
     path = write_empty_video(tmp_path / f"empty{suffix}")
     assert path.stat().st_size > 0
     with pytest.raises((NoVideoStreamError, TruncatedVideoError)):
-        probe_video(path, _settings())
+        probe_video(path, _limits())
 
 
 def test_over_pixel_limit_by_setting(videos: dict[str, Path]) -> None:
     with pytest.raises(LimitExceededError, match="pixels"):
-        probe_video(videos["clip"], _settings(max_pixels=160 * 120 - 1))
-    probe_video(videos["clip"], _settings(max_pixels=160 * 120))
+        probe_video(videos["clip"], _limits(max_pixels=160 * 120 - 1))
+    probe_video(videos["clip"], _limits(max_pixels=160 * 120))
 
 
 def test_decoder_pixel_cap(videos: dict[str, Path]) -> None:
     """The decoder's own max_pixels refuses a frame even if the probe was passed."""
-    info = probe_video(videos["clip"], _settings())
+    info = probe_video(videos["clip"], _limits())
     with pytest.raises(LimitExceededError):
-        list(sample_frames(videos["clip"], info, 4, _settings(max_pixels=1000)))
+        list(sample_frames(videos["clip"], info, 4, _limits(max_pixels=1000)))
 
 
 def test_real_8000x8000_video(tmp_path: Path) -> None:
@@ -342,17 +339,17 @@ def test_real_8000x8000_video(tmp_path: Path) -> None:
         for packet in [*stream.encode(frame), *stream.encode()]:
             out.mux(packet)
     with pytest.raises(LimitExceededError, match="8000x8000"):
-        probe_video(path, _settings())
+        probe_video(path, _limits())
 
 
 def test_over_duration_limit(videos: dict[str, Path]) -> None:
     with pytest.raises(LimitExceededError, match="lasts"):
-        probe_video(videos["clip"], _settings(max_duration_s=1.5))
+        probe_video(videos["clip"], _limits(max_duration_s=1.5))
 
 
 def test_over_file_size_limit(videos: dict[str, Path]) -> None:
     with pytest.raises(LimitExceededError, match="bytes"):
-        probe_video(videos["clip"], _settings(max_file_bytes=1000))
+        probe_video(videos["clip"], _limits(max_file_bytes=1000))
 
 
 def test_hls_playlist_pointing_at_local_files(tmp_path: Path, videos: dict[str, Path]) -> None:
@@ -361,16 +358,16 @@ def test_hls_playlist_pointing_at_local_files(tmp_path: Path, videos: dict[str, 
         f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\n{videos['clip']}\n#EXT-X-ENDLIST\n"
     )
     with pytest.raises(UnsupportedInputError, match="HLS"):
-        probe_video(playlist, _settings())
+        probe_video(playlist, _limits())
 
 
 def test_ffmpeg_whitelists_refuse_protocols_and_playlists(
     tmp_path: Path, videos: dict[str, Path]
 ) -> None:
     """The option names themselves work in this PyAV/FFmpeg (not only our sniffing)."""
-    from worker.video import _container_options
+    from cre_models.video import _container_options
 
-    options = _container_options(_settings())
+    options = _container_options(_limits())
     playlist = tmp_path / "list.m3u8"
     playlist.write_text(f"#EXTM3U\n#EXTINF:2.0,\n{videos['clip']}\n#EXT-X-ENDLIST\n")
     clip = videos["clip"]
@@ -387,6 +384,6 @@ def test_protocol_like_file_names_are_files(
     monkeypatch.chdir(tmp_path)
     weird = Path("concat:x.mp4")
     weird.write_bytes(videos["clip"].read_bytes())
-    assert probe_video(weird, _settings()).frames_expected == 30
+    assert probe_video(weird, _limits()).frames_expected == 30
     with pytest.raises(InputError, match="not found"):
-        probe_video(Path(f"concat:{videos['clip']}|{videos['clip']}"), _settings())
+        probe_video(Path(f"concat:{videos['clip']}|{videos['clip']}"), _limits())

@@ -53,8 +53,9 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_training_cache_and_worker_give_the_same_tensor(
     clips: tuple[Path, Path], tmp_path: Path
 ) -> None:
+    from cre_models.sampling import sample_frames
+    from cre_models.video import probe_video
     from worker.scoring import Scorer
-    from worker.video import probe_video, sample_frames
 
     root, _ = clips
     video = root / "real/000.mp4"
@@ -73,8 +74,8 @@ def test_training_cache_and_worker_give_the_same_tensor(
     assert n == 4
     cached = np.load(out)["crops"]
     # the worker: its sampler, its detector, its crop (what score_video and cre eval run)
-    settings = Settings()
-    frames = list(sample_frames(video, probe_video(video, settings), 4, settings))
+    limits = Settings().video_limits()
+    frames = list(sample_frames(video, probe_video(video, limits), 4, limits))
     worker_crops = [scorer.crop(f.image, scorer.detect(f.image)[:1])[0] for f in frames]
     assert torch.equal(images_to_tensor(list(cached)), images_to_tensor(worker_crops))
 

@@ -6,7 +6,7 @@ checkpoint does not exist yet; the output says which):
 * end-to-end scoring time (fetch -> probe -> sample -> detect -> infer -> aggregate, the
   model already loaded, as in a warm worker) of a 10 s 1080p and a 10 s 720p H.264 clip,
   median of ``--repeats`` runs, with the decode-only floor of the same clip beside it
-  (:func:`worker.video.decode_floor_seconds`: every frame decoded, nothing converted);
+  (:func:`cre_models.sampling.decode_floor_seconds`: every frame decoded, nothing converted);
 * model throughput in face crops per second at the checkpoint's input size;
 * peak RSS of a fresh worker process (imports, model, one video) for a 10 s and a 3 min
   720p clip: it should not grow with the duration.
@@ -90,7 +90,8 @@ def bench_clip(path: Path, width: int, height: int, seconds: float, fps: int = 3
 
 
 def _weights(settings: Settings) -> tuple[Settings, str]:
-    from worker.scoring import ModelUnavailableError, resolve_weights
+    from worker.errors import ModelUnavailableError
+    from worker.scoring import resolve_weights
 
     try:
         resolve_weights(settings.weights)
@@ -103,8 +104,8 @@ def _weights(settings: Settings) -> tuple[Settings, str]:
 
 
 def _e2e(path: Path, settings: Settings, scorer: Any, repeats: int) -> dict[str, float]:
+    from cre_models.sampling import decode_floor_seconds
     from worker.jobs import score_video
-    from worker.video import decode_floor_seconds
 
     runs = []
     for _ in range(repeats):
@@ -113,7 +114,7 @@ def _e2e(path: Path, settings: Settings, scorer: Any, repeats: int) -> dict[str,
             raise RuntimeError(f"scoring {path} failed: {rec.error}")
         runs.append(rec)
     floor = statistics.median(
-        decode_floor_seconds(path, settings) for _ in range(max(1, repeats // 2))
+        decode_floor_seconds(path, settings.video_limits()) for _ in range(max(1, repeats // 2))
     )
     med = {
         k: statistics.median(getattr(r.timings, k) for r in runs)
@@ -208,7 +209,7 @@ def render(results: dict[str, Any]) -> str:
     lines += [
         "",
         "The machine may be shared with other jobs (see the load average): trust ratios "
-        "more than absolute numbers. Decode-only floor: `worker.video.decode_floor_seconds` "
+        "more than absolute numbers. Decode-only floor: `cre_models.sampling.decode_floor_seconds` "
         "(every frame decoded, no RGB conversion).",
     ]
     return "\n".join(lines)

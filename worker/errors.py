@@ -1,40 +1,20 @@
-"""Errors a job turns into a ``failed`` result record, each with a stable ``code``.
+"""The worker's own expected failures: downloads and the model.
 
-Every error the scoring path raises on purpose derives from :class:`CreError`; the job
-catches it and stores ``code`` and message. Anything else is a bug and is stored as
-``internal``.
+They build on :mod:`cre_models.errors` (whose :class:`~cre_models.errors.CreError` every
+expected failure derives from), so a job turns any of them into a ``failed`` record with
+the error's ``code``.
 """
 
 from __future__ import annotations
 
+from cre_models.errors import CreError, InputError, LimitExceededError
+
 __all__ = [
-    "CreError",
-    "InputError",
     "FetchError",
     "TransientFetchError",
     "FetchTooLargeError",
-    "UnsupportedInputError",
-    "LimitExceededError",
-    "CorruptVideoError",
-    "TruncatedVideoError",
-    "NoVideoStreamError",
+    "ModelUnavailableError",
 ]
-
-
-class CreError(Exception):
-    """Base of all expected failures; ``code`` is a short machine-readable reason."""
-
-    code = "error"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class InputError(CreError):
-    """The input itself is unusable (bad path, bad file, over a limit)."""
-
-    code = "bad_input"
 
 
 class FetchError(InputError):
@@ -49,37 +29,13 @@ class TransientFetchError(FetchError):
     code = "fetch_transient"
 
 
-class UnsupportedInputError(InputError):
-    """Not a video we accept: unknown container, audio only, disallowed protocol."""
-
-    code = "unsupported"
-
-
-class LimitExceededError(InputError):
-    """Over a configured limit: file size, pixels, duration."""
-
-    code = "limit_exceeded"
-
-
 class FetchTooLargeError(FetchError, LimitExceededError):
     """A download is larger than ``max_file_bytes`` (by Content-Length or while streaming)."""
 
     code = "limit_exceeded"
 
 
-class NoVideoStreamError(UnsupportedInputError):
-    """The container has no video stream, or one with zero frames."""
+class ModelUnavailableError(CreError):
+    """The configured checkpoint cannot be loaded (missing, corrupt, wrong architecture)."""
 
-    code = "no_video"
-
-
-class CorruptVideoError(InputError):
-    """The decoder failed on the data."""
-
-    code = "corrupt"
-
-
-class TruncatedVideoError(CorruptVideoError):
-    """Fewer frames decoded than the container promises: a cut or damaged file."""
-
-    code = "truncated"
+    code = "model_unavailable"

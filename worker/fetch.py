@@ -23,12 +23,10 @@ from __future__ import annotations
 import http.client
 import ipaddress
 import logging
-import os
 import re
 import shutil
 import socket
 import ssl
-import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -37,20 +35,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
-from worker.errors import (
-    FetchError,
-    FetchTooLargeError,
-    InputError,
-    LimitExceededError,
-    TransientFetchError,
-)
+from cre_models.video import check_local_file
+from worker.errors import FetchError, FetchTooLargeError, TransientFetchError
 from worker.settings import Settings
 
 __all__ = [
     "FetchedSource",
     "fetch",
     "is_url",
-    "check_local_file",
     "address_refusal",
 ]
 
@@ -89,37 +81,6 @@ def is_url(source: str) -> bool:
     return _SCHEME.match(source) is not None
 
 
-def check_local_file(path: Path, settings: Settings) -> int:
-    """Check that ``path`` is a non-empty regular file within ``max_file_bytes``.
-
-    Returns:
-        The file size in bytes.
-
-    Raises:
-        InputError: missing, a directory, a device/FIFO/socket, empty or unreadable.
-        LimitExceededError: larger than ``settings.max_file_bytes``.
-    """
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise InputError(f"file not found: {path}") from None
-    except OSError as exc:
-        raise InputError(f"cannot access {path}: {exc.strerror or exc}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise InputError(f"{path} is a directory, not a video file")
-    if not stat.S_ISREG(st.st_mode):
-        raise InputError(f"{path} is not a regular file (device, FIFO or socket)")
-    if st.st_size == 0:
-        raise InputError(f"{path} is empty (0 bytes)")
-    if st.st_size > settings.max_file_bytes:
-        raise LimitExceededError(
-            f"file is {st.st_size} bytes, over the limit of {settings.max_file_bytes}"
-        )
-    if not os.access(path, os.R_OK):
-        raise InputError(f"{path} is not readable")
-    return st.st_size
-
-
 def address_refusal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     """Why a download may not connect to ``ip`` (a short reason), or None if it is public."""
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
@@ -149,7 +110,7 @@ def fetch(source: str, settings: Settings) -> Iterator[FetchedSource]:
     also on error.
 
     Raises:
-        InputError: a bad local path (see :func:`check_local_file`).
+        InputError: a bad local path (see :func:`cre_models.video.check_local_file`).
         LimitExceededError: a local file over ``max_file_bytes``.
         FetchError: scheme not allowed, refused address, HTTP 4xx, HTML page, too large
             (:class:`~worker.errors.FetchTooLargeError`), too many redirects.
@@ -157,7 +118,7 @@ def fetch(source: str, settings: Settings) -> Iterator[FetchedSource]:
     """
     if not is_url(source):
         path = Path(source).expanduser()
-        size = check_local_file(path, settings)
+        size = check_local_file(path, settings.video_limits())
         yield FetchedSource(
             path=path, source=source, size_bytes=size, seconds=0.0, downloaded=False
         )

@@ -11,7 +11,7 @@ the highest score of the tracks long enough to count; each face keeps its track 
 
 Failure policy (a record always exists once a job has run):
 
-* an expected failure (:class:`~worker.errors.CreError`: bad input, corrupt video, model
+* an expected failure (:class:`~cre_models.errors.CreError`: bad input, corrupt video, model
   unavailable...) gives a ``failed`` record with the error's code; the RQ job itself
   finishes normally, because the record is the outcome;
 * a transient download failure (:class:`~worker.errors.TransientFetchError`) gives a
@@ -38,8 +38,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from cre_models.errors import CreError, InputError
 from cre_models.tracks import track_video
-from worker.errors import CreError, InputError, TransientFetchError
+from worker.errors import TransientFetchError
 from worker.results import (
     ContentInfo,
     ErrorInfo,
@@ -207,7 +208,7 @@ def score_video(
 ) -> ResultRecord:
     """Score one video end to end and return its record; never stores anything.
 
-    Expected failures (:class:`~worker.errors.CreError`, including a transient download
+    Expected failures (:class:`~cre_models.errors.CreError`, including a transient download
     failure) come back as a ``failed`` record with what was learnt before the failure
     (timings, video info). Anything else propagates.
 
@@ -221,9 +222,10 @@ def score_video(
         attempt: 1 + the retries before this attempt (stored in the record).
         worker: the worker's name (stored in the record).
     """
+    from cre_models.sampling import sample_frames
+    from cre_models.video import SampleStats, probe_video
     from worker.fetch import fetch
     from worker.prefetch import prefetch
-    from worker.video import SampleStats, probe_video, sample_frames
 
     t_start = time.perf_counter()
     if video_id is None:
@@ -269,7 +271,8 @@ def score_video(
             content = _content_of(fetched)  # hashed with the fetch: what is scored below
             timings.fetch = time.perf_counter() - t0
             t1 = time.perf_counter()
-            info = probe_video(fetched.path, settings)
+            limits = settings.video_limits()
+            info = probe_video(fetched.path, limits)
             timings.decode = time.perf_counter() - t1
             video = VideoSummary(
                 width=int(info.width),
@@ -285,7 +288,7 @@ def score_video(
             # decode in a background thread while this one detects and scores; closing it
             # on any way out (error, job timeout) stops the thread and closes the decoder
             # before the fetch context deletes a download
-            decoded = prefetch(sample_frames(fetched.path, info, n_frames, settings, stats=stats))
+            decoded = prefetch(sample_frames(fetched.path, info, n_frames, limits, stats=stats))
             with contextlib.closing(decoded):
                 scored = scorer.score_frames(
                     decoded,

@@ -33,7 +33,7 @@ from rq import Queue
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 
-from worker.errors import CreError
+from cre_models.errors import CreError
 from worker.fetch import is_url
 from worker.guard import JOB_FUNCTION
 from worker.ids import normalise_source, video_id
@@ -100,9 +100,9 @@ def job_timeout_for(source: str, settings: Settings) -> int:
     if is_url(source):
         return settings.job_timeout_url_s
     try:
-        from worker.video import probe_video
+        from cre_models.video import probe_video
 
-        info = probe_video(Path(source), settings)
+        info = probe_video(Path(source), settings.video_limits())
         duration = float(info.duration_s)
     except (CreError, OSError, ValueError) as e:
         logger.info("cannot probe %s at enqueue time (%s): using the generous timeout", source, e)

@@ -157,8 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workers < 1:
         parser.error("--workers must be >= 1")
 
+    from worker.errors import ModelUnavailableError
     from worker.results import ResultRecord, dump_jsonl, format_table, load_result
-    from worker.scoring import ModelUnavailableError, resolve_weights
+    from worker.scoring import resolve_weights
     from worker.submit import expand_inputs, wait_for
 
     settings = get_settings()

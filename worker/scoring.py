@@ -34,7 +34,7 @@ import numpy as np
 from cre_models.evaluation.metrics import Platt
 from cre_models.faces import FaceBox, FaceDetector, crop_face_with_landmarks
 from worker.aggregate import check_strategy
-from worker.errors import CreError
+from worker.errors import ModelUnavailableError
 from worker.settings import Settings
 
 if TYPE_CHECKING:
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
     from cre_models.weights import CheckpointConfig
 
 __all__ = [
-    "ModelUnavailableError",
     "FrameScore",
     "ScoredFrames",
     "Scorer",
@@ -56,14 +55,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-class ModelUnavailableError(CreError):
-    """The configured checkpoint cannot be loaded (missing, corrupt, wrong architecture)."""
-
-    code = "model_unavailable"
-
-
 class FrameLike(Protocol):
-    """What :meth:`Scorer.score_frames` needs of a sampled frame (``worker.video.SampledFrame``)."""
+    """What :meth:`Scorer.score_frames` needs of a sampled frame.
+
+    :class:`cre_models.sampling.SampledFrame` is one.
+    """
 
     index: int
     time_s: float

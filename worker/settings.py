@@ -2,7 +2,9 @@
 
 Model-dependent numbers (input size, crop margin, frames per video, threshold, default
 aggregation) come from the weights' ``config.json``; a setting left at ``None`` here means
-"use the weights' value".
+"use the weights' value". The input limits start from the library's
+:class:`~cre_models.video.VideoLimits` defaults and reach the decoder as one such value
+(:meth:`Settings.video_limits`).
 """
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cre_models.video import VideoLimits
+
 __all__ = ["Settings", "get_settings", "DEFAULT_REDIS_URL"]
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 """Where ``submit.py``, ``results.py`` and workers connect when ``CRE_REDIS_URL`` is unset."""
+
+_LIMITS = VideoLimits()
 
 
 class Settings(BaseSettings):
@@ -80,7 +86,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(16, ge=1, description="face crops per forward pass")
     torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 = all cores")
     decode_threads: int = Field(
-        1, ge=0, description="FFmpeg decoder threads (slice threading); 0 = FFmpeg decides"
+        _LIMITS.decode_threads,
+        ge=0,
+        description="FFmpeg decoder threads (slice threading); 0 = FFmpeg decides",
     )
     frames_per_video: int | None = Field(
         None, ge=1, description="frames sampled per video; unset = weights' value"
@@ -113,15 +121,20 @@ class Settings(BaseSettings):
     max_faces_per_frame: int = Field(4, ge=1, description="largest faces kept per frame")
 
     # --- Input limits --------------------------------------------------------------------
-    max_file_bytes: int = Field(2 * 1024**3, ge=1, description="largest accepted file or download")
-    max_pixels: int = Field(4096 * 2304, ge=1, description="largest accepted width x height")
-    max_duration_s: float = Field(3600.0, gt=0, description="longest accepted video, seconds")
+    max_file_bytes: int = Field(
+        _LIMITS.max_file_bytes, ge=1, description="largest accepted file or download"
+    )
+    max_pixels: int = Field(_LIMITS.max_pixels, ge=1, description="largest accepted width x height")
+    max_duration_s: float = Field(
+        _LIMITS.max_duration_s, gt=0, description="longest accepted video, seconds"
+    )
     accepted_formats: str = Field(
-        "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpegts,flv",
+        _LIMITS.format_whitelist,
         description="FFmpeg demuxers allowed to open inputs (format_whitelist)",
     )
     accepted_codecs: str = Field(
-        "", description="video codecs accepted, comma-separated FFmpeg names; empty = any"
+        ",".join(_LIMITS.codecs),
+        description="video codecs accepted, comma-separated FFmpeg names; empty = any",
     )
 
     # --- Fetching URLs ---------------------------------------------------------------------
@@ -139,6 +152,21 @@ class Settings(BaseSettings):
 
     def redis_url_or_default(self) -> str:
         return self.redis_url.get_secret_value() if self.redis_url else DEFAULT_REDIS_URL
+
+    def video_limits(self) -> VideoLimits:
+        """The input limits and decoder threads, as the sampler takes them."""
+        return VideoLimits(
+            max_file_bytes=self.max_file_bytes,
+            max_pixels=self.max_pixels,
+            max_duration_s=self.max_duration_s,
+            formats=_names(self.accepted_formats),
+            codecs=_names(self.accepted_codecs),
+            decode_threads=self.decode_threads,
+        )
+
+
+def _names(csv: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in csv.split(",") if n.strip())
 
 
 @lru_cache(maxsize=1)

@@ -3,7 +3,7 @@
 One ``.npz`` per (video, version): ``crops`` ``(N, S, S, 3)`` uint8 RGB, ``landmarks``
 ``(N, 5, 2)`` float32 in crop pixels, ``times`` ``(N,)`` seconds, ``det_scores`` ``(N,)``.
 The crops come from the worker's own path: frames sampled by
-:func:`worker.video.sample_frames`, faces found by :class:`cre_models.faces.FaceDetector`,
+:func:`cre_models.sampling.sample_frames`, faces found by :class:`cre_models.faces.FaceDetector`,
 cut by :func:`cre_models.faces.crop_face_with_landmarks` with the checkpoint's margin and
 size. Only the largest face of a frame is kept: in a FaceForensics++ fake it is the
 manipulated one, and a second face would carry the wrong label.
@@ -87,24 +87,16 @@ class CachedVideo:
         return len(self.crops)
 
 
-def _file_key(path: Path) -> str:
-    st = path.stat()
-    return hashlib.sha256(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[
-        :12
-    ]
-
-
 def cache_video(path: Path, spec: CacheSpec, detector: FaceDetector, out: Path) -> int:
     """Sample, detect and crop one video into ``out`` (``.npz``); return the crops kept."""
-    from worker.settings import Settings
-    from worker.video import probe_video, sample_frames
-
     from ..faces import crop_face_with_landmarks
+    from ..sampling import sample_frames
+    from ..video import VideoLimits, probe_video
 
-    settings = Settings()
-    info = probe_video(path, settings)
+    limits = VideoLimits()
+    info = probe_video(path, limits)
     crops, lms, times, scores = [], [], [], []
-    for frame in sample_frames(path, info, spec.frames, settings):
+    for frame in sample_frames(path, info, spec.frames, limits):
         boxes = detector.detect(frame.image)
         if not boxes:
             continue
