@@ -59,6 +59,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 import cv2
 import numpy as np
 
+from .images import check_image, resize_square
+from .transforms import to_tensor
+
 if TYPE_CHECKING:
     import torch
 
@@ -86,8 +89,6 @@ __all__ = [
     "apply_params",
     "sample_severity",
     "compress",
-    "check_image",
-    "to_tensor",
     "psnr",
     "rng_for",
     "PreprocessingPipeline",
@@ -114,27 +115,6 @@ _INTERP = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTE
 
 # --------------------------------------------------------------------------------------
 # Input handling
-
-
-def check_image(image: Any, name: str = "image") -> np.ndarray:
-    """Return ``image`` as a C-contiguous ``uint8`` RGB ``HxWx3`` array or raise ``ValueError``.
-
-    PIL images are converted with ``.convert("RGB")``; numpy arrays must already be RGB.
-    """
-    if not isinstance(image, np.ndarray):
-        if hasattr(image, "convert") and hasattr(image, "mode"):  # PIL.Image.Image, no import
-            image = np.asarray(image.convert("RGB"))
-        else:
-            raise ValueError(
-                f"{name}: expected a numpy array or PIL image, got {type(image).__name__}"
-            )
-    if image.dtype != np.uint8:
-        raise ValueError(f"{name}: expected dtype uint8 (0-255), got {image.dtype}")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"{name}: expected an HxWx3 RGB array, got shape {image.shape}")
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f"{name}: empty image of shape {image.shape}")
-    return np.ascontiguousarray(image)
 
 
 def _as_rng(rng: np.random.Generator | int) -> np.random.Generator:
@@ -602,14 +582,6 @@ def psnr(a: np.ndarray, b: np.ndarray, cap: float = 100.0) -> float:
     return cap if mse == 0 else min(cap, 10.0 * float(np.log10(255.0**2 / mse)))
 
 
-def to_tensor(img: np.ndarray) -> torch.Tensor:
-    """``uint8`` RGB ``HxWx3`` -> float32 ``(3, H, W)`` in ``[-1, 1]`` (the model's contract)."""
-    import torch
-
-    img = check_image(img)
-    return torch.from_numpy(img).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
-
-
 @dataclass(frozen=True)
 class Applied:
     """What a pipeline did to one image: severity, augmentation and artefacts, in order."""
@@ -715,12 +687,7 @@ class PreprocessingPipeline:
 
     def resize(self, image: Any) -> np.ndarray:
         """Resize to ``image_size`` square (checks the input)."""
-        img = check_image(image)
-        s = self.image_size
-        if img.shape[:2] == (s, s):
-            return img
-        interp = cv2.INTER_AREA if min(img.shape[:2]) > s else cv2.INTER_LINEAR
-        return cv2.resize(img, (s, s), interpolation=interp)
+        return resize_square(check_image(image), self.image_size)
 
     @overload
     def degrade(
@@ -835,7 +802,7 @@ class PreprocessingPipeline:
             return_params: also return the :class:`Applied` record.
         """
         out, applied = self._process(image, apply_compression, rng)
-        tensor = to_tensor(out)
+        tensor = to_tensor(out)[0]
         return (tensor, applied) if return_params else tensor
 
     @overload
@@ -870,7 +837,6 @@ class PreprocessingPipeline:
 
         Images are processed in order with one generator, so a seed fixes the whole batch.
         """
-        import torch
 
         if isinstance(images, np.ndarray):
             if images.ndim != 4:
@@ -888,5 +854,5 @@ class PreprocessingPipeline:
                 raise ValueError(f"image {i}: {exc}") from exc
             outs.append(out)
             records.append(applied)
-        batch = torch.from_numpy(np.stack(outs)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+        batch = to_tensor(outs)
         return (batch, records) if return_params else batch

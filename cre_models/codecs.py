@@ -53,6 +53,8 @@ import av
 import cv2
 import numpy as np
 
+from .images import check_image
+
 __all__ = [
     "CODECS",
     "PRESETS",
@@ -91,19 +93,6 @@ CRF_RANGE = (0, 51)
 
 LADDER_CRFS = (30, 32, 35, 38, 40)
 """DeeperForensics-1.0's video-compression CRFs for perturbation levels 1-5."""
-
-
-def _check_frame(frame: Any, index: int | None = None) -> np.ndarray:
-    where = "" if index is None else f"frame {index}: "
-    if not isinstance(frame, np.ndarray):
-        raise ValueError(f"{where}expected a numpy array, got {type(frame).__name__}")
-    if frame.dtype != np.uint8:
-        raise ValueError(f"{where}expected dtype uint8, got {frame.dtype}")
-    if frame.ndim != 3 or frame.shape[2] != 3:
-        raise ValueError(f"{where}expected an HxWx3 RGB array, got shape {frame.shape}")
-    if frame.shape[0] == 0 or frame.shape[1] == 0:
-        raise ValueError(f"{where}empty image of shape {frame.shape}")
-    return frame
 
 
 def _check_codec_args(codec: str, crf: int, preset: str, max_side: int | None) -> None:
@@ -192,7 +181,7 @@ def encode_decode(
     """
     if isinstance(frames, np.ndarray) and frames.ndim == 3:
         raise ValueError("expected a sequence of frames; use encode_decode_frame() for one image")
-    frames = [_check_frame(f, i) for i, f in enumerate(frames)]
+    frames = [check_image(f, f"frame {i}") for i, f in enumerate(frames)]
     if not frames:
         raise ValueError("no frames given")
     sizes = {f.shape for f in frames}
@@ -249,7 +238,7 @@ def encode_decode_frame(
     The training path: same arguments and contract as :func:`encode_decode`.
     """
     return encode_decode(
-        [_check_frame(image)],
+        [check_image(image, "frame")],
         codec,
         crf,
         preset,

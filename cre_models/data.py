@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import cv2
 import numpy as np
 
 from .faces import FaceDetector, crop_face
+from .images import read_image, resize_square
 
 __all__ = [
     "IMAGE_EXTS",
@@ -40,7 +40,6 @@ __all__ = [
     "MediaItem",
     "FaceSample",
     "discover_media",
-    "read_image",
     "sample_video_frames",
     "extract_faces",
     "load_face_samples",
@@ -126,14 +125,6 @@ def discover_media(root: str | Path) -> list[MediaItem]:
     return _media_under(root, 0)
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """An image file as uint8 RGB; raises ``ValueError`` when it cannot be decoded."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"{path}: cannot decode image")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
 def sample_video_frames(path: str | Path, n: int) -> list[np.ndarray]:
     """``n`` evenly spaced RGB frames of a video (all frames when it has fewer)."""
     import av
@@ -179,18 +170,15 @@ def extract_faces(
     h, w = frame.shape[:2]
     looks_like_crop = max(h, w) <= crop_max_side and abs(h - w) <= 0.1 * max(h, w)
     if faces == "crops" or (faces == "auto" and looks_like_crop):
-        return [_resize_square(frame, size)]
+        return [_centre_square(frame, size)]
     return [crop_face(frame, b, margin, size) for b in detector.detect(frame)]
 
 
-def _resize_square(image: np.ndarray, size: int) -> np.ndarray:
+def _centre_square(image: np.ndarray, size: int) -> np.ndarray:
     h, w = image.shape[:2]
-    if h != w:  # centre square
-        s = min(h, w)
-        y0, x0 = (h - s) // 2, (w - s) // 2
-        image = image[y0 : y0 + s, x0 : x0 + s]
-    interp = cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR
-    return cv2.resize(image, (size, size), interpolation=interp)
+    s = min(h, w)
+    y0, x0 = (h - s) // 2, (w - s) // 2
+    return resize_square(image[y0 : y0 + s, x0 : x0 + s], size)
 
 
 def _cache_key(item: MediaItem, params: Sequence[object]) -> str:

@@ -36,7 +36,8 @@ import torch
 from .aggregate import STRATEGIES, aggregate
 from .conditions import LADDER, SEVERITIES, apply_condition
 from .data import FaceSample, load_face_samples
-from .model import CompressionResilientNetwork, images_to_tensor
+from .model import CompressionResilientNetwork
+from .transforms import to_tensor
 
 __all__ = [
     "AGGREGATIONS",
@@ -135,7 +136,7 @@ def score_samples(
     device = next(model.parameters()).device
     probs, embs = [], []
     for i in range(0, len(images), batch_size):
-        x = images_to_tensor(list(images[i : i + batch_size]), image_size=size).to(device)
+        x = to_tensor(images[i : i + batch_size], size).to(device)
         feats = model.forward_features(x)
         logits = model.forward_head(feats)
         p = torch.sigmoid(logits[:, 0]) if logits.shape[1] == 1 else torch.softmax(logits, 1)[:, 1]

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from .images import check_image, resize_square
+
 if TYPE_CHECKING:
     from .retinaface import RetinaFace
 
@@ -106,16 +108,6 @@ class FaceBox:
         if self.landmarks is None:
             return None
         return np.asarray(self.landmarks, dtype=np.float64).reshape(-1, 2)
-
-
-def _check_rgb(image: Any) -> None:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-        got = getattr(image, "dtype", type(image))
-        raise ValueError(f"expected a uint8 numpy array, got {got}")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an HxWx3 RGB image, got shape {image.shape}")
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError("empty image")
 
 
 def _round_up(n: int, multiple: int) -> int:
@@ -206,7 +198,7 @@ class FaceDetector:
         if len(images) == 0:
             raise ValueError("detect_batch needs at least one image")
         for image in images:
-            _check_rgb(image)
+            check_image(image)
         batch, scales = self.preprocess(images)
         loc, conf, landmarks = self._forward(batch)
         return [
@@ -338,11 +330,6 @@ def square_crop_box(box: FaceBox, margin: float) -> tuple[int, int, int, int]:
     return x0, y0, x0 + s, y0 + s
 
 
-def _resize_square(crop: np.ndarray, size: int) -> np.ndarray:
-    interp = cv2.INTER_AREA if crop.shape[0] > size else cv2.INTER_LINEAR
-    return cv2.resize(crop, (size, size), interpolation=interp)
-
-
 def crop_face_with_landmarks(
     image: np.ndarray, box: FaceBox, margin: float, size: int, align: bool = False
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -363,7 +350,7 @@ def crop_face_with_landmarks(
         ValueError: bad image, margin or size; a square wholly outside the frame;
             ``align=True`` without landmarks.
     """
-    _check_rgb(image)
+    image = check_image(image)
     if size < 1:
         raise ValueError(f"size must be >= 1, got {size}")
     h, w = image.shape[:2]
@@ -401,7 +388,7 @@ def crop_face_with_landmarks(
                 crop, cy0 - y0, y1 - cy1, cx0 - x0, x1 - cx1, cv2.BORDER_CONSTANT, value=(0, 0, 0)
             )
         crop_pts = None if pts is None else pts - np.array([x0, y0], dtype=np.float64)
-    out = _resize_square(crop, size)
+    out = resize_square(crop, size)
     if crop_pts is not None:
         crop_pts = crop_pts * (size / side)
     return out, crop_pts

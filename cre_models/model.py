@@ -8,7 +8,8 @@
 * :class:`CompressionResilientNetwork`: denoiser + embedder + classifier head.
 
 Input contract (also written into every checkpoint's ``config.json``): float32 tensors
-``(B, 3, H, W)``, RGB, scaled to ``[-1, 1]`` (``x / 127.5 - 1`` for uint8), ``H, W >= 32``.
+``(B, 3, H, W)``, RGB, scaled to ``[-1, 1]`` (``x / 127.5 - 1`` for uint8, the default of
+:mod:`cre_models.transforms`), ``H, W >= 32``.
 The denoiser's Tanh output lives in the same range, so a reconstruction can be fed back
 to the embedder and compared with the clean image directly.
 
@@ -31,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import RESIDUAL_EXTRACTORS, ConvStream, build_residual_extractor
+from .transforms import to_tensor
 
 __all__ = [
     "EmbedderConfig",
@@ -41,7 +43,6 @@ __all__ = [
     "CompressionResilientNetwork",
     "extract_resilient_features",
     "validate_images",
-    "images_to_tensor",
     "MIN_INPUT_SIZE",
     "RGB_STREAMS",
 ]
@@ -129,7 +130,7 @@ def validate_images(x: Any, min_size: int = MIN_INPUT_SIZE) -> torch.Tensor:
     if not x.is_floating_point():
         raise ValueError(
             f"expected a floating-point tensor scaled to [-1, 1], got dtype {x.dtype}; "
-            "use extract_resilient_features() or images_to_tensor() for uint8 images"
+            "use extract_resilient_features() or cre_models.transforms.to_tensor() for uint8 images"
         )
     if x.ndim != 4:
         raise ValueError(f"expected shape (B, 3, H, W), got {tuple(x.shape)}")
@@ -327,48 +328,6 @@ class CompressionResilientNetwork(nn.Module):
         return torch.softmax(logits, dim=1)[:, 1]
 
 
-def images_to_tensor(
-    images: np.ndarray | Sequence[np.ndarray] | torch.Tensor, image_size: int | None = None
-) -> torch.Tensor:
-    """Convert uint8 RGB ``HxWx3`` array(s) to a float ``(B, 3, H, W)`` tensor in ``[-1, 1]``.
-
-    A single ``HxWx3`` array, a ``BxHxWx3`` array or a list of ``HxWx3`` arrays are accepted.
-    Images of different sizes in one list need ``image_size`` (each is resized to it with
-    area interpolation). Float tensors are returned unchanged (they must already follow
-    the model's input contract).
-    """
-    if isinstance(images, torch.Tensor):
-        if images.dtype == torch.uint8:
-            raise ValueError("uint8 tensors are ambiguous (HWC or CHW); pass numpy HxWx3 arrays")
-        return images
-    if isinstance(images, np.ndarray):
-        arrs = [images] if images.ndim == 3 else list(images)
-    else:
-        arrs = list(images)
-    if not arrs:
-        raise ValueError("no images given")
-    out = []
-    for i, a in enumerate(arrs):
-        if not isinstance(a, np.ndarray):
-            raise ValueError(f"image {i}: expected a numpy array, got {type(a).__name__}")
-        if a.dtype != np.uint8:
-            raise ValueError(f"image {i}: expected dtype uint8, got {a.dtype}")
-        if a.ndim != 3 or a.shape[2] != 3:
-            raise ValueError(f"image {i}: expected shape HxWx3 (RGB), got {a.shape}")
-        if image_size is not None and a.shape[:2] != (image_size, image_size):
-            import cv2
-
-            a = cv2.resize(a, (image_size, image_size), interpolation=cv2.INTER_AREA)
-        out.append(a)
-    shapes = {a.shape for a in out}
-    if len(shapes) > 1:
-        raise ValueError(
-            f"images have different sizes {sorted(shapes)}; pass image_size to resize them"
-        )
-    batch = torch.from_numpy(np.ascontiguousarray(np.stack(out)))
-    return batch.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-
-
 @torch.no_grad()
 def extract_resilient_features(
     embedder: ResilientEmbedder | CompressionResilientNetwork,
@@ -382,7 +341,7 @@ def extract_resilient_features(
     Puts the model in eval mode for the call (and restores its previous mode), runs
     without gradients in batches of ``batch_size`` on ``device`` (default: the model's).
     """
-    x = images_to_tensor(images, image_size)
+    x = to_tensor(images, image_size)
     validate_images(x)
     if device is None:
         device = next(embedder.parameters()).device

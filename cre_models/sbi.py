@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .images import check_image
+
 __all__ = [
     "SBIParams",
     "sample_sbi_params",
@@ -182,8 +184,7 @@ def self_blend(image: np.ndarray, params: SBIParams) -> tuple[np.ndarray, np.nda
 
     ``fake`` is uint8 RGB like ``image`` and equals it exactly wherever ``mask == 0``.
     """
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an HxWx3 uint8 RGB image, got {image.dtype} {image.shape}")
+    image = check_image(image)
     mask = soft_face_mask(image.shape[:2], params)
     return _blend(image, params, mask), mask
 

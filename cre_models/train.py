@@ -60,6 +60,7 @@ from .model import (
     count_parameters,
 )
 from .sbi import make_sbi
+from .transforms import to_tensor
 from .weights import DecisionSpec, InputSpec, load_pretrained, save_pretrained
 
 __all__ = ["TrainConfig", "FaceDataset", "build_model", "train", "main"]
@@ -170,11 +171,6 @@ def _view(img: np.ndarray, view: tuple[int, int, int, bool], out: int) -> np.nda
     return cv2.resize(np.ascontiguousarray(crop), (out, out), interpolation=interp)
 
 
-def _to_tensor(imgs: Sequence[np.ndarray]) -> torch.Tensor:
-    arr = np.stack(imgs).astype(np.float32)
-    return torch.from_numpy(arr).permute(0, 3, 1, 2).div_(127.5).sub_(1.0)
-
-
 class FaceDataset(Dataset[dict[str, torch.Tensor]]):
     """Training items: ``clean`` and ``input`` (compressed) ``(K, 3, S, S)``, ``label`` ``(K,)``.
 
@@ -229,8 +225,8 @@ class FaceDataset(Dataset[dict[str, torch.Tensor]]):
                 cv2.resize(im, (cfg.size, cfg.size), interpolation=cv2.INTER_AREA) for im in inputs
             ]
         return {
-            "clean": _to_tensor(clean),
-            "input": _to_tensor(inputs),
+            "clean": to_tensor(clean),
+            "input": to_tensor(inputs),
             "label": torch.tensor(labels),
         }
 

@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .model import CompressionResilientNetwork, NetworkConfig
+from .transforms import DEFAULT_MEAN, DEFAULT_STD
 
 __all__ = [
     "WeightsError",
@@ -54,14 +55,17 @@ class WeightsError(ValueError):
 
 
 class InputSpec(BaseModel):
-    """What the model expects, so the worker never hard-codes it."""
+    """What the model expects (:class:`cre_models.transforms.FaceTransform` follows it)."""
 
     model_config = ConfigDict(extra="forbid")
 
     size: int = Field(224, ge=32, description="square input side in pixels")
-    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    colour: str = "RGB"
+    mean: tuple[float, float, float] = Field(
+        DEFAULT_MEAN, description="per-channel mean (on 0-1) subtracted from RGB inputs"
+    )
+    std: tuple[float, float, float] = Field(
+        DEFAULT_STD, description="per-channel standard deviation (on 0-1) they are divided by"
+    )
     crop_margin: float = Field(
         0.3,
         ge=0.0,
@@ -70,6 +74,16 @@ class InputSpec(BaseModel):
     )
     frames_per_video: int = Field(32, ge=1)
     align: bool = Field(False, description="rotate crops so the eyes are level (landmarks)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_colour(cls, data: Any) -> Any:
+        # older checkpoints say "colour": "RGB", a field nothing read (inputs are RGB)
+        if isinstance(data, dict) and "colour" in data:
+            data = dict(data)
+            if data.pop("colour") != "RGB":
+                raise ValueError("input.colour: only RGB inputs exist")
+        return data
 
 
 class DecisionSpec(BaseModel):

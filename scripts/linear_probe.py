@@ -18,13 +18,13 @@ import torch
 from cre_models.data import load_face_samples
 from cre_models.efficientnet_lite import EfficientNetLite0, load_imagenet_weights
 from cre_models.evaluate import roc_auc
-from cre_models.model import images_to_tensor
+from cre_models.transforms import to_tensor
 
 
 def _features(trunk: EfficientNetLite0, root: Path, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     samples = load_face_samples([root], margin=0.3, size=224, faces="crops", drop_gray=False)
     with torch.no_grad():
-        x = images_to_tensor([s.image for s in samples], image_size=size)
+        x = to_tensor([s.image for s in samples], size)
         feats = trunk(x).mean((2, 3))
     return feats, torch.tensor([s.label for s in samples], dtype=torch.float32)
 

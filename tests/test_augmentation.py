@@ -11,6 +11,7 @@ import torch
 
 from cre_models import augmentation as A
 from cre_models.augmentation import PreprocessingPipeline
+from cre_models.transforms import to_tensor
 from tests.conftest import SHARED_DATA
 from worker.synth import sample_photo
 
@@ -308,11 +309,9 @@ def test_seed_usage_snippet_works() -> None:
 
 
 def test_pipeline_output_follows_the_model_input_contract(face: np.ndarray) -> None:
-    from cre_models.model import images_to_tensor
-
     plain = PreprocessingPipeline(image_size=SIZE, augment=False, severity="none", seed=0)
     x = plain.preprocess(face)
-    assert torch.equal(x, images_to_tensor(face)[0])  # uint8 / 127.5 - 1, RGB, CHW
+    assert torch.equal(x, to_tensor(face)[0])  # uint8 / 127.5 - 1, RGB, CHW
     assert torch.equal(plain.preprocess(face, apply_compression=False), x)
 
 
@@ -329,7 +328,7 @@ def test_pipeline_is_deterministic_per_seed_and_logs_what_it_did(face: np.ndarra
     img = p.resize(face)
     rec = r1[0]
     replay = A.apply_params(rec.augment.apply(img), rec.artefacts)  # type: ignore[union-attr]
-    assert torch.equal(A.to_tensor(replay), b1[0])
+    assert torch.equal(to_tensor(replay)[0], b1[0])
     d = rec.to_dict()
     assert d["severity"] in A.SEVERITIES and set(d) == {"severity", "augment", "artefacts"}
 

@@ -113,9 +113,9 @@ def test_shipped_checkpoint_loads_strictly_and_scores_a_dev_crop() -> None:
     import cv2
 
     img = cv2.cvtColor(cv2.imread(str(sorted(crops.glob("*.jpg"))[0])), cv2.COLOR_BGR2RGB)
-    from cre_models.model import images_to_tensor
+    from cre_models.transforms import to_tensor
 
-    p = model.predict_proba(images_to_tensor(img, image_size=cfg.input.size))
+    p = model.predict_proba(to_tensor(img, cfg.input.size))
     assert p.shape == (1,) and 0.0 <= float(p[0]) <= 1.0
     assert cfg.training["provenance"]["real_faces"] > 0
     assert (default_weights_dir() / "MODEL_CARD.md").is_file()

@@ -15,8 +15,8 @@ from cre_models.model import (
     NetworkConfig,
     ResilientEmbedder,
     extract_resilient_features,
-    images_to_tensor,
 )
+from cre_models.transforms import to_tensor
 
 
 def tiny_network(**kw: object) -> CompressionResilientNetwork:
@@ -152,7 +152,7 @@ def test_extract_features_accepts_uint8_arrays_lists_and_tensors() -> None:
     a = extract_resilient_features(emb, imgs, batch_size=2)
     b = extract_resilient_features(emb, list(imgs))
     c = extract_resilient_features(emb, imgs[0])
-    d = extract_resilient_features(emb, images_to_tensor(imgs))
+    d = extract_resilient_features(emb, to_tensor(imgs))
     assert a.shape == (3, 16) and c.shape == (1, 16)
     torch.testing.assert_close(a, b)
     torch.testing.assert_close(a[:1], c)

@@ -213,7 +213,7 @@ def test_scorer_uses_the_checkpoint_contract(tiny_settings: Settings) -> None:
     from worker.scoring import Scorer
 
     scorer = Scorer(tiny_settings)
-    assert scorer.input_size == 64 and scorer.frames_per_video == TINY_FRAMES
+    assert scorer.transform.size == 64 and scorer.frames_per_video == TINY_FRAMES
     assert scorer.aggregation == "mean" and scorer.threshold == 0.5
     crops = [np.full((64, 64, 3), v, dtype=np.uint8) for v in (0, 80, 160, 240, 30)]
     probs = scorer.predict(crops)

@@ -12,8 +12,8 @@ import torch
 from safetensors.torch import load_file
 
 from cre_models.data import discover_media, load_face_samples
-from cre_models.model import images_to_tensor
 from cre_models.train import choose_threshold, config_from_args, train
+from cre_models.transforms import to_tensor
 from cre_models.weights import create_model, load_checkpoint_config
 from tests.train_helpers import labelled_crops_dir, real_frames_dir, tiny_config
 
@@ -61,7 +61,7 @@ def test_checkpoint_loads_and_scores_like_the_worker(
     faces = load_face_samples(
         [dirs[1]], margin=cfg.input.crop_margin, size=64, cache_dir=trained / "c2"
     )
-    p = model.predict_proba(images_to_tensor([f.image for f in faces], image_size=cfg.input.size))
+    p = model.predict_proba(to_tensor([f.image for f in faces], cfg.input.size))
     assert p.shape == (len(faces),) and bool(((p >= 0) & (p <= 1)).all())
     assert load_checkpoint_config(trained / "best").training["provenance"]["real_faces"] > 0
 
@@ -124,8 +124,9 @@ def test_threshold_maximises_balanced_accuracy() -> None:
 
 
 def test_small_square_images_are_crops_and_frames_are_searched(dirs: tuple[Path, Path]) -> None:
-    from cre_models.data import extract_faces, read_image
+    from cre_models.data import extract_faces
     from cre_models.faces import FaceDetector
+    from cre_models.images import read_image
 
     det = FaceDetector()
     crop = read_image(sorted((dirs[1] / "real").glob("*.png"))[0])  # 96x96: used whole

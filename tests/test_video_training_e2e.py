@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from cre_models.faces import FaceDetector
-from cre_models.model import images_to_tensor
 from cre_models.training.cache import CacheSpec, cache_video, load_cached
 from cre_models.training.splits import Clip
 from worker.settings import Settings
@@ -61,9 +60,9 @@ def test_training_cache_and_worker_give_the_same_tensor(
     video = root / "real/000.mp4"
     scorer = Scorer(Settings(weights="default"))
     spec = CacheSpec(
-        size=scorer.input_size,
-        margin=scorer.margin,
-        align=scorer.align,
+        size=scorer.transform.size,
+        margin=scorer.transform.margin,
+        align=scorer.transform.align,
         frames=4,
         detect_max_side=scorer.detector.max_side,
         detect_score_threshold=scorer.detector.score_threshold,
@@ -77,7 +76,7 @@ def test_training_cache_and_worker_give_the_same_tensor(
     limits = Settings().video_limits()
     frames = list(sample_frames(video, probe_video(video, limits), 4, limits))
     worker_crops = [scorer.crop(f.image, scorer.detect(f.image)[:1])[0] for f in frames]
-    assert torch.equal(images_to_tensor(list(cached)), images_to_tensor(worker_crops))
+    assert torch.equal(scorer.transform.to_tensor(cached), scorer.transform.to_tensor(worker_crops))
 
 
 def _detector_args(scorer: object) -> dict[str, object]:

@@ -128,7 +128,7 @@ def _e2e(path: Path, settings: Settings, scorer: Any, repeats: int) -> dict[str,
 
 def _crops_per_s(scorer: Any, n: int = 64, repeats: int = 3) -> float:
     rng = np.random.default_rng(0)
-    size = scorer.input_size
+    size = scorer.transform.size
     crops = list(rng.integers(0, 256, size=(n, size, size, 3), dtype=np.uint8))
     scorer.predict(crops[: scorer.batch_size])  # warm-up
     times = []
@@ -249,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{os.cpu_count()} CPU cores ({platform.machine()}), torch {torch.__version__}",
         "weights": weights_note,
-        "input_size": scorer.input_size,
+        "input_size": scorer.transform.size,
         "batch_size": scorer.batch_size,
         "threads": torch.get_num_threads(),
         "repeats": args.repeats,

@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from cre_models.evaluation.metrics import Platt
-from cre_models.faces import FaceBox, FaceDetector, crop_face_with_landmarks
+from cre_models.faces import FaceBox, FaceDetector
+from cre_models.transforms import FaceTransform
 from worker.aggregate import check_strategy
 from worker.errors import ModelUnavailableError
 from worker.settings import Settings
@@ -197,8 +198,7 @@ class Scorer:
         self.config = config
         self.device = torch.device(settings.device)
         self.batch_size = settings.batch_size
-        self.input_size = config.input.size
-        self.margin = config.input.crop_margin
+        self.transform = FaceTransform.from_spec(config.input)
         self.frames_per_video = settings.frames_per_video or config.input.frames_per_video
         self.threshold = (
             config.decision.threshold if settings.threshold is None else settings.threshold
@@ -208,7 +208,6 @@ class Scorer:
         except ValueError as e:
             raise ModelUnavailableError(f"aggregation: {e}") from e
         self.topk = settings.aggregation_topk
-        self.align = config.input.align
         cal = config.decision.calibration
         self.calibration = None if cal is None else Platt(**cal)
         self.detector = FaceDetector(
@@ -219,15 +218,6 @@ class Scorer:
             threads=settings.detect_threads,
         )
         self.detect_batch_size = settings.detect_batch
-        if tuple(config.input.mean) != (0.5, 0.5, 0.5) or tuple(config.input.std) != (
-            0.5,
-            0.5,
-            0.5,
-        ):
-            raise ModelUnavailableError(
-                f"{config.name}: input mean/std {config.input.mean}/{config.input.std} are not the "
-                "[-1, 1] scaling images_to_tensor implements"
-            )
 
     @property
     def model_name(self) -> str:
@@ -246,25 +236,20 @@ class Scorer:
         return self.detector.detect_batch(images)
 
     def crop(self, image: np.ndarray, boxes: Sequence[FaceBox]) -> list[np.ndarray]:
-        """Square crops around ``boxes`` at the model's input size and margin."""
-        return [
-            crop_face_with_landmarks(image, b, self.margin, self.input_size, align=self.align)[0]
-            for b in boxes
-        ]
+        """Square crops around ``boxes``, as the checkpoint's ``config.json`` says."""
+        return [self.transform.crop(image, b) for b in boxes]
 
     def predict(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """Probability of "manipulated" for each crop, in batches of ``batch_size``."""
         global _FORWARD_RAN
         import torch
 
-        from cre_models.model import images_to_tensor
-
         if not crops:
             return np.zeros(0, dtype=np.float64)
         out: list[torch.Tensor] = []
         with torch.inference_mode():
             for i in range(0, len(crops), self.batch_size):
-                x = images_to_tensor(list(crops[i : i + self.batch_size])).to(self.device)
+                x = self.transform.to_tensor(crops[i : i + self.batch_size]).to(self.device)
                 out.append(self.model.predict_proba(x).float().cpu())
         _FORWARD_RAN = True
         return torch.cat(out).numpy().astype(np.float64)

@@ -4,7 +4,7 @@ One ``.npz`` per (video, version): ``crops`` ``(N, S, S, 3)`` uint8 RGB, ``landm
 ``(N, 5, 2)`` float32 in crop pixels, ``times`` ``(N,)`` seconds, ``det_scores`` ``(N,)``.
 The crops come from the worker's own path: frames sampled by
 :func:`cre_models.sampling.sample_frames`, faces found by :class:`cre_models.faces.FaceDetector`,
-cut by :func:`cre_models.faces.crop_face_with_landmarks` with the checkpoint's margin and
+cut by :class:`cre_models.transforms.FaceTransform` with the checkpoint's margin and
 size. Only the largest face of a frame is kept: in a FaceForensics++ fake it is the
 manipulated one, and a second face would carry the wrong label.
 
@@ -30,6 +30,7 @@ from .splits import Clip
 
 if TYPE_CHECKING:
     from ..faces import FaceDetector
+    from ..transforms import FaceTransform
 
 __all__ = [
     "CacheSpec",
@@ -71,6 +72,12 @@ class CacheSpec:
         raw = json.dumps({"format": CACHE_FORMAT, **asdict(self)}, sort_keys=True)
         return hashlib.sha256(raw.encode()).hexdigest()[:12]
 
+    def transform(self) -> FaceTransform:
+        """The crop contract of these crops (mean and std: the defaults, unused by crops)."""
+        from ..transforms import FaceTransform
+
+        return FaceTransform(self.size, self.margin, self.align)
+
 
 @dataclass(frozen=True)
 class CachedVideo:
@@ -89,20 +96,18 @@ class CachedVideo:
 
 def cache_video(path: Path, spec: CacheSpec, detector: FaceDetector, out: Path) -> int:
     """Sample, detect and crop one video into ``out`` (``.npz``); return the crops kept."""
-    from ..faces import crop_face_with_landmarks
     from ..sampling import sample_frames
     from ..video import VideoLimits, probe_video
 
     limits = VideoLimits()
     info = probe_video(path, limits)
+    transform = spec.transform()
     crops, lms, times, scores = [], [], [], []
     for frame in sample_frames(path, info, spec.frames, limits):
         boxes = detector.detect(frame.image)
         if not boxes:
             continue
-        crop, lm = crop_face_with_landmarks(
-            frame.image, boxes[0], spec.margin, spec.size, align=spec.align
-        )
+        crop, lm = transform.crop_with_landmarks(frame.image, boxes[0])
         crops.append(crop)
         lms.append(np.zeros((5, 2), np.float32) if lm is None else np.asarray(lm, np.float32))
         times.append(frame.time_s)

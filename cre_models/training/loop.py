@@ -34,14 +34,9 @@ import torch
 import torch.nn.functional as F
 
 from ..conditions import apply_condition
-from ..model import (
-    CompressionResilientNetwork,
-    EmbedderConfig,
-    NetworkConfig,
-    count_parameters,
-    images_to_tensor,
-)
+from ..model import CompressionResilientNetwork, EmbedderConfig, NetworkConfig, count_parameters
 from ..sbi import make_sbi
+from ..transforms import to_tensor
 from .cache import CachedVideo
 
 __all__ = ["LoopConfig", "draw_item", "train_loop", "score_videos", "video_auc"]
@@ -174,13 +169,9 @@ def score_videos(
     model.eval()
     out = []
     for v in videos:
-        crops = [
-            c if c.shape[0] == size else cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA)
-            for c in v.crops
-        ]
         probs = [
-            model.predict_proba(images_to_tensor(crops[i : i + batch])).numpy()
-            for i in range(0, len(crops), batch)
+            model.predict_proba(to_tensor(v.crops[i : i + batch], size)).numpy()
+            for i in range(0, len(v.crops), batch)
         ]
         out.append(np.concatenate(probs) if probs else np.zeros(0))
     return out
@@ -269,7 +260,7 @@ def train_loop(
     for step in range(start, cfg.steps):
         rng = np.random.default_rng([cfg.seed, step])
         items = [draw_item(reals, fakes, cfg, rng) for _ in range(cfg.batch_size)]
-        x = images_to_tensor([im for im, _, _ in items])
+        x = to_tensor([im for im, _, _ in items], cfg.size)
         y = torch.tensor([lab for _, lab, _ in items])
         for g in opt.param_groups:
             g["lr"] = _lr(cfg, step)
