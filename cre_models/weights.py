@@ -9,7 +9,10 @@ A checkpoint folder holds exactly two files the loader reads:
   the training data came from.
 
 Loading is strict: a missing or unexpected key, a wrong shape, a corrupt file or a
-checksum mismatch raises :class:`WeightsError` naming the file.
+checksum mismatch raises :class:`WeightsError` naming the file. :func:`resolve_weights`
+says what a weights name means (the shipped folder, a registered untrained network, a
+checkpoint folder); the worker, training and evaluation all go through it. Importing this
+module does not import torch: the queue's tools read ``config.json`` without it.
 """
 
 from __future__ import annotations
@@ -18,15 +21,16 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
-from .model import CompressionResilientNetwork, NetworkConfig
 from .transforms import DEFAULT_MEAN, DEFAULT_STD
+
+if TYPE_CHECKING:
+    import torch
+
+    from .model import CompressionResilientNetwork, NetworkConfig
 
 __all__ = [
     "WeightsError",
@@ -37,6 +41,7 @@ __all__ = [
     "load_pretrained",
     "load_checkpoint_config",
     "create_model",
+    "resolve_weights",
     "default_weights_dir",
     "MODEL_NAMES",
     "WEIGHTS_FILE",
@@ -109,7 +114,7 @@ class CheckpointConfig(BaseModel):
     name: str = "cre-seed"
     version: str = "0.0.0"
     architecture: str = "CompressionResilientNetwork"
-    network: dict[str, Any] = Field(default_factory=lambda: NetworkConfig().to_dict())
+    network: dict[str, Any] = Field(default_factory=lambda: _network_config().to_dict())
     input: InputSpec = Field(default_factory=InputSpec)
     decision: DecisionSpec = Field(default_factory=DecisionSpec)
     weights_file: str = WEIGHTS_FILE
@@ -117,7 +122,13 @@ class CheckpointConfig(BaseModel):
     training: dict[str, Any] = Field(default_factory=dict)
 
     def network_config(self) -> NetworkConfig:
-        return NetworkConfig.from_dict(dict(self.network))
+        return _network_config(**self.network)
+
+
+def _network_config(**fields: Any) -> NetworkConfig:
+    from .model import NetworkConfig
+
+    return NetworkConfig.from_dict(fields)
 
 
 def _sha256(path: Path) -> str:
@@ -145,6 +156,8 @@ def save_pretrained(
     the denoiser is left out, which is what an inference checkpoint needs: about a tenth
     of the size. The written config says so, and loading builds the network without it.
     """
+    from safetensors.torch import save_file
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     net_cfg = model.config.to_dict()
@@ -199,6 +212,11 @@ def load_pretrained(
 
     Returns the model in eval mode on ``device`` and its config.
     """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .model import CompressionResilientNetwork
+
     directory = Path(directory)
     cfg = load_checkpoint_config(directory)
     weights_path = directory / cfg.weights_file
@@ -236,10 +254,6 @@ def default_weights_dir() -> Path:
     return Path(__file__).parent / "weights" / "default"
 
 
-def _seed_network(**overrides: Any) -> CompressionResilientNetwork:
-    return CompressionResilientNetwork(config=NetworkConfig(**overrides))
-
-
 MODEL_NAMES: dict[str, str] = {
     "default": "the shipped, trained checkpoint (cre_models/weights/default)",
     "cre-seed": "the seed architecture, randomly initialised (embedding 512, latent 256)",
@@ -247,30 +261,52 @@ MODEL_NAMES: dict[str, str] = {
 }
 
 
+def resolve_weights(name_or_path: str | Path) -> str | Path:
+    """What a weights name means: a registered untrained network's name or a checkpoint folder.
+
+    ``default`` is the shipped folder, which must hold a ``config.json``; a registered
+    name (``cre-seed``...) comes back as it is; anything else must be an existing folder
+    (``~`` expanded), returned as a :class:`~pathlib.Path`. Nothing is loaded.
+
+    Raises:
+        WeightsError: with what to do about it.
+    """
+    key = str(name_or_path)
+    if key == "default":
+        folder = default_weights_dir()
+        if not (folder / CONFIG_FILE).is_file():
+            raise WeightsError(
+                f"no trained checkpoint at {folder} (the default weights): train one with "
+                "`cre train`, or name a checkpoint folder (config.json + model.safetensors), "
+                "or 'cre-seed' for an untrained network"
+            )
+        return folder
+    if key in MODEL_NAMES:
+        return key
+    folder = Path(key).expanduser()
+    if not folder.is_dir():
+        raise WeightsError(
+            f"{key!r}: no such checkpoint folder and not a registered model name "
+            f"({', '.join(MODEL_NAMES)})"
+        )
+    return folder
+
+
 def create_model(
     name_or_path: str | Path = "default", device: str | torch.device = "cpu"
 ) -> tuple[CompressionResilientNetwork, CheckpointConfig]:
     """Build a model by registered name or load one from a checkpoint folder.
 
-    ``"default"`` loads the shipped weights; ``"cre-seed"`` and friends give untrained
-    networks (with a default config); anything else is taken as a checkpoint folder path.
+    ``"default"`` loads the shipped weights; ``"cre-seed"`` and ``"cre-seed-srm"`` give
+    untrained networks (with a default config; seed torch first for repeatable weights);
+    anything else is a checkpoint folder (see :func:`resolve_weights`).
     """
-    key = str(name_or_path)
-    if key == "default":
-        return load_pretrained(default_weights_dir(), device)
-    if key == "cre-seed":
-        model = _seed_network()
-    elif key == "cre-seed-srm":
-        from .model import EmbedderConfig
+    from .model import CompressionResilientNetwork, EmbedderConfig, NetworkConfig
 
-        model = _seed_network(embedder=EmbedderConfig(residual="srm"))
-    else:
-        path = Path(name_or_path)
-        if not path.exists():
-            raise WeightsError(
-                f"{path}: no such checkpoint folder, and not a registered model name "
-                f"({', '.join(MODEL_NAMES)})"
-            )
-        return load_pretrained(path, device)
-    cfg = CheckpointConfig(name=key, network=model.config.to_dict())
+    resolved = resolve_weights(name_or_path)
+    if isinstance(resolved, Path):
+        return load_pretrained(resolved, device)
+    embedder = EmbedderConfig(residual="srm") if resolved == "cre-seed-srm" else EmbedderConfig()
+    model = CompressionResilientNetwork(config=NetworkConfig(embedder=embedder))
+    cfg = CheckpointConfig(name=resolved, network=model.config.to_dict())
     return model.eval().to(device), cfg

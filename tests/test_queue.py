@@ -252,11 +252,14 @@ def test_missing_default_checkpoint_fails_clearly(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     import cre_models.weights as weights
-    from worker.scoring import ModelUnavailableError, Scorer, resolve_weights
+    from worker.errors import ModelUnavailableError
+    from worker.scoring import Scorer
 
     monkeypatch.setattr(weights, "default_weights_dir", lambda: tmp_path / "nowhere")
-    with pytest.raises(ModelUnavailableError, match="no trained checkpoint"):
-        resolve_weights("default")
+    with pytest.raises(weights.WeightsError, match="no trained checkpoint"):
+        weights.resolve_weights("default")
+    with pytest.raises(ModelUnavailableError, match="CRE_WEIGHTS='default': no trained"):
+        Scorer(Settings(weights="default"))
     with pytest.raises(ModelUnavailableError, match="no such checkpoint folder"):
         Scorer(Settings(weights=str(tmp_path / "missing")))
     (tmp_path / "broken").mkdir()

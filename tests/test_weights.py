@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,8 +20,10 @@ from cre_models.weights import (
     InputSpec,
     WeightsError,
     create_model,
+    default_weights_dir,
     load_checkpoint_config,
     load_pretrained,
+    resolve_weights,
     save_pretrained,
 )
 from tests.test_model import rand_images, tiny_network
@@ -177,3 +182,27 @@ def test_create_model_names_and_paths(
     assert cfg.name == "tiny"
     with pytest.raises(WeightsError, match="not a registered model name"):
         create_model(tmp_path / "does-not-exist")
+
+
+def test_one_resolver_for_every_weights_name(
+    saved: tuple[CompressionResilientNetwork, Path], tmp_path: Path
+) -> None:
+    _, path = saved
+    assert resolve_weights("default") == default_weights_dir()
+    assert resolve_weights("cre-seed") == "cre-seed"
+    assert resolve_weights(str(path)) == path
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    with pytest.raises(WeightsError, match="no such checkpoint folder"):
+        resolve_weights(not_a_folder)
+
+
+def test_reading_a_config_does_not_import_torch() -> None:
+    """The queue's tools resolve weights and read config.json without loading torch."""
+    code = (
+        "import sys; from cre_models.weights import resolve_weights, load_checkpoint_config; "
+        "load_checkpoint_config(resolve_weights('default')); assert 'torch' not in sys.modules"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=root, env=env)

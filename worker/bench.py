@@ -90,13 +90,12 @@ def bench_clip(path: Path, width: int, height: int, seconds: float, fps: int = 3
 
 
 def _weights(settings: Settings) -> tuple[Settings, str]:
-    from worker.errors import ModelUnavailableError
-    from worker.scoring import resolve_weights
+    from cre_models.weights import WeightsError, resolve_weights
 
     try:
         resolve_weights(settings.weights)
         return settings, settings.weights
-    except ModelUnavailableError:
+    except WeightsError:
         if settings.weights != "default":
             raise
         note = "cre-seed (untrained: the default checkpoint does not exist yet)"

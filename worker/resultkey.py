@@ -32,7 +32,6 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from worker.fetch import is_url
 from worker.results import ContentInfo, ModelInfo, ResultRecord, ScoringOptions
@@ -93,19 +92,6 @@ def file_content(path: Path, *, downloaded: bool = False) -> ContentInfo:
     return ContentInfo(size_bytes=st.st_size, mtime_ns=mtime, sha256=file_sha256(path))
 
 
-def _default_weights_dir() -> Path:
-    import cre_models
-
-    # the same folder as cre_models.weights.default_weights_dir(), without importing torch
-    return Path(cre_models.__file__).parent / "weights" / "default"
-
-
-def _registered_names() -> Any:
-    from cre_models.weights import MODEL_NAMES  # imports torch: only for bare names
-
-    return MODEL_NAMES
-
-
 def checkpoint_identity(weights: str) -> CheckpointIdentity:
     """Identity of ``CRE_WEIGHTS=weights``, resolved the way the worker resolves it.
 
@@ -115,18 +101,23 @@ def checkpoint_identity(weights: str) -> CheckpointIdentity:
     Raises:
         IdentityUnavailableError: no such folder or registered name, or no readable config.
     """
-    if weights != "default" and "/" not in weights and weights in _registered_names():
-        from cre_models.weights import CheckpointConfig
+    from cre_models.weights import CONFIG_FILE, CheckpointConfig, WeightsError, resolve_weights
 
-        cfg = CheckpointConfig(name=weights)
+    try:
+        resolved = resolve_weights(weights)
+    except WeightsError as e:
+        raise IdentityUnavailableError(
+            f"CRE_WEIGHTS={weights!r}: cannot read its checkpoint ({e})"
+        ) from e
+    if isinstance(resolved, str):  # a registered untrained network (builds torch modules)
+        cfg = CheckpointConfig(name=resolved)
         return CheckpointIdentity(
             ModelInfo(name=cfg.name, version=cfg.version, weights_sha256=None),
             cfg.input.frames_per_video,
             cfg.decision.aggregation,
             cfg.decision.threshold,
         )
-    folder = _default_weights_dir() if weights == "default" else Path(weights).expanduser()
-    path = folder / "config.json"
+    path = resolved / CONFIG_FILE
     try:
         raw = json.loads(path.read_text())
         return CheckpointIdentity(

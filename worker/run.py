@@ -157,16 +157,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workers < 1:
         parser.error("--workers must be >= 1")
 
-    from worker.errors import ModelUnavailableError
+    from cre_models.weights import WeightsError, resolve_weights
     from worker.results import ResultRecord, dump_jsonl, format_table, load_result
-    from worker.scoring import resolve_weights
     from worker.submit import expand_inputs, wait_for
 
     settings = get_settings()
     try:
         resolve_weights(settings.weights)
-    except ModelUnavailableError as e:
-        print(f"cre run: {e}", file=sys.stderr)
+    except WeightsError as e:
+        print(f"cre run: CRE_WEIGHTS={settings.weights!r}: {e}", file=sys.stderr)
         return 2
     items = list(args.inputs)
     if args.demo:

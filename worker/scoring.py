@@ -26,7 +26,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -50,7 +49,6 @@ __all__ = [
     "Scorer",
     "get_scorer",
     "clear_scorer_cache",
-    "resolve_weights",
 ]
 
 logger = logging.getLogger(__name__)
@@ -101,37 +99,6 @@ class ScoredFrames:
         return sum(len(f.boxes) for f in self.frames)
 
 
-def resolve_weights(name_or_path: str) -> str:
-    """Check that ``CRE_WEIGHTS`` names something loadable before importing torch.
-
-    ``default`` must exist as ``cre_models/weights/default``; registered seed names pass;
-    anything else must be an existing folder.
-
-    Raises:
-        ModelUnavailableError: with what to do about it.
-    """
-    from cre_models.weights import CONFIG_FILE, MODEL_NAMES, default_weights_dir
-
-    if name_or_path == "default":
-        folder = default_weights_dir()
-        if not (folder / CONFIG_FILE).is_file():
-            raise ModelUnavailableError(
-                f"no trained checkpoint at {folder} (the default CRE_WEIGHTS): "
-                "train one with `cre train`, "
-                "or set CRE_WEIGHTS to a checkpoint folder (config.json + model.safetensors), "
-                "or to 'cre-seed' for an untrained network"
-            )
-        return name_or_path
-    if name_or_path in MODEL_NAMES:
-        return name_or_path
-    if not Path(name_or_path).expanduser().is_dir():
-        raise ModelUnavailableError(
-            f"CRE_WEIGHTS={name_or_path!r}: no such checkpoint folder and not a registered model "
-            f"name ({', '.join(MODEL_NAMES)})"
-        )
-    return str(Path(name_or_path).expanduser())
-
-
 _FORWARD_RAN = False
 """Set once this process has run a forward pass (see the module docstring)."""
 
@@ -171,12 +138,15 @@ class Scorer:
         if settings.torch_threads > 0:
             torch.set_num_threads(settings.torch_threads)
         if model is None or config is None:
-            from cre_models.weights import MODEL_NAMES, WeightsError, create_model
+            from cre_models.weights import WeightsError, create_model, resolve_weights
 
-            weights = resolve_weights(settings.weights)
+            try:
+                weights = resolve_weights(settings.weights)
+            except WeightsError as e:
+                raise ModelUnavailableError(f"CRE_WEIGHTS={settings.weights!r}: {e}") from e
             t0 = time.perf_counter()
             try:
-                if weights in MODEL_NAMES and weights != "default":
+                if isinstance(weights, str):
                     # an untrained registered network: seed it, so every worker process (and
                     # every run) builds the same random weights and gives the same scores
                     logger.warning(
