@@ -6,7 +6,7 @@ Every strategy takes scores of frames that had a face and returns one probabilit
 evaluation applies it to a video's frame scores (the max over each frame's faces), which
 is the same thing for a video of one person. Frames without a face are not scores and are
 never passed in. This lives in ``cre_models`` so that the evaluation compares exactly the
-strategies the worker runs (``worker.aggregate`` re-exports it).
+strategies the worker runs.
 
 Strategies:
 

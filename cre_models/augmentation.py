@@ -43,7 +43,8 @@ returns float32 tensors ``(3, S, S)`` / ``(B, 3, S, S)``, RGB, in ``[-1, 1]`` (`
 bit-identical output. Bad input raises ``ValueError``.
 
 Multi-process data loading: do not rely on one pipeline-owned generator (forked workers
-would share its state); pass ``rng=rng_for(seed, epoch, index)`` per call instead.
+would share its state); pass ``rng=np.random.default_rng([seed, epoch, index])`` per call
+instead.
 Speed: single-threaded OpenCV is fastest per core; in DataLoader workers call
 ``cv2.setNumThreads(1)``. ``docs/BENCHMARKS.md`` has the measured throughput.
 """
@@ -89,8 +90,6 @@ __all__ = [
     "apply_params",
     "sample_severity",
     "compress",
-    "psnr",
-    "rng_for",
     "PreprocessingPipeline",
 ]
 
@@ -123,14 +122,6 @@ def _as_rng(rng: np.random.Generator | int) -> np.random.Generator:
     if isinstance(rng, int | np.integer) and not isinstance(rng, bool):
         return np.random.default_rng(int(rng))
     raise ValueError(f"expected a numpy.random.Generator or an integer seed, got {rng!r}")
-
-
-def rng_for(seed: int, *keys: int) -> np.random.Generator:
-    """An independent generator for ``(seed, *keys)``, e.g. ``rng_for(seed, epoch, index)``.
-
-    Use one per sample in data loaders so results do not depend on worker count or order.
-    """
-    return np.random.default_rng([seed, *keys])
 
 
 def _range(lo_hi: Sequence[float], what: str) -> tuple[float, float]:
@@ -568,18 +559,6 @@ def compress(
     img = check_image(img)
     params = sample_severity(severity, rng)
     return apply_params(img, params), params
-
-
-# --------------------------------------------------------------------------------------
-# Utilities
-
-
-def psnr(a: np.ndarray, b: np.ndarray, cap: float = 100.0) -> float:
-    """Peak signal-to-noise ratio of two uint8 images in dB (``cap`` for identical images)."""
-    if a.shape != b.shape:
-        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
-    mse = float(np.mean((a.astype(np.float32) - b.astype(np.float32)) ** 2))
-    return cap if mse == 0 else min(cap, 10.0 * float(np.log10(255.0**2 / mse)))
 
 
 @dataclass(frozen=True)

@@ -17,56 +17,16 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
-__all__ = [
-    "SEVERITIES",
-    "LADDER",
-    "apply_condition",
-    "CompressionSampler",
-    "simulator_available",
-]
+from .augmentation import SEVERITIES, compress
+
+__all__ = ["LADDER", "apply_condition", "CompressionSampler"]
 
 logger = logging.getLogger(__name__)
 
-SEVERITIES = ("none", "light", "medium", "heavy")
 LADDER = ("ladder-1", "ladder-2", "ladder-3", "ladder-4", "ladder-5")
-
-
-def simulator_available() -> bool:
-    """Whether :mod:`cre_models.augmentation` (the seed's artefact simulator) is importable."""
-    try:
-        from . import augmentation  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _simulate(image: np.ndarray, severity: str, rng: np.random.Generator) -> np.ndarray:
-    try:
-        from .augmentation import compress
-    except ImportError:  # the simulator is a sibling module; keep training usable without it
-        return _jpeg_only(image, severity, rng)
-    return compress(image, severity, rng)[0]
-
-
-_JPEG_Q = {"light": (70, 90), "medium": (40, 70), "heavy": (15, 40)}
-
-
-def _jpeg_only(image: np.ndarray, severity: str, rng: np.random.Generator) -> np.ndarray:
-    """Stand-in used only when the simulator module is absent: JPEG at a severity's quality."""
-    lo, hi = _JPEG_Q[severity]
-    q = int(rng.integers(lo, hi + 1))
-    ok, buf = cv2.imencode(
-        ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, q]
-    )
-    if not ok:
-        raise RuntimeError("JPEG encoding failed")
-    decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-    if decoded is None:
-        raise RuntimeError("JPEG decoding failed")
-    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+"""The real-codec ladder (DeeperForensics CRF 30-40), mildest first."""
 
 
 def apply_condition(image: np.ndarray, condition: str, rng: np.random.Generator) -> np.ndarray:
@@ -74,7 +34,7 @@ def apply_condition(image: np.ndarray, condition: str, rng: np.random.Generator)
     if condition == "none":
         return image
     if condition in SEVERITIES:
-        return _simulate(image, condition, rng)
+        return compress(image, condition, rng)[0]
     from .codecs import get_profile
 
     profile = get_profile(condition)

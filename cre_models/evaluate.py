@@ -34,7 +34,8 @@ import numpy as np
 import torch
 
 from .aggregate import STRATEGIES, aggregate
-from .conditions import LADDER, SEVERITIES, apply_condition
+from .augmentation import SEVERITIES
+from .conditions import LADDER, apply_condition
 from .data import FaceSample, load_face_samples
 from .model import CompressionResilientNetwork
 from .transforms import to_tensor

@@ -43,7 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from .conditions import LADDER, SEVERITIES, CompressionSampler, simulator_available
+from .augmentation import SEVERITIES
+from .conditions import LADDER, CompressionSampler
 from .data import FaceSample, load_face_samples
 from .evaluate import (
     AGGREGATIONS,
@@ -487,7 +488,6 @@ def write_model_card(
     roots = ", ".join(f"`{r}`" for r in prov.get("roots", []))
     val = ", ".join(f"`{v}`" for v in cfg.val) or "none"
     report = ", ".join(f"`{r}`" for r in cfg.report) or "none"
-    sim = "present" if simulator_available() else "ABSENT: JPEG stand-in"
     fakes = (
         "self-blended images synthesised from each real face (landmark-free soft mask)"
         if cfg.sbi != "off"
@@ -535,7 +535,7 @@ def write_model_card(
         f" {cfg.batch_size} items per batch"
         " (an item is a real face and its self-blended fake).",
         f"- Compression in training: simulator severities {list(cfg.severities)}; real codecs"
-        f" {list(cfg.codec_profiles)} with probability {cfg.codec_prob} (simulator: {sim}).",
+        f" {list(cfg.codec_profiles)} with probability {cfg.codec_prob}.",
         f"- Random crops (zoom {list(cfg.zoom)} of a margin-{cfg.crop_margin} crop), flips;"
         f" seed {cfg.seed}.",
         f"- Trained on {training.get('machine', '?')} in {training.get('train_minutes', '?')} min;"

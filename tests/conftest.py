@@ -13,6 +13,14 @@ import torch
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def psnr(a: np.ndarray, b: np.ndarray, cap: float = 100.0) -> float:
+    """Peak signal-to-noise ratio of two uint8 images in dB (``cap`` for identical images)."""
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
+    mse = float(np.mean((a.astype(np.float32) - b.astype(np.float32)) ** 2))
+    return cap if mse == 0 else min(cap, 10.0 * float(np.log10(255.0**2 / mse)))
+
+
 def shared_data_path(*parts: str) -> Path:
     """Path under ../shared/data, or skip the test when it is absent."""
     path = SHARED_DATA.joinpath(*parts)

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from cre_models import codecs as C
-from cre_models.augmentation import psnr
-from tests.conftest import SHARED_DATA, shared_data_path
+from tests.conftest import SHARED_DATA, psnr, shared_data_path
 from worker.synth import sample_photo, synth_frames, write_video
 
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import redis
 
+from cre_models.aggregate import STRATEGIES, aggregate, confident_score, topk_mean_score
 from cre_models.errors import InputError
 from cre_models.faces import FaceBox, crop_face, square_crop_box
 from tests.queue_helpers import TINY_FRAMES, write_clip
-from worker.aggregate import STRATEGIES, aggregate, confident_score, topk_mean_score
 from worker.results import ResultRecord
 from worker.settings import Settings
 

@@ -90,7 +90,7 @@ class JobOptions(BaseModel):
     @field_validator("aggregation")
     @classmethod
     def _known(cls, v: str | None) -> str | None:
-        from worker.aggregate import check_strategy
+        from cre_models.aggregate import check_strategy
 
         return None if v is None else check_strategy(v)
 

@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from cre_models.aggregate import check_strategy
 from cre_models.evaluation.metrics import Platt
 from cre_models.faces import FaceBox, FaceDetector
 from cre_models.transforms import FaceTransform
-from worker.aggregate import check_strategy
 from worker.errors import ModelUnavailableError
 from worker.settings import Settings
 
