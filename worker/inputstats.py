@@ -2,11 +2,13 @@
 
 Three measures, all cheap, none needs the original:
 
-* **quantiser** (QP): what the encoder itself chose, per macroblock, read from FFmpeg's
-  ``venc_params`` side data (H.264 and MPEG-2; VP9 and AV1 give one q-index per frame).
-  H.264's scale runs 0-51, each +6 halves the precision: x264's default CRF 23 gives QPs
-  around 23-27, social-network re-encodes 28-34, and above 35 a face is mostly blocks.
-  Measured on a few frames after up to :data:`QP_KEYFRAMES` keyframes spread over the video.
+* **quantiser** (QP): what the encoder itself chose, read from FFmpeg's ``venc_params``
+  side data: the frame's (slice) QP, and the mean over its macroblocks after adaptive
+  quantisation (H.264 and MPEG-2; VP9 and AV1 give one q-index per frame). H.264's scale
+  runs 0-51, each +6 halves the precision: x264's default CRF 23 gives frame QPs around
+  23-27, social-network re-encodes 28-34, and above 35 a face is mostly blocks. Read on
+  :data:`QP_MAX_FRAMES` frames in runs after up to :data:`QP_KEYFRAMES` keyframes spread
+  over the video.
 
 * **bits per pixel per frame** (bpp): the mean size of the video packets in bits divided by
   the frame's pixel count, from a demux-only pass (no decoding). For H.264 at 1080p30 a
@@ -45,6 +47,8 @@ __all__ = [
     "compression_level",
     "EFFICIENT_CODECS",
     "QP_KEYFRAMES",
+    "QP_MAX_FRAMES",
+    "QP_MAP_FRAMES",
 ]
 
 logger = logging.getLogger(__name__)
@@ -54,8 +58,10 @@ EFFICIENT_CODECS = frozenset({"hevc", "h265", "vp9", "av1", "libdav1d", "libaom-
 
 QP_KEYFRAMES = 4
 """Keyframes (spread over the video) after which :func:`qp_stats` reads quantisers."""
-QP_FRAMES_PER_KEYFRAME = 6
-"""Frames decoded from each of those keyframes."""
+QP_MAX_FRAMES = 32
+"""Frames :func:`qp_stats` decodes in all, split evenly between those keyframes."""
+QP_MAP_FRAMES = 8
+"""Of those, frames whose per-macroblock map is read (about 10 ms each at 1080p)."""
 QP_SCALES = {"h264": 51, "mpeg2video": 31, "vp9": 255, "av1": 255, "libdav1d": 255}
 """Largest quantiser of each codec whose decoder exports one."""
 
@@ -68,9 +74,11 @@ class QpStats:
         codec: FFmpeg's decoder name.
         scale: the codec's largest quantiser (51 for H.264).
         frames: how many frames were read.
-        mean_qp: mean quantiser over all macroblocks of those frames.
+        mean_qp: mean frame (slice) quantiser of those frames.
         key_qp: the same over intra (I) frames only; ``None`` without one.
         inter_qp: the same over the other frames; ``None`` without one.
+        block_qp: mean quantiser over all macroblocks (after adaptive quantisation);
+            ``None`` for codecs with one value per frame.
     """
 
     codec: str
@@ -79,6 +87,7 @@ class QpStats:
     mean_qp: float
     key_qp: float | None
     inter_qp: float | None
+    block_qp: float | None = None
 
 
 @dataclass(frozen=True)
@@ -181,21 +190,25 @@ def packet_stats(path: Path, settings: Settings) -> PacketStats:
     return stats
 
 
-def _frame_qp(frame: av.VideoFrame) -> float | None:
+def _frame_qp(frame: av.VideoFrame, blocks: bool) -> tuple[float, float | None] | None:
+    """``(frame QP, mean macroblock QP or None)`` from the frame's side data, if any."""
     side_data: Any = frame.side_data  # a SideDataContainer (PyAV's stub says SideData)
     params: Any = side_data.get(SideDataType.VIDEO_ENC_PARAMS)
     if params is None:
         return None
+    if not blocks:
+        return float(params.qp), None
     try:
-        return float(np.asarray(params.qp_map()).mean())  # per macroblock: H.264, MPEG-2
+        mean = float(np.asarray(params.qp_map()).mean())  # per macroblock: H.264, MPEG-2
     except (ValueError, TypeError, RuntimeError):
-        return float(params.qp)  # one per frame (VP9, AV1)
+        return float(params.qp), None  # one value per frame (VP9, AV1)
+    return float(params.qp), mean
 
 
 def qp_stats(
     path: Path, settings: Settings, keyframe_times: Sequence[float] | None = None
 ) -> QpStats | None:
-    """Mean quantisers of a few frames after up to :data:`QP_KEYFRAMES` keyframes.
+    """Mean quantisers of up to :data:`QP_MAX_FRAMES` frames after a few keyframes.
 
     Args:
         path: a local video file.
@@ -208,11 +221,12 @@ def qp_stats(
         stream cannot be read.
     """
     codec_name = None
-    qps: list[tuple[bool, float]] = []
+    qps: list[tuple[bool, float, float | None]] = []
     starts: list[float | None] = [*sorted(keyframe_times or [])]
     if len(starts) > QP_KEYFRAMES:
         pick = np.linspace(0, len(starts) - 1, QP_KEYFRAMES).round().astype(int)
         starts = [starts[i] for i in pick]
+    per_start = max(1, QP_MAX_FRAMES // max(1, len(starts)))
     try:
         with open_video(path, settings) as container:
             if not container.streams.video:
@@ -231,25 +245,27 @@ def qp_stats(
                     ctx.flush_buffers()
                 n = 0
                 for frame in container.decode(stream):
-                    qp = _frame_qp(frame)
+                    qp = _frame_qp(frame, blocks=len(qps) % 4 == 0 and len(qps) < 4 * QP_MAP_FRAMES)
                     if qp is not None:
-                        qps.append((frame.pict_type == av.video.frame.PictureType.I, qp))
+                        qps.append((frame.pict_type == av.video.frame.PictureType.I, *qp))
                     n += 1
-                    if n >= QP_FRAMES_PER_KEYFRAME:
+                    if n >= per_start:
                         break
     except (av.error.FFmpegError, OSError, ValueError) as e:
         logger.warning("%s: cannot read quantisers: %s", path, e)
     if not qps or codec_name is None:
         return None
-    key = [q for is_key, q in qps if is_key]
-    inter = [q for is_key, q in qps if not is_key]
+    key = [q for is_key, q, _ in qps if is_key]
+    inter = [q for is_key, q, _ in qps if not is_key]
+    blocks = [b for _, _, b in qps if b is not None]
     return QpStats(
         codec=codec_name,
         scale=QP_SCALES[codec_name],
         frames=len(qps),
-        mean_qp=float(np.mean([q for _, q in qps])),
+        mean_qp=float(np.mean([q for _, q, _ in qps])),
         key_qp=float(np.mean(key)) if key else None,
         inter_qp=float(np.mean(inter)) if inter else None,
+        block_qp=float(np.mean(blocks)) if blocks else None,
     )
 
 
@@ -287,7 +303,7 @@ def blockiness(image: np.ndarray, block: int = 8) -> float | None:
 def compression_level(bpp: float | None, codec: str | None, qp: QpStats | None = None) -> str:
     """A word for how hard the video was compressed: ``light``, ``moderate``, ``strong``, ``heavy``.
 
-    From the H.264 quantiser when there is one (below 20, 20-27, 28-34, 35 and above; MPEG-2
+    From the frame quantiser when there is one (H.264: below 20, 20-27, 28-34, 35 and up; MPEG-2
     and the q-index codecs are mapped onto 0-51 first), else from bits per pixel per frame
     (>= 0.15 H.264-equivalent bpp, >= 0.07, >= 0.03, below; HEVC/VP9/AV1 count double).
     ``unknown`` without either. A rough guide, not a measurement of quality: bits also

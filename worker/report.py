@@ -331,6 +331,7 @@ def _input_facts(info: Any, packets: Any, qp: Any, block: list[float], level: st
         facts.inter_bpp = packets.inter_bpp
     if qp is not None:
         facts.qp_mean, facts.qp_key, facts.qp_inter = qp.mean_qp, qp.key_qp, qp.inter_qp
+        facts.qp_blocks = qp.block_qp
         facts.qp_scale, facts.qp_frames = qp.scale, qp.frames
     if block:
         facts.blockiness = float(np.mean(block))

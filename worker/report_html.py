@@ -151,6 +151,7 @@ class InputFacts:
     qp_mean: float | None = None
     qp_key: float | None = None
     qp_inter: float | None = None
+    qp_blocks: float | None = None
     qp_scale: int | None = None
     qp_frames: int | None = None
     blockiness: float | None = None
@@ -815,6 +816,7 @@ def _input(ev: Evidence) -> str:
             for s in (
                 f"I-frames {i.qp_key:.1f}" if i.qp_key is not None else "",
                 f"others {i.qp_inter:.1f}" if i.qp_inter is not None else "",
+                f"macroblock mean {i.qp_blocks:.1f}" if i.qp_blocks is not None else "",
             )
             if s
         )
@@ -835,13 +837,23 @@ def _input(ev: Evidence) -> str:
         )
     rows_html = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in rows)
     comp_html = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in comp)
+    basis = (
+        f" (from the frame quantiser, {i.qp_mean:.1f})"
+        if i.qp_mean is not None
+        else f" (from bits per pixel, {i.bpp:.4f})"
+        if i.bpp is not None
+        else ""
+    )
     level = (
-        f'<p>Compression: <b id="compression">{_e(i.level)}</b></p>' if ev.input is not None else ""
+        f'<p>Compression: <b id="compression">{_e(i.level)}</b>{_e(basis)}</p>'
+        if ev.input is not None
+        else ""
     )
     explain = (
-        '<p class="small mut">QP is the H.264 quantiser the encoder chose per macroblock '
-        "(0–51, +6 halves the precision; ~23–27 is x264's default quality, 35+ turns faces "
-        "into blocks). Bits per pixel also depend on content (a still scene needs few bits "
+        '<p class="small mut">QP is the quantiser the encoder chose for each frame (H.264: '
+        "0–51, +6 halves the precision; ~23–27 is x264's default quality, 35+ turns faces "
+        "into blocks); adaptive quantisation then moves it per macroblock. Bits per pixel "
+        "also depend on content (a still scene needs few bits "
         "at any quality). Blockiness compares luma steps across the 8-pixel grid with steps "
         "inside it; a deblocking filter or rescaling hides the grid, so a low value does not "
         "prove light compression.</p>"
@@ -965,7 +977,7 @@ th,td{text-align:left;padding:5px 10px;border-bottom:1px solid #e5e7eb;vertical-
 th[data-key]{cursor:pointer;user-select:none;white-space:nowrap}
 th.asc::after{content:" ▲"}th.desc::after{content:" ▼"}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
-.pill{padding:1px 8px;border-radius:9px;color:#fff;font-size:12px}
+.pill{padding:1px 8px;border-radius:9px;color:#fff;font-size:12px;white-space:nowrap}
 .fake{background:#b91c1c}.real{background:#15803d}.no_face{background:#6b7280}
 .failed{background:#374151}
 .bar{margin:10px 0 14px}
@@ -1009,7 +1021,8 @@ def render_index(entries: Sequence[tuple[str, Mapping[str, Any]]], title: str = 
             f"</td>"
             f'<td class="num">{_e(frames)}</td><td class="num">{_e(m.get("tracks", 0))}</td>'
             f"<td>{_e(m.get('compression') or '–')}</td><td>{_e(m.get('model') or '–')}</td>"
-            f'<td class="mut">{_e(m.get("created_at"))}</td></tr>'
+            f'<td class="mut">{_e(str(m.get("created_at") or "")[:16].replace("T", " "))}</td>'
+            "</tr>"
         )
     head = (
         '<tr><th data-key="name">video</th><th data-key="score" data-num="1">score</th>'
