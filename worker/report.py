@@ -290,8 +290,31 @@ class _Model:
         return self.scorer
 
 
-def _calibration(config: Any) -> str | None:
-    training = getattr(config, "training", None) or {}
+def _checkpoint_config(settings: Settings, scorer: Scorer | None) -> dict[str, Any] | None:
+    """The ``config.json`` of the checkpoint ``CRE_WEIGHTS`` names, as a dict.
+
+    Read as plain JSON when the model is not loaded, so a page without heat maps never
+    imports torch; ``None`` for a registered untrained network or an unreadable file.
+    """
+    if scorer is not None:
+        return scorer.config.model_dump()
+    import cre_models
+
+    weights = settings.weights
+    folder = (
+        Path(cre_models.__file__).parent / "weights" / "default"
+        if weights == "default"
+        else Path(weights).expanduser()
+    )
+    try:
+        raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return raw if isinstance(raw, dict) else None
+
+
+def _calibration(config: Mapping[str, Any]) -> str | None:
+    training = config.get("training") or {}
     note = training.get("calibration")
     if isinstance(note, Mapping):
         note = "; ".join(f"{k}: {v}" for k, v in note.items())
@@ -380,13 +403,14 @@ def _examine_video(
     }
 
     scorer = model.get() if (options.heatmaps and wanted) else None
+    margin, size = ev.crop_margin, ev.input_size
     if scorer is not None:
         margin, size = scorer.margin, scorer.input_size
-    else:
+    elif wanted and (margin is None or size is None):
+        # no checkpoint config (an untrained registered network): the defaults it runs with
         from cre_models.weights import InputSpec
 
-        spec = InputSpec()
-        margin, size = ev.crop_margin or spec.crop_margin, ev.input_size or spec.size
+        margin, size = InputSpec().crop_margin, InputSpec().size
     ev.crop_margin, ev.input_size = margin, size
 
     shown: dict[tuple[int, tuple[float, float, float, float]], ShownFace] = {}
@@ -412,6 +436,7 @@ def _examine_video(
                     continue
                 sf = ShownFace(face=f, frame_time_s=frame.time_s)
                 sf.frame_image = _frame_picture(frame.image, here, f, options)
+                assert margin is not None and size is not None  # set above when faces are wanted
                 try:
                     crop = crop_face(frame.image, FaceBox(*f.box), margin, size)
                 except ValueError as e:
@@ -504,25 +529,19 @@ def build_evidence(
     )
     if rec.get("status") == "done":
         scorer_now = model.get() if options.heatmaps else model.scorer
-        config = scorer_now.config if scorer_now is not None else None
-        if config is None:
-            try:
-                from cre_models.weights import default_weights_dir, load_checkpoint_config
-
-                weights = settings.weights
-                folder = default_weights_dir() if weights == "default" else Path(weights)
-                config = load_checkpoint_config(folder)
-            except (ValueError, OSError):
-                config = None
+        config = _checkpoint_config(settings, scorer_now)
         if config is not None:
             ev.calibration = _calibration(config)
-            ev.input_size, ev.crop_margin = config.input.size, config.input.crop_margin
+            spec = config.get("input") or {}
+            size, margin = spec.get("size"), spec.get("crop_margin")
+            ev.input_size = size if isinstance(size, int) else None
+            ev.crop_margin = float(margin) if isinstance(margin, int | float) else None
             m = rec.get("model") or {}
-            if m and (m.get("name"), m.get("version")) != (config.name, config.version):
+            name, version = config.get("name"), config.get("version")
+            if m and (m.get("name"), m.get("version")) != (name, version):
                 ev.notes.append(
                     f"scored by {m.get('name')} v{m.get('version')}; crops, heat maps and the "
-                    f"calibration note here come from {config.name} v{config.version} "
-                    "(CRE_WEIGHTS)"
+                    f"calibration note here come from {name} v{version} (CRE_WEIGHTS)"
                 )
     if rec.get("status") == "failed":
         ev.build_s = time.perf_counter() - t0

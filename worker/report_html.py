@@ -442,6 +442,8 @@ def _verdict_class(record: Mapping[str, Any]) -> tuple[str, str]:
 def _aggregation_text(record: Mapping[str, Any], topk_fraction: float) -> str:
     agg = record.get("aggregation")
     n = record.get("frames_with_faces") or 0
+    if not n:
+        return f"{agg} (no frame scores)" if isinstance(agg, str) else "–"
     if agg == "topk_mean":
         k = max(1, math.ceil(topk_fraction * n - 1e-9)) if n else 0
         return f"topk_mean: the mean of the {k} highest of {n} frame scores"
@@ -622,7 +624,7 @@ def _timeline_svg(ev: Evidence) -> str:
             if face.frame_pos not in per_frame or face.score > per_frame[face.frame_pos].score:
                 per_frame[face.frame_pos] = face
         pts = sorted(per_frame.values(), key=lambda f: f.time_s)
-        if len(pts) > 1:
+        if len(pts) > 1 and tr.id is not None:  # untracked faces are not one person
             path = " ".join(f"{x(f.time_s):.1f},{y(f.score):.1f}" for f in pts)
             parts.append(
                 f'<polyline points="{path}" fill="none" stroke="{tr.colour}" '
@@ -676,13 +678,17 @@ def _timeline(ev: Evidence) -> str:
         f"</span> {_e(tr.label)} ({_f(tr.score)})</span>"
         for tr in ev.tracks
     )
+    caption = (
+        "One dot per face and frame (a person track's line joins its faces); larger dots are "
+        "pictured below; rings mark the frames that make up the video score; grey ticks at "
+        "the bottom are sampled frames without a face. Hover a dot for its numbers."
+        if ev.tracks
+        else "Each grey tick is a sampled frame: none had a face."
+    )
     return (
         '<section id="timeline"><h2>Frame scores over time</h2>'
         f'<div class="small">{legend}</div>{_timeline_svg(ev)}'
-        '<p class="small mut">One dot per face and frame (a person track\'s line joins its '
-        "faces); larger dots are shown below; rings mark the frames that make up the video "
-        "score; grey ticks at the bottom are sampled frames without a face. Hover a dot for "
-        "its numbers.</p></section>"
+        f'<p class="small mut">{_e(caption)}</p></section>'
     )
 
 
@@ -790,10 +796,17 @@ def _input(ev: Evidence) -> str:
             )
             or "–",
         ),
-        ("duration", f"{_f(duration, 2)} s" + (f" at {fps:.2f} fps" if fps else "")),
+        (
+            "duration",
+            (f"{duration:.2f} s" if duration is not None else "–")
+            + (f" at {fps:.2f} fps" if fps else ""),
+        ),
         ("file size", _size(i.size_bytes or video.get("size_bytes"))),
         ("video bit rate", _rate(i.bit_rate)),
-        ("frames sampled", f"{_e(r.get('frames_sampled', 0))} (of {_e(i.packets or '?')})"),
+        (
+            "frames sampled",
+            f"{_e(r.get('frames_sampled', 0))}" + (f" of {i.packets}" if i.packets else ""),
+        ),
     ]
     if video.get("rotation") or i.rotation:
         rows.append(("rotation", f"{_e(i.rotation or video.get('rotation'))}°"))
