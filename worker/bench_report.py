@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -37,16 +38,25 @@ CLIPS: tuple[tuple[str, int, int, float, int | None], ...] = (
 """(name, width, height, seconds, keyframe interval or x264's default)."""
 
 
-def _cold(jsonl: Path, out: Path) -> float:
-    """Seconds for a fresh ``cre report`` process to write the page."""
+def _child(args: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds of a Python child process running ``args``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "worker.cli", "report", "--json", str(jsonl), "--out", str(out)],
+        [sys.executable, *args],
         check=True,
         capture_output=True,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def _cold(jsonl: Path, out: Path) -> tuple[float, float]:
+    """Wall and CPU seconds for a fresh ``cre report`` process to write the page."""
+    return _child(["-m", "worker.cli", "report", "--json", str(jsonl), "--out", str(out)])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,19 +92,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             jsonl = d / "r.jsonl"
             jsonl.write_text(json.dumps(record) + "\n")
             out = d / "page.html"
-            cold = _cold(jsonl, out)
-            warm = []
+            cold, cold_cpu = _cold(jsonl, out)
+            warm, warm_cpu = [], []
             for _ in range(args.repeats):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 ev = write_report(record, out, settings, scorer=scorer)
                 warm.append(time.perf_counter() - t0)
+                warm_cpu.append(time.process_time() - c0)
             pictured = sum(len(v) for v in ev.shown.values())
             size_mb = out.stat().st_size / 1e6
             rows.append(
                 f"| {name} | {record['frames_sampled']} | {record['faces']} | {pictured} | "
-                f"{cold:.2f} | {statistics.median(warm):.2f} | {size_mb:.2f} |"
+                f"{cold:.2f} ({cold_cpu:.2f}) | {statistics.median(warm):.2f} "
+                f"({statistics.median(warm_cpu):.2f}) | {size_mb:.2f} |"
             )
             print(rows[-1], flush=True)
+    start = _child(["-c", "import torch, worker.report, worker.scoring"])
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     body = "\n".join(
         [
@@ -108,11 +121,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             "scan, QP on up to 32 frames, blockiness). *New process*: `cre report --json FILE "
             "--out page.html` from start to exit (Python, torch import and model load "
             f"included); *warm*: each further page in one process (median of {args.repeats}). "
-            "Targets: under 5 s and 2 MB per page.",
+            "Wall seconds, with the CPU seconds the process used in brackets: on a busy machine "
+            "the wall time grows with the load, the CPU time does not, and on an idle 2-core "
+            "machine the wall time is at most about the CPU time. Targets: under 5 s and 2 MB "
+            "per page.",
             "",
-            "| clip | frames | faces | faces pictured | new process (s) | warm (s) | page (MB) |",
+            "| clip | frames | faces | faces pictured | new process, s (CPU s) | warm, s (CPU s) "
+            "| page (MB) |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
             *rows,
+            "",
+            f"Of a new process's time, {start[0]:.2f} s ({start[1]:.2f} s CPU) is starting "
+            "Python and importing torch and the worker, the same for every page; "
+            "`--no-heatmaps` never imports torch.",
         ]
     )
     print(body)
