@@ -528,6 +528,8 @@ def build_evidence(
         options: what to show; :class:`ReportOptions` defaults.
         scorer: the model and crop geometry; built from ``settings`` on first need.
         video: read this file instead of the record's ``source``.
+        _model: a model holder shared by several pages (:func:`write_reports`), so the
+            model is loaded once.
 
     Returns:
         The :class:`~worker.report_html.Evidence`; problems with the video or the model
