@@ -21,7 +21,7 @@ import logging
 import os
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +50,7 @@ __all__ = [
     "probe_video",
     "sample_frames",
     "sample_frame_batches",
+    "sample_frames_at",
     "sample_targets",
     "scan_packets",
     "decode_floor_seconds",
@@ -660,6 +661,40 @@ def sample_frame_batches(
             batch = []
     if batch:
         yield batch
+
+
+def sample_frames_at(
+    path: Path,
+    info: VideoInfo,
+    times: Sequence[float],
+    settings: Settings,
+    *,
+    stats: SampleStats | None = None,
+) -> Iterator[SampledFrame]:
+    """Yield the frame on screen at each of ``times`` (seconds), in time order.
+
+    The same decoding as :func:`sample_frames` with the targets given rather than spread
+    evenly, so frames recorded by a scoring run can be fetched again (``cre report``).
+    ``target_s`` of each frame is the time it was asked for; a time on the same frame as
+    an earlier one yields nothing. Pass a recorded, rounded ``time_s`` plus a little
+    slack (well under one frame interval), or the previous frame may be returned.
+
+    Raises:
+        InputError: any of those :func:`sample_frames` raises (a file that changed or was
+            damaged since it was scored).
+    """
+    targets = sorted({float(t) for t in times})
+    if not targets:
+        return
+    stats = stats if stats is not None else SampleStats()
+    stats.frames_requested = len(targets)
+    stats.frames_expected = info.frames_expected
+    index = scan_packets(path, settings)
+    stats.packets, stats.keyframes = index.packets, len(index.keyframe_times)
+    with open_video(path, settings) as container:
+        stream = _video_stream(container)
+        _configure_decoder(stream, settings)
+        yield from _frames_at(container, stream, info, index, targets, stats, settings)
 
 
 def decode_floor_seconds(path: Path, settings: Settings | None = None) -> float:
