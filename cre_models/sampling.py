@@ -19,7 +19,8 @@ from __future__ import annotations
 import bisect
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +41,13 @@ from .video import (
     video_stream,
 )
 
-__all__ = ["SampledFrame", "sample_targets", "sample_frames", "decode_floor_seconds"]
+__all__ = [
+    "SampledFrame",
+    "sample_targets",
+    "sample_frames",
+    "sample_frames_at",
+    "decode_floor_seconds",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +103,29 @@ def _check_index(index: KeyframeIndex, info: VideoInfo, limits: VideoLimits) -> 
         )
 
 
+def _scan(
+    path: Path, info: VideoInfo, n: int, limits: VideoLimits, stats: SampleStats
+) -> KeyframeIndex:
+    """The demux-only pass, with what it found and what was asked for in ``stats``."""
+    stats.frames_requested = n
+    stats.frames_expected = info.frames_expected
+    t0 = time.perf_counter()
+    index = scan_packets(path, limits)
+    stats.scan_s = time.perf_counter() - t0
+    stats.packets, stats.keyframes = index.packets, len(index.keyframe_times)
+    return index
+
+
+@contextmanager
+def _decoder(
+    path: Path, limits: VideoLimits
+) -> Iterator[tuple[av.container.InputContainer, av.video.stream.VideoStream]]:
+    with open_video(path, limits) as container:
+        stream = video_stream(container)
+        configure_decoder(stream, limits)
+        yield container, stream
+
+
 def sample_frames(
     path: Path,
     info: VideoInfo,
@@ -129,20 +159,12 @@ def sample_frames(
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     stats = stats if stats is not None else SampleStats()
-    stats.frames_requested = n
-    stats.frames_expected = info.frames_expected
-
-    t0 = time.perf_counter()
-    index = scan_packets(path, limits)
-    stats.scan_s = time.perf_counter() - t0
-    stats.packets, stats.keyframes = index.packets, len(index.keyframe_times)
+    index = _scan(path, info, n, limits, stats)
     _check_index(index, info, limits)
 
     stats.all_frames = index.packets <= n
     targets = [] if stats.all_frames else sample_targets(index.start_s, index.duration_s, n)
-    with open_video(path, limits) as container:
-        stream = video_stream(container)
-        configure_decoder(stream, limits)
+    with _decoder(path, limits) as (container, stream):
         if stats.all_frames:
             inner = _every_frame(container, stream, info, stats, limits)
         else:
@@ -254,6 +276,35 @@ def _frames_at(
         stats.frames_returned += 1
 
 
+def sample_frames_at(
+    path: Path,
+    info: VideoInfo,
+    times: Sequence[float],
+    limits: VideoLimits,
+    *,
+    stats: SampleStats | None = None,
+) -> Iterator[SampledFrame]:
+    """Yield the frame on screen at each of ``times`` (seconds), in time order.
+
+    The same decoding as :func:`sample_frames` with the targets given rather than spread
+    evenly, so frames recorded by a scoring run can be fetched again (``cre report``).
+    ``target_s`` of each frame is the time it was asked for; a time on the same frame as
+    an earlier one yields nothing. Pass a recorded, rounded ``time_s`` plus a little
+    slack (well under one frame interval), or the previous frame may be returned.
+
+    Raises:
+        InputError: any of those :func:`sample_frames` raises (a file that changed or was
+            damaged since it was scored).
+    """
+    targets = sorted({float(t) for t in times})
+    if not targets:
+        return
+    stats = stats if stats is not None else SampleStats()
+    index = _scan(path, info, len(targets), limits, stats)
+    with _decoder(path, limits) as (container, stream):
+        yield from _frames_at(container, stream, info, index, targets, stats, limits)
+
+
 def decode_floor_seconds(path: Path, limits: VideoLimits | None = None) -> float:
     """Seconds to decode every frame of ``path`` (no RGB conversion): the CPU floor.
 
@@ -263,9 +314,7 @@ def decode_floor_seconds(path: Path, limits: VideoLimits | None = None) -> float
     limits = limits or VideoLimits()
     stats = SampleStats()
     t0 = time.perf_counter()
-    with open_video(Path(path), limits) as container:
-        stream = video_stream(container)
-        configure_decoder(stream, limits)
+    with _decoder(Path(path), limits) as (container, stream):
         for _ in decoded_frames(container, stream, stats, limits.max_pixels):
             pass
     return time.perf_counter() - t0

@@ -1,4 +1,6 @@
-"""``cre run PATH_OR_URL... [--json FILE] [--workers N] [--demo] [--force]``: score on this machine.
+"""``cre run PATH_OR_URL... [--json FILE] [--report DIR] [--workers N] [--demo] [--force]``.
+
+Score on this machine.
 
 The all-in-one path, made of the same parts as a deployment:
 
@@ -11,7 +13,8 @@ The all-in-one path, made of the same parts as a deployment:
    download failures are retried at once here (``CRE_FETCH_RETRY_BACKOFF_S=0`` unless
    set), because burst workers do not wait for scheduled retries.
 4. A line per finished video, then a table; ``--json FILE`` gets one record per input
-   (JSON Lines, input order).
+   (JSON Lines, input order); ``--report DIR`` an HTML page per input and an index
+   (:mod:`worker.report`).
 
 Exit status: 0 when every input got a result, even a failed one; 1 when some got none
 (a worker crashed: see the worker log named in the output); 2 when the run could not
@@ -147,6 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--json", metavar="FILE", help="write one JSON record per video (JSON Lines)"
     )
+    parser.add_argument(
+        "--report", metavar="DIR", help="write an HTML report per video and DIR/index.html"
+    )
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--demo", action="store_true", help="score a generated demo set")
     parser.add_argument("--force", action="store_true", help="score again even if a result exists")
@@ -255,6 +261,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         n = dump_jsonl(records, args.json)
         print(f"wrote {n} record(s) to {args.json}")
+    if args.report:
+        from worker.report import write_reports
+
+        pages = write_reports([r.model_dump(mode="json") for r in records], Path(args.report))
+        print(f"wrote {len(pages)} report(s); open {Path(args.report) / 'index.html'}")
     if missing:
         print(f"cre run: {missing} video(s) got no result; worker log: {log_path}", file=sys.stderr)
         return 1
