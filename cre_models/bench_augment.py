@@ -28,6 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from . import artefacts as art
 from . import augmentation as A
 from . import codecs as C
 from .benchdoc import write_section
@@ -126,13 +127,13 @@ def run(
         32,
     )
 
-    strong: list[A.ArtefactParams] = [
-        A.ColorShiftParams((20, -20, 20)),
-        A.BlurParams(7),
-        A.NoiseParams(15.0, 0),
-        A.ResizeParams(0.5, "area", "cubic"),
-        A.BlockParams(4.0),
-        A.JpegParams(30),
+    strong: list[art.ArtefactParams] = [
+        art.ColorShiftParams((20, -20, 20)),
+        art.BlurParams(7),
+        art.NoiseParams(15.0, 0),
+        art.ResizeParams(0.5, "area", "cubic"),
+        art.BlockParams(4.0),
+        art.JpegParams(30),
     ]
     for par in strong:
         add(f"artefact `{par.name}`", f"`{par!r}`", partial(par.apply, img))

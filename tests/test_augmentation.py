@@ -1,4 +1,4 @@
-"""Tests for the compression simulator (cre_models.augmentation)."""
+"""Tests for the compression simulator (cre_models.artefacts and cre_models.augmentation)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from cre_models import artefacts as art
 from cre_models import augmentation as A
 from cre_models.augmentation import PreprocessingPipeline
 from cre_models.transforms import to_tensor
@@ -58,12 +59,15 @@ def face(faces: list[np.ndarray]) -> np.ndarray:
 
 # Each artefact at both ends of its standalone range: (mild end, strong end).
 ENDS = {
-    "jpeg": (A.JpegParams(A.JPEG_QUALITY[1]), A.JpegParams(A.JPEG_QUALITY[0])),
-    "blur": (A.BlurParams(min(A.BLUR_KERNELS)), A.BlurParams(max(A.BLUR_KERNELS))),
-    "resize": (A.ResizeParams(A.RESIZE_FACTOR[1]), A.ResizeParams(A.RESIZE_FACTOR[0])),
-    "color_shift": (A.ColorShiftParams((1, -1, 1)), A.ColorShiftParams((20, -20, 20))),
-    "noise": (A.NoiseParams(A.NOISE_SIGMA[0], seed=1), A.NoiseParams(A.NOISE_SIGMA[1], seed=1)),
-    "block": (A.BlockParams(A.BLOCK_SCALE[0]), A.BlockParams(A.BLOCK_SCALE[1])),
+    "jpeg": (art.JpegParams(art.JPEG_QUALITY[1]), art.JpegParams(art.JPEG_QUALITY[0])),
+    "blur": (art.BlurParams(min(art.BLUR_KERNELS)), art.BlurParams(max(art.BLUR_KERNELS))),
+    "resize": (art.ResizeParams(art.RESIZE_FACTOR[1]), art.ResizeParams(art.RESIZE_FACTOR[0])),
+    "color_shift": (art.ColorShiftParams((1, -1, 1)), art.ColorShiftParams((20, -20, 20))),
+    "noise": (
+        art.NoiseParams(art.NOISE_SIGMA[0], seed=1),
+        art.NoiseParams(art.NOISE_SIGMA[1], seed=1),
+    ),
+    "block": (art.BlockParams(art.BLOCK_SCALE[0]), art.BlockParams(art.BLOCK_SCALE[1])),
 }
 
 
@@ -89,14 +93,14 @@ def test_artefacts_are_pure_and_do_not_touch_their_input(name: str, face: np.nda
 
 def test_sampled_parameters_stay_in_their_ranges() -> None:
     rng = np.random.default_rng(0)
-    jpeg = [A.JpegParams.sample(rng).quality for _ in range(300)]
+    jpeg = [art.JpegParams.sample(rng).quality for _ in range(300)]
     assert min(jpeg) >= 30 and max(jpeg) <= 90 and len(set(jpeg)) > 30
-    assert {A.BlurParams.sample(rng).kernel_size for _ in range(100)} == {3, 5, 7}
-    factors = [A.ResizeParams.sample(rng).factor for _ in range(200)]
+    assert {art.BlurParams.sample(rng).kernel_size for _ in range(100)} == {3, 5, 7}
+    factors = [art.ResizeParams.sample(rng).factor for _ in range(200)]
     assert 0.5 <= min(factors) < 0.55 and 0.85 < max(factors) <= 0.9
-    sigmas = [A.NoiseParams.sample(rng).sigma for _ in range(200)]
+    sigmas = [art.NoiseParams.sample(rng).sigma for _ in range(200)]
     assert 5 <= min(sigmas) and max(sigmas) <= 15
-    shifts = np.array([A.ColorShiftParams.sample(rng).shifts for _ in range(200)])
+    shifts = np.array([art.ColorShiftParams.sample(rng).shifts for _ in range(200)])
     assert np.abs(shifts).max() <= 20 and shifts.std(axis=0).min() > 5  # channels independent
 
 
@@ -119,11 +123,13 @@ def test_severities_apply_what_the_docstring_says() -> None:
             params = A.sample_severity(severity, rng)
             kinds = [p.name for p in params]
             jpeg = params[-1]
-            assert isinstance(jpeg, A.JpegParams) and jpeg_range[0] <= jpeg.quality <= jpeg_range[1]
+            assert (
+                isinstance(jpeg, art.JpegParams) and jpeg_range[0] <= jpeg.quality <= jpeg_range[1]
+            )
             assert ("noise" in kinds) == (severity == "heavy")
             assert ("resize" in kinds) == (severity != "light")
             for p in params:
-                if isinstance(p, A.ResizeParams):
+                if isinstance(p, art.ResizeParams):
                     assert (
                         (0.7 <= p.factor <= 0.9)
                         if severity == "medium"
@@ -144,12 +150,12 @@ def test_same_seed_gives_bit_identical_output_and_params_replay(face: np.ndarray
 
 
 def test_noise_is_gaussian_with_the_requested_sigma() -> None:
-    noise = A.gaussian_noise((200, 200, 3), 10.0, seed=3)
+    noise = art.gaussian_noise((200, 200, 3), 10.0, seed=3)
     assert noise.dtype == np.float32
     assert abs(float(noise.mean())) < 0.2 and abs(float(noise.std()) - 10.0) < 0.2
     inside = np.mean(np.abs(noise) < 10.0)
     assert abs(inside - 0.6827) < 0.01  # one-sigma mass of a normal distribution
-    assert not np.array_equal(noise, A.gaussian_noise((200, 200, 3), 10.0, seed=4))
+    assert not np.array_equal(noise, art.gaussian_noise((200, 200, 3), 10.0, seed=4))
 
 
 def _boundary_ratio(img: np.ndarray) -> float:
@@ -164,13 +170,13 @@ def _boundary_ratio(img: np.ndarray) -> float:
     return float(boundary / inside)
 
 
-@pytest.mark.parametrize("scale", [A.BLOCK_SCALE[0], A.BLOCK_SCALE[1]])
+@pytest.mark.parametrize("scale", [art.BLOCK_SCALE[0], art.BLOCK_SCALE[1]])
 def test_block_artefact_is_blocky_not_grey_squares(faces: list[np.ndarray], scale: float) -> None:
     for img in faces[:4]:
-        out = A.apply_block(img, scale)
+        out = art.apply_block(img, scale)
         assert _boundary_ratio(out) > 1.15 * _boundary_ratio(img)
         # The measure itself is specific: noise of similar strength leaves boundaries alone.
-        assert _boundary_ratio(A.apply_noise(img, 15, 0)) < 1.05 * _boundary_ratio(img)
+        assert _boundary_ratio(art.apply_noise(img, 15, 0)) < 1.05 * _boundary_ratio(img)
         assert psnr(img, out) > 22  # the picture survives: quantised, not painted over
         # Not painted squares: block means follow the picture, and many blocks keep detail.
         blocks_in = img.reshape(28, 8, 28, 8, 3).astype(np.float32)
@@ -183,22 +189,22 @@ def test_block_artefact_is_blocky_not_grey_squares(faces: list[np.ndarray], scal
 
 def test_block_transform_is_an_invertible_dct(face: np.ndarray) -> None:
     # A vanishing quantiser returns the image (up to YCrCb rounding): the transform inverts.
-    assert psnr(face, A.apply_block(face, 1e-3)) > 45
+    assert psnr(face, art.apply_block(face, 1e-3)) > 45
     # An image that is constant on each grid-aligned 8x8 block has only DC terms: it comes
     # back flat per block and within a quantiser step of itself (a misaligned grid rings).
     colours = np.random.default_rng(0).integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
     img = cv2.resize(colours, (64, 64), interpolation=cv2.INTER_NEAREST)
-    out = A.apply_block(img, 1.0).astype(np.int16)
+    out = art.apply_block(img, 1.0).astype(np.int16)
     blocks = out.reshape(8, 8, 8, 8, 3)
     assert np.abs(blocks - blocks[:, :1, :, :1]).max() <= 1
     assert np.abs(out - img).max() <= 4
     shifted = np.roll(img, 4, axis=1)  # edges now inside blocks: quantisation rings
-    assert np.abs(A.apply_block(shifted, 1.0).astype(np.int16) - shifted).max() > 8
+    assert np.abs(art.apply_block(shifted, 1.0).astype(np.int16) - shifted).max() > 8
 
 
 def test_block_artefact_handles_sizes_not_multiple_of_8() -> None:
     img = _textures(1)[0][:37, :50]
-    out = A.apply_block(img, 2.0)
+    out = art.apply_block(img, 2.0)
     assert out.shape == img.shape and out.dtype == np.uint8
 
 
@@ -210,15 +216,15 @@ def test_colour_order_is_never_swapped() -> None:
     img[..., 2] = rng.integers(20, 40, size=(64, 64))  # blue
     means = img.reshape(-1, 3).mean(0)
     for params in [
-        A.JpegParams(30),
-        A.BlurParams(7),
-        A.ResizeParams(0.5),
-        A.NoiseParams(15, 0),
-        A.BlockParams(4),
+        art.JpegParams(30),
+        art.BlurParams(7),
+        art.ResizeParams(0.5),
+        art.NoiseParams(15, 0),
+        art.BlockParams(4),
     ]:
         out_means = params.apply(img).reshape(-1, 3).mean(0)
         assert np.all(np.abs(out_means - means) < 6), (params, means, out_means)
-    shifted = A.apply_color_shift(img, (10, 0, -10)).reshape(-1, 3).mean(0)
+    shifted = art.apply_color_shift(img, (10, 0, -10)).reshape(-1, 3).mean(0)
     assert np.allclose(shifted - means, (10, 0, -10), atol=0.01)
 
 
@@ -231,9 +237,9 @@ def test_jpeg_matches_a_reference_encoder(face: np.ndarray) -> None:
     buf = io.BytesIO()
     Image.fromarray(face).save(buf, format="JPEG", quality=50)
     ref = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
-    ours = A.apply_jpeg(face, 50)
+    ours = art.apply_jpeg(face, 50)
     assert psnr(ref, ours) > 40
-    swapped = A.apply_jpeg(face[..., ::-1].copy(), 50)[..., ::-1]
+    swapped = art.apply_jpeg(face[..., ::-1].copy(), 50)[..., ::-1]
     assert psnr(ref, ours) > psnr(ref, swapped)
 
 
@@ -252,7 +258,7 @@ def test_bad_images_raise_value_error(bad: object) -> None:
     with pytest.raises(ValueError):
         A.compress(bad, "light", 0)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
-        A.apply_jpeg(bad, 50)  # type: ignore[arg-type]
+        art.apply_jpeg(bad, 50)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         PreprocessingPipeline(seed=0).preprocess(bad)
 
@@ -263,13 +269,13 @@ def test_bad_parameters_raise_value_error(face: np.ndarray) -> None:
     with pytest.raises(ValueError):
         A.compress(face, "light", None)  # type: ignore[arg-type]
     for make in [
-        lambda: A.JpegParams(0),
-        lambda: A.BlurParams(4),
-        lambda: A.ResizeParams(1.5),
-        lambda: A.ColorShiftParams((1, 2)),  # type: ignore[arg-type]
-        lambda: A.NoiseParams(-1.0),
-        lambda: A.BlockParams(0.0),
-        lambda: A.JpegParams.sample(np.random.default_rng(0), quality=(90, 30)),
+        lambda: art.JpegParams(0),
+        lambda: art.BlurParams(4),
+        lambda: art.ResizeParams(1.5),
+        lambda: art.ColorShiftParams((1, 2)),  # type: ignore[arg-type]
+        lambda: art.NoiseParams(-1.0),
+        lambda: art.BlockParams(0.0),
+        lambda: art.JpegParams.sample(np.random.default_rng(0), quality=(90, 30)),
         lambda: PreprocessingPipeline(image_size=16),
         lambda: PreprocessingPipeline(severity="extreme"),
         lambda: PreprocessingPipeline(severity_weights=(1, 1)),
@@ -278,7 +284,7 @@ def test_bad_parameters_raise_value_error(face: np.ndarray) -> None:
         with pytest.raises(ValueError):
             make()
     with pytest.raises(dataclasses.FrozenInstanceError):
-        A.JpegParams(50).quality = 10  # type: ignore[misc]
+        art.JpegParams(50).quality = 10  # type: ignore[misc]
 
 
 def test_pil_images_are_accepted(face: np.ndarray) -> None:
@@ -317,12 +323,16 @@ def test_pipeline_output_follows_the_model_input_contract(face: np.ndarray) -> N
 
 def test_pipeline_is_deterministic_per_seed_and_logs_what_it_did(face: np.ndarray) -> None:
     def run(seed: int) -> tuple[torch.Tensor, list[A.Applied]]:
+        """The batch, and what each image got: drawn first, then applied."""
         p = PreprocessingPipeline(image_size=128, augment=True, seed=seed)
-        return p.preprocess_batch([face] * 6, return_params=True)
+        records = [p.sample() for _ in range(6)]
+        return to_tensor([p.apply(face, r) for r in records]), records
 
     (b1, r1), (b2, r2), (b3, _) = run(5), run(5), run(6)
     assert torch.equal(b1, b2) and r1 == r2
     assert not torch.equal(b1, b3)
+    batch = PreprocessingPipeline(image_size=128, augment=True, seed=5).preprocess_batch([face] * 6)
+    assert torch.equal(batch, b1)  # preprocess_batch = sample, then apply, image by image
     # Replaying the record on the resized image reproduces the output exactly.
     p = PreprocessingPipeline(image_size=128, augment=True, seed=0)
     img = p.resize(face)
@@ -353,9 +363,9 @@ def test_random_severity_draws_every_level_and_respects_weights(face: np.ndarray
 
 
 def test_augmentation_flips_and_jitters_only_when_enabled(face: np.ndarray) -> None:
-    flipped = A.apply_augment(face, True, 1.0, 1.0, 1.0)
+    flipped = art.apply_augment(face, True, 1.0, 1.0, 1.0)
     assert np.array_equal(flipped, face[:, ::-1])
-    jittered = A.apply_augment(face, False, 1.1, 0.9, 1.1)
+    jittered = art.apply_augment(face, False, 1.1, 0.9, 1.1)
     assert 25 < psnr(face, jittered) < 60
     no_aug = PreprocessingPipeline(image_size=SIZE, augment=False, severity="none", seed=0)
     assert all(no_aug.sample().augment is None for _ in range(5))
@@ -367,7 +377,8 @@ def test_augmentation_flips_and_jitters_only_when_enabled(face: np.ndarray) -> N
 def test_degrade_keeps_the_image_size(face: np.ndarray) -> None:
     p = PreprocessingPipeline(image_size=SIZE, severity="heavy", seed=0)
     big = cv2.resize(face, (300, 260))
-    out, applied = p.degrade(big, return_params=True)
+    out = p.degrade(big, rng=3)
+    applied = p.sample(3)
     assert out.shape == big.shape and out.dtype == np.uint8 and applied.severity == "heavy"
     assert np.array_equal(out, A.apply_params(big, applied.artefacts))
 
@@ -376,8 +387,9 @@ def test_pipeline_real_codec_path(face: np.ndarray) -> None:
     p = PreprocessingPipeline(
         image_size=96, seed=0, codec_probability=1.0, codec_profile="ladder-3"
     )
-    x, applied = p.preprocess(face, return_params=True)
-    assert x.shape == (3, 96, 96) and applied.severity == "codec"
+    applied = p.sample()
+    x = to_tensor(p.apply(face, applied))
+    assert x.shape == (1, 3, 96, 96) and applied.severity == "codec"
     assert applied.to_dict()["artefacts"][0]["crf"] == 35
 
 
