@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from cre_models.data import load_face_samples
 from cre_models.efficientnet_lite import EfficientNetLite0, load_imagenet_weights
-from cre_models.evaluate import roc_auc
+from cre_models.evaluation.metrics import auc
+from cre_models.training.data import load_face_samples
 from cre_models.transforms import to_tensor
 
 
@@ -67,7 +67,7 @@ def main() -> None:
         for split in ("valid", "test"):
             x, y = _features(trunk, root / split, size)
             with torch.no_grad():
-                aucs.append(roc_auc(y.numpy(), (((x - mu) / sd) @ w + b).numpy()))
+                aucs.append(auc(y.numpy(), (((x - mu) / sd) @ w + b).numpy()))
         print(f"| {size} | {len(ytr)} | {aucs[0]:.3f} | {aucs[1]:.3f} |")
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cre_models.sbi import alter_source, make_sbi, sample_sbi_params, self_blend, soft_face_mask
+from cre_models.training.sbi import (
+    alter_source,
+    make_sbi,
+    sample_sbi_params,
+    self_blend,
+    soft_face_mask,
+)
 from worker.synth import sample_photo
 
 

@@ -11,8 +11,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cre_models.data import discover_media, load_face_samples
-from cre_models.train import choose_threshold, config_from_args, train
+from cre_models.training.data import discover_media, load_face_samples
+from cre_models.training.images_cli import config_from_args
+from cre_models.training.stages import train
 from cre_models.transforms import to_tensor
 from cre_models.weights import create_model, load_checkpoint_config
 from tests.train_helpers import labelled_crops_dir, real_frames_dir, tiny_config
@@ -115,6 +116,9 @@ def test_layouts_give_labels(tmp_path: Path, dirs: tuple[Path, Path]) -> None:
 
 
 def test_threshold_maximises_balanced_accuracy() -> None:
+    """`cre train` picks its threshold with the evaluation's rule (the median of the ties)."""
+    from cre_models.evaluation.metrics import choose_threshold
+
     labels = np.array([0, 0, 0, 1, 1, 1])
     probs = np.array([0.1, 0.2, 0.35, 0.3, 0.6, 0.9])
     t = choose_threshold(labels, probs)
@@ -124,16 +128,18 @@ def test_threshold_maximises_balanced_accuracy() -> None:
 
 
 def test_small_square_images_are_crops_and_frames_are_searched(dirs: tuple[Path, Path]) -> None:
-    from cre_models.data import extract_faces
     from cre_models.faces import FaceDetector
     from cre_models.images import read_image
+    from cre_models.training.data import extract_faces
+    from cre_models.transforms import FaceTransform
 
     det = FaceDetector()
+    t48 = FaceTransform(size=48, margin=0.3)
     crop = read_image(sorted((dirs[1] / "real").glob("*.png"))[0])  # 96x96: used whole
-    out = extract_faces(crop, det, margin=0.3, size=48)
+    out = extract_faces(crop, det, t48)
     assert len(out) == 1 and out[0].shape == (48, 48, 3)
     frame = read_image(sorted(dirs[0].glob("*.png"))[0])  # 320x240 frame: detector runs
-    faces = extract_faces(frame, det, margin=0.3, size=48)
+    faces = extract_faces(frame, det, t48)
     assert len(faces) >= 1
     blank = np.zeros((240, 320, 3), np.uint8)
-    assert extract_faces(blank, det, margin=0.3, size=48) == []
+    assert extract_faces(blank, det, t48) == []

@@ -15,7 +15,7 @@ from cre_models.evaluation.metrics import (
     expected_calibration_error,
     fit_platt,
 )
-from cre_models.sbi import landmark_face_mask, make_sbi, sample_sbi_params
+from cre_models.training.sbi import landmark_face_mask, make_sbi, sample_sbi_params
 from cre_models.training.splits import Clip, identities, load_split, make_split, read_labels
 
 from .conftest import SHARED_DATA

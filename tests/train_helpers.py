@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cre_models.sbi import make_sbi
-from cre_models.train import TrainConfig
+from cre_models.training.images import TrainConfig
+from cre_models.training.sbi import make_sbi
 from worker.synth import sample_photo, synth_frames
 
 

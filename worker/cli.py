@@ -1,7 +1,7 @@
 """The ``cre`` command: one entry point, one sub-command per task.
 
 Each sub-command's arguments live with the code that does the work; this module only
-dispatches, so ``cre train --help`` and ``python -m cre_models.train --help`` agree.
+dispatches, so ``cre train --help`` shows the options of the module that trains.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "results": ("worker.results", "print stored results"),
     "report": ("worker.report", "HTML page per video: why it got its score"),
     "worker": ("worker.serve", "run a scoring worker (deployment entry point)"),
-    "train": ("cre_models.train", "train a checkpoint on face images (self-blends)"),
+    "train": ("cre_models.training.images_cli", "train a checkpoint on face images (self-blends)"),
     "train-videos": ("cre_models.training.cli", "train a checkpoint on labelled videos"),
     "eval": ("worker.evaluate", "evaluate a checkpoint (--videos: through the worker's path)"),
     "degrade": ("cre_models.codecs", "write a compressed copy of a video"),

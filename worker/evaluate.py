@@ -275,7 +275,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(argv if argv is not None else [])
     if "--videos" not in argv and not any(a.startswith("--videos=") for a in argv):
-        from cre_models.evaluate import main as eval_images  # face-crop folders
+        from cre_models.evaluation.cli import main as eval_images  # face-crop folders
 
         return eval_images(argv)
     args = _parser().parse_args(argv)

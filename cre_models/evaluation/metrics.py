@@ -1,7 +1,8 @@
 """Video-level metrics, threshold choice and calibration.
 
-AUC, ROC, log-loss and balanced accuracy are scikit-learn's (the reference
-implementations); expected calibration error and Platt scaling are a few lines here.
+AUC, ROC, log-loss, accuracy and balanced accuracy are scikit-learn's (the reference
+implementations; an optional dependency, ``pip install 'cre[train]'``, imported on first
+use); expected calibration error and Platt scaling are a few lines here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 __all__ = [
     "auc",
+    "accuracy",
     "balanced_accuracy",
     "logloss",
     "expected_calibration_error",
@@ -25,8 +27,13 @@ __all__ = [
 
 EPS = 1e-6
 
+Labels = Sequence[int] | np.ndarray
+"""0 (real) / 1 (fake) per item: a list or an array."""
+Scores = Sequence[float] | np.ndarray
+"""A score or probability per item: a list or an array."""
 
-def _arrays(labels: Sequence[int], scores: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+
+def _arrays(labels: Labels, scores: Scores) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(labels, np.int64)
     s = np.asarray(scores, np.float64)
     if y.shape != s.shape:
@@ -34,7 +41,7 @@ def _arrays(labels: Sequence[int], scores: Sequence[float]) -> tuple[np.ndarray,
     return y, s
 
 
-def auc(labels: Sequence[int], scores: Sequence[float]) -> float:
+def auc(labels: Labels, scores: Scores) -> float:
     """ROC AUC; NaN when only one class is present."""
     from sklearn.metrics import roc_auc_score
 
@@ -44,7 +51,17 @@ def auc(labels: Sequence[int], scores: Sequence[float]) -> float:
     return float(roc_auc_score(y, s))
 
 
-def balanced_accuracy(labels: Sequence[int], scores: Sequence[float], threshold: float) -> float:
+def accuracy(labels: Labels, scores: Scores, threshold: float) -> float:
+    """Share of right decisions ``score >= threshold``; NaN without labels."""
+    from sklearn.metrics import accuracy_score
+
+    y, s = _arrays(labels, scores)
+    if len(y) == 0:
+        return float("nan")
+    return float(accuracy_score(y, (s >= threshold).astype(np.int64)))
+
+
+def balanced_accuracy(labels: Labels, scores: Scores, threshold: float) -> float:
     """Mean of the true-positive and true-negative rates of ``score >= threshold``."""
     from sklearn.metrics import balanced_accuracy_score
 
@@ -54,7 +71,7 @@ def balanced_accuracy(labels: Sequence[int], scores: Sequence[float], threshold:
     return float(balanced_accuracy_score(y, (s >= threshold).astype(np.int64)))
 
 
-def logloss(labels: Sequence[int], probs: Sequence[float]) -> float:
+def logloss(labels: Labels, probs: Scores) -> float:
     """Binary cross-entropy, probabilities clipped to ``[1e-6, 1 - 1e-6]``."""
     from sklearn.metrics import log_loss
 
@@ -65,7 +82,7 @@ def logloss(labels: Sequence[int], probs: Sequence[float]) -> float:
 
 
 def reliability_bins(
-    labels: Sequence[int], probs: Sequence[float], n_bins: int = 10
+    labels: Labels, probs: Scores, n_bins: int = 10
 ) -> list[tuple[float, float, int]]:
     """``(mean predicted, observed fake rate, count)`` per equal-width bin with data."""
     y, p = _arrays(labels, probs)
@@ -78,16 +95,14 @@ def reliability_bins(
     ]
 
 
-def expected_calibration_error(
-    labels: Sequence[int], probs: Sequence[float], n_bins: int = 10
-) -> float:
+def expected_calibration_error(labels: Labels, probs: Scores, n_bins: int = 10) -> float:
     """Count-weighted mean |predicted - observed| over equal-width bins."""
     bins = reliability_bins(labels, probs, n_bins)
     n = sum(c for _, _, c in bins)
     return float(sum(c * abs(m - o) for m, o, c in bins) / n) if n else float("nan")
 
 
-def choose_threshold(labels: Sequence[int], scores: Sequence[float]) -> float:
+def choose_threshold(labels: Labels, scores: Scores) -> float:
     """The threshold with the best balanced accuracy (midpoint between neighbouring scores)."""
     y, s = _arrays(labels, scores)
     cands = np.unique(s)
@@ -114,7 +129,7 @@ class Platt:
         return 1.0 / (1.0 + math.exp(-z))
 
 
-def fit_platt(labels: Sequence[int], scores: Sequence[float], l2: float = 1e-2) -> Platt:
+def fit_platt(labels: Labels, scores: Scores, l2: float = 1e-2) -> Platt:
     """Fit :class:`Platt` by (lightly L2-regularised) maximum likelihood, Newton's method.
 
     Targets are Platt's smoothed labels ``(n+ + 1) / (n+ + 2)`` and ``1 / (n- + 2)``, which

@@ -3,7 +3,7 @@
 Each training item is drawn in one place from an explicit generator seeded by
 ``(seed, step, index)``: a class (real or fake, half each), then for a fake either a
 labelled FaceForensics++ fake or a self-blended fake made from a real crop with its
-landmarks (:func:`cre_models.sbi.make_sbi`), then a video uniformly (long videos do not
+landmarks (:func:`cre_models.training.sbi.make_sbi`), then a video uniformly (long videos do not
 dominate), then a crop of it and of its version (as delivered or the re-encoded copy of
 :mod:`cre_models.training.cache`). A small jitter (flip, +-4 % shift and scale) and the
 compression simulator (``light``..``heavy``, half of the items) come last, so a
@@ -34,10 +34,11 @@ import torch
 import torch.nn.functional as F
 
 from ..conditions import apply_condition
+from ..evaluation.metrics import auc
 from ..model import CompressionResilientNetwork, EmbedderConfig, NetworkConfig, count_parameters
-from ..sbi import make_sbi
 from ..transforms import to_tensor
 from .cache import CachedVideo
+from .sbi import make_sbi
 
 __all__ = ["LoopConfig", "draw_item", "train_loop", "score_videos", "video_auc"]
 
@@ -151,14 +152,11 @@ def draw_item(
 
 
 def video_auc(labels: Sequence[int], scores: Sequence[float]) -> float:
-    """ROC AUC (ties count half); NaN when one class is missing."""
-    y = np.asarray(labels)
-    s = np.asarray(scores, np.float64)
-    pos, neg = s[y == 1], s[y == 0]
-    if len(pos) == 0 or len(neg) == 0:
-        return float("nan")
-    gt = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-    return float(gt / (len(pos) * len(neg)))
+    """ROC AUC (ties count half); NaN when one class is missing.
+
+    :func:`cre_models.evaluation.metrics.auc` (scikit-learn's), under the loop's name.
+    """
+    return auc(labels, scores)
 
 
 @torch.inference_mode()

@@ -1,18 +1,20 @@
-"""Training and evaluation data: find labelled media, extract face crops, cache them.
+"""Face crops of labelled images and videos for ``cre train`` and ``cre eval --data``.
 
 Layouts understood by :func:`discover_media` (first match wins, per root folder):
 
 * ``real/`` and/or ``fake/`` sub-folders (any depth below them): labels from the folder.
 * FaceForensics++: ``original_sequences/`` is real, ``manipulated_sequences/`` is fake.
 * anything else: every image and video under the folder is real (the real-only recipe,
-  where fakes are synthesised by :mod:`cre_models.sbi`).
+  where fakes are synthesised by :mod:`cre_models.training.sbi`).
 
-Faces are found and cropped with the worker's code (:class:`cre_models.faces.FaceDetector`,
-RetinaFace; :func:`cre_models.faces.crop_face`) and the same margin. Images that are
-already face crops (like the DFDC dev crops) are used whole: ``faces="auto"`` treats an
-image whose longest side is at most ``crop_max_side`` (320 px) and that is (nearly) square
-as a face crop, without running the detector; video frames are always searched for faces
-(re-detecting inside a tight crop would re-frame it with the margin, or miss the face).
+Videos are read by the worker's sampler (:func:`cre_models.sampling.sample_frames`: frames
+by timestamp, upright), faces found by its detector (:class:`cre_models.faces.FaceDetector`,
+RetinaFace) and cut by :class:`cre_models.transforms.FaceTransform` with the given margin.
+Images that are already face crops (like the DFDC dev crops) are used whole:
+``faces="auto"`` treats an image whose longest side is at most ``crop_max_side`` (320 px)
+and that is (nearly) square as a face crop, without running the detector; video frames are
+always searched for faces (re-detecting inside a tight crop would re-frame it with the
+margin, or miss the face).
 
 Extracted crops are cached as ``.npz`` files outside the repository (``$CRE_CACHE`` or
 ``~/.cache/cre``), keyed by the file's path, size, modification time and the extraction
@@ -31,8 +33,10 @@ from typing import Literal
 
 import numpy as np
 
-from .faces import FaceDetector, crop_face
-from .images import read_image, resize_square
+from ..errors import CreError
+from ..faces import FaceDetector
+from ..images import read_image, resize_square
+from ..transforms import FaceTransform
 
 __all__ = [
     "IMAGE_EXTS",
@@ -40,7 +44,6 @@ __all__ = [
     "MediaItem",
     "FaceSample",
     "discover_media",
-    "sample_video_frames",
     "extract_faces",
     "load_face_samples",
     "default_cache_dir",
@@ -53,7 +56,7 @@ logger = logging.getLogger(__name__)
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 VIDEO_EXTS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"})
 FaceMode = Literal["auto", "detect", "crops"]
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -125,20 +128,6 @@ def discover_media(root: str | Path) -> list[MediaItem]:
     return _media_under(root, 0)
 
 
-def sample_video_frames(path: str | Path, n: int) -> list[np.ndarray]:
-    """``n`` evenly spaced RGB frames of a video (all frames when it has fewer)."""
-    import av
-
-    with av.open(str(path)) as container:
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    if not frames:
-        raise ValueError(f"{path}: no decodable video frames")
-    if len(frames) <= n:
-        return frames
-    idx = np.linspace(0, len(frames) - 1, n).round().astype(int)
-    return [frames[i] for i in idx]
-
-
 def is_grayscale(image: np.ndarray, tol: int = 3) -> bool:
     """True when all three channels are (nearly) equal: a grey photo stored as RGB."""
     i = image.astype(np.int16)
@@ -161,17 +150,16 @@ def group_of(path: Path, kind: str) -> str:
 def extract_faces(
     frame: np.ndarray,
     detector: FaceDetector,
-    margin: float,
-    size: int,
+    transform: FaceTransform,
     faces: FaceMode = "auto",
     crop_max_side: int = 320,
 ) -> list[np.ndarray]:
-    """Square face crops of ``size`` px from one RGB frame (see the module doc for ``faces``)."""
+    """Square face crops from one RGB frame (see the module doc for ``faces``)."""
     h, w = frame.shape[:2]
     looks_like_crop = max(h, w) <= crop_max_side and abs(h - w) <= 0.1 * max(h, w)
     if faces == "crops" or (faces == "auto" and looks_like_crop):
-        return [_centre_square(frame, size)]
-    return [crop_face(frame, b, margin, size) for b in detector.detect(frame)]
+        return [_centre_square(frame, transform.size)]
+    return [transform.crop(frame, b) for b in detector.detect(frame)]
 
 
 def _centre_square(image: np.ndarray, size: int) -> np.ndarray:
@@ -205,7 +193,7 @@ def load_face_samples(
         roots: folders (or single files), each with one of the layouts in the module doc.
         margin: crop margin around a detected face box (the worker's).
         size: side of the stored crops (training resizes from here).
-        frames_per_video: evenly spaced frames read from each video.
+        frames_per_video: frames sampled from each video (by timestamp, as the worker does).
         faces: ``auto``, ``detect`` (always run the detector) or ``crops`` (images are crops).
         drop_gray: skip grey photos (the worker sees colour video).
         cache_dir: where extracted crops are cached (``None``: :func:`default_cache_dir`).
@@ -234,7 +222,7 @@ def load_face_samples(
                 indices = [int(i) for i in z["indices"]]
         else:
             crops, indices = _extract_item(
-                item, det, margin, size, frames_per_video, faces, drop_gray
+                item, det, FaceTransform(size, margin), frames_per_video, faces, drop_gray
             )
             arr = np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8)
             np.savez(key, crops=arr, indices=np.asarray(indices, np.int64))
@@ -252,24 +240,30 @@ def load_face_samples(
     return out
 
 
+def _video_frames(path: Path, n: int) -> list[np.ndarray]:
+    """``n`` frames of a video, sampled exactly as the worker samples them."""
+    from ..sampling import sample_frames
+    from ..video import VideoLimits, probe_video
+
+    limits = VideoLimits()
+    return [f.image for f in sample_frames(path, probe_video(path, limits), n, limits)]
+
+
 def _extract_item(
     item: MediaItem,
     detector: FaceDetector,
-    margin: float,
-    size: int,
+    transform: FaceTransform,
     frames_per_video: int,
     faces: FaceMode,
     drop_gray: bool,
 ) -> tuple[list[np.ndarray], list[int]]:
-    import av
-
     try:
         frames = (
             [read_image(item.path)]
             if item.kind == "image"
-            else sample_video_frames(item.path, frames_per_video)
+            else _video_frames(item.path, frames_per_video)
         )
-    except (ValueError, OSError, av.FFmpegError) as e:
+    except (ValueError, OSError, CreError) as e:  # an unreadable file is reported and skipped
         logger.warning("skipping %s: %s", item.path, e)
         return [], []
     crops: list[np.ndarray] = []
@@ -278,7 +272,7 @@ def _extract_item(
     for fi, frame in enumerate(frames):
         if drop_gray and is_grayscale(frame):
             continue
-        for crop in extract_faces(frame, detector, margin, size, mode):
+        for crop in extract_faces(frame, detector, transform, mode):
             crops.append(crop)
             indices.append(fi)
     if not crops:

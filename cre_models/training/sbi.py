@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .images import check_image
+from ..images import check_image
 
 __all__ = [
     "SBIParams",
