@@ -46,7 +46,6 @@ __all__ = [
     "sample_targets",
     "sample_frames",
     "sample_frames_at",
-    "decode_floor_seconds",
 ]
 
 logger = logging.getLogger(__name__)
@@ -303,18 +302,3 @@ def sample_frames_at(
     index = _scan(path, info, len(targets), limits, stats)
     with _decoder(path, limits) as (container, stream):
         yield from _frames_at(container, stream, info, index, targets, stats, limits)
-
-
-def decode_floor_seconds(path: Path, limits: VideoLimits | None = None) -> float:
-    """Seconds to decode every frame of ``path`` (no RGB conversion): the CPU floor.
-
-    Uses the same decoder settings as the sampler (``decode_threads``), so the number is
-    the least any scoring of this video with these settings can take.
-    """
-    limits = limits or VideoLimits()
-    stats = SampleStats()
-    t0 = time.perf_counter()
-    with _decoder(Path(path), limits) as (container, stream):
-        for _ in decoded_frames(container, stream, stats, limits.max_pixels):
-            pass
-    return time.perf_counter() - t0

@@ -37,14 +37,14 @@ def save_tiny_checkpoint(directory: Path, seed: int = 0) -> Path:
 
 
 def write_clip(path: Path, **kwargs: object) -> Path:
-    """``worker.synth.write_video`` with only the keyword arguments it supports."""
-    from worker.synth import write_video
+    """``tests.synth.write_video`` with only the keyword arguments it supports."""
+    from tests.synth import write_video
 
     params = inspect.signature(write_video).parameters
     return write_video(path, **{k: v for k, v in kwargs.items() if k in params})  # type: ignore[arg-type]
 
 
 def synth_supports(name: str) -> bool:
-    from worker.synth import write_video
+    from tests.synth import write_video
 
     return name in inspect.signature(write_video).parameters

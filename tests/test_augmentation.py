@@ -14,7 +14,7 @@ from cre_models import augmentation as A
 from cre_models.augmentation import PreprocessingPipeline
 from cre_models.transforms import to_tensor
 from tests.conftest import SHARED_DATA, psnr
-from worker.synth import sample_photo
+from worker.demo import sample_photo
 
 SIZE = 224
 

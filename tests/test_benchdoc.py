@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cre_models.benchdoc import write_section
+from benchmarks.benchdoc import write_section
 
 
 def test_append_replace_and_keep_other_blocks(tmp_path: Path) -> None:
@@ -19,3 +19,16 @@ def test_append_replace_and_keep_other_blocks(tmp_path: Path) -> None:
     assert "## B\n\n<!-- BEGIN b -->\nonly B\n<!-- END b -->" in text
     assert text.count("<!-- BEGIN a -->") == 1 and text.count("<!-- END a -->") == 1
     assert text.index("<!-- BEGIN a -->") < text.index("<!-- BEGIN b -->")
+
+
+def test_every_benchmark_is_run_by_make_bench() -> None:
+    """``python -m benchmarks`` (``make bench``) knows every ``bench_*.py``; each imports."""
+    import importlib
+
+    from benchmarks.__main__ import BENCHMARKS, main
+
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    assert {p.stem for p in folder.glob("bench_*.py")} == {f"bench_{n}" for n in BENCHMARKS}
+    for name in BENCHMARKS:
+        assert callable(importlib.import_module(f"benchmarks.bench_{name}").main)
+    assert main(["nothing"]) == 2

@@ -13,7 +13,8 @@ import pytest
 
 from cre_models import codecs as C
 from tests.conftest import SHARED_DATA, psnr, shared_data_path
-from worker.synth import sample_photo, synth_frames, write_video
+from tests.synth import synth_frames, write_video
+from worker.demo import sample_photo
 
 
 @pytest.fixture(scope="module")

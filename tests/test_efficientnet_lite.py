@@ -14,7 +14,7 @@ from cre_models.efficientnet_lite import (
     remap_pretrained_keys,
 )
 from cre_models.model import EmbedderConfig, ResilientEmbedder
-from worker.synth import sample_photo
+from worker.demo import sample_photo
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,11 @@ import pytest
 
 from cre_models.errors import InputError, LimitExceededError, UnsupportedInputError
 from cre_models.video import probe_video
+from tests.synth import write_video
 from worker import fetch as fetch_mod
 from worker.errors import FetchError, FetchTooLargeError, TransientFetchError
 from worker.fetch import address_refusal, fetch, is_url
 from worker.settings import Settings
-from worker.synth import write_video
 
 VIDEO_BYTES: bytes = b""
 HLS_PLAYLIST = b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\n/etc/hostname\n#EXT-X-ENDLIST\n"

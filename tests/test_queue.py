@@ -630,18 +630,6 @@ def test_bad_options_reaching_a_worker_give_a_failed_record(
 # --- small pieces -----------------------------------------------------------------------------
 
 
-def test_benchmark_section_is_replaced_in_place(tmp_path: Path) -> None:
-    from worker.bench import write_section
-
-    doc = tmp_path / "docs" / "BENCHMARKS.md"
-    write_section(doc, "first")
-    doc.write_text(doc.read_text() + "\n<!-- BEGIN other -->\nkeep\n<!-- END other -->\n")
-    write_section(doc, "second")
-    text = doc.read_text()
-    assert "second" in text and "first" not in text and "keep" in text
-    assert text.count("<!-- BEGIN worker -->") == 1
-
-
 def test_untrained_registered_network_is_the_same_in_every_process() -> None:
     from worker.scoring import Scorer
 

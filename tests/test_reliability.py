@@ -59,7 +59,7 @@ def _write_huge(path: Path, side: int = 8000) -> Path:
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The good clip and every bad local input, generated here."""
-    from worker.synth import write_audio_only, write_empty_video
+    from tests.synth import write_audio_only, write_empty_video
 
     d = tmp_path_factory.mktemp("bad-inputs")
     rng = np.random.default_rng(6)

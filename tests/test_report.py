@@ -20,8 +20,9 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.synth import write_video
+from worker.demo import sample_photo
 from worker.settings import Settings
-from worker.synth import sample_photo, write_video
 
 CHROMIUM = next(
     (p for p in (shutil.which("chromium"), "/usr/bin/chromium") if p and os.path.exists(p)),

@@ -12,7 +12,7 @@ from cre_models.training.sbi import (
     self_blend,
     soft_face_mask,
 )
-from worker.synth import sample_photo
+from worker.demo import sample_photo
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ import torch
 from cre_models.faces import FaceDetector
 from cre_models.training.cache import CacheSpec, cache_video, load_cached
 from cre_models.training.splits import Clip
+from tests.synth import write_video
 from worker.settings import Settings
-from worker.synth import write_video
 
 pytestmark = pytest.mark.slow
 

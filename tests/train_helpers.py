@@ -9,7 +9,8 @@ import numpy as np
 
 from cre_models.training.images import TrainConfig
 from cre_models.training.sbi import make_sbi
-from worker.synth import sample_photo, synth_frames
+from tests.synth import synth_frames
+from worker.demo import sample_photo
 
 
 def _write(path: Path, rgb: np.ndarray) -> None:

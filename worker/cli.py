@@ -22,7 +22,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-videos": ("cre_models.training.cli", "train a checkpoint on labelled videos"),
     "eval": ("worker.evaluate", "evaluate a checkpoint (--videos: through the worker's path)"),
     "degrade": ("cre_models.codecs", "write a compressed copy of a video"),
-    "bench": ("worker.bench", "measure speed and memory, update docs/BENCHMARKS.md"),
 }
 
 

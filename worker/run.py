@@ -41,49 +41,9 @@ from pydantic import SecretStr
 from worker.security import redact_url
 from worker.settings import Settings, get_settings
 
-__all__ = ["main", "make_demo_set", "embedded_redis", "DEMO_DESCRIPTION"]
+__all__ = ["main", "embedded_redis"]
 
 logger = logging.getLogger(__name__)
-
-DEMO_VERSION = 1
-DEMO_DESCRIPTION = (
-    "Demo set: short synthetic clips generated on this machine from scikit-image's bundled "
-    "'astronaut' photo (a real, unmanipulated NASA portrait) at several sizes and H.264 qualities, "
-    "plus one clip with no face. None of them is a deepfake; the scores only demonstrate the "
-    "pipeline (what a result looks like), not the model's accuracy."
-)
-
-# (file name, width, height, crf, face)
-_DEMO_CLIPS: tuple[tuple[str, int, int, int, bool], ...] = (
-    ("astronaut_720p_crf23.mp4", 1280, 720, 23, True),
-    ("astronaut_480p_crf35.mp4", 854, 480, 35, True),
-    ("astronaut_360p_crf28.mp4", 640, 360, 28, True),
-    ("no_face_480p_crf23.mp4", 854, 480, 23, False),
-)
-
-
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "cre"
-
-
-def make_demo_set(folder: Path | None = None, seconds: float = 3.0, fps: int = 15) -> list[Path]:
-    """Write (or reuse) the clips of :data:`DEMO_DESCRIPTION`; returns their paths."""
-    from worker.synth import write_video
-
-    folder = folder or _cache_dir() / f"demo-v{DEMO_VERSION}"
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, (name, w, h, crf, face) in enumerate(_DEMO_CLIPS):
-        path = folder / name
-        if not path.is_file() or path.stat().st_size == 0:
-            tmp = path.with_name(f".{name}.tmp{path.suffix}")
-            write_video(
-                tmp, width=w, height=h, seconds=seconds, fps=fps, face=face, crf=crf, seed=i
-            )
-            tmp.replace(path)
-        paths.append(path)
-    return paths
 
 
 @contextlib.contextmanager
@@ -175,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     items = list(args.inputs)
     if args.demo:
+        from worker.demo import DEMO_DESCRIPTION, make_demo_set
+
         print(DEMO_DESCRIPTION)
         demo = make_demo_set()
         print(f"demo clips in {demo[0].parent}")

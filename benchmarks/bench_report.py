@@ -1,6 +1,6 @@
 """Time and size of ``cre report`` pages for 32-frame 1080p videos.
 
-``python scripts/bench_report.py`` makes synthetic 1080p H.264 clips (the demo's astronaut
+``python -m benchmarks.bench_report`` makes synthetic 1080p H.264 clips (the demo's astronaut
 portrait), scores each with the worker (32 frames, the shipped checkpoint), then builds its
 page twice: once as a new ``cre report`` process (Python start, torch import and model load
 included: what a user waits for) and three times in one warm process (what each further
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -22,10 +21,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
-from cre_models.benchdoc import write_section
+from benchmarks.benchdoc import DOC, write_section
+from benchmarks.common import measured_on
 
 __all__ = ["main"]
 
@@ -62,16 +61,16 @@ def _cold(jsonl: Path, out: Path) -> tuple[float, float]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; see the module docstring."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("--docs", default="docs/BENCHMARKS.md")
+    p.add_argument("--docs", type=Path, default=DOC)
     p.add_argument("--repeats", type=int, default=3, help="warm pages per clip (median)")
     p.add_argument("--clips", type=int, default=len(CLIPS), help="how many of the clips")
     args = p.parse_args(argv)
 
+    from tests.synth import write_video
     from worker.jobs import score_video
     from worker.report import write_report
     from worker.scoring import Scorer
     from worker.settings import Settings
-    from worker.synth import write_video
 
     settings = Settings(frames_per_video=32)
     scorer = Scorer(settings)
@@ -108,23 +107,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             print(rows[-1], flush=True)
     start = _child(["-c", "import torch, worker.report, worker.scoring"])
-    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     body = "\n".join(
         [
             "## Reports (`cre report`)",
             "",
-            f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `scripts/bench_report.py` on "
-            f"{platform.machine()}, {os.cpu_count()} cores shared with other jobs (load average "
-            f"{load} at the end). Synthetic H.264 clips (CRF 23) of one face, scored with 32 "
-            "frames by the shipped checkpoint; a page pictures the top 3 faces of each track "
-            "(source frame, crop, two Grad-CAM maps each) and measures compression (packet "
-            "scan, QP on up to 32 frames, blockiness). *New process*: `cre report --json FILE "
-            "--out page.html` from start to exit (Python, torch import and model load "
-            f"included); *warm*: each further page in one process (median of {args.repeats}). "
-            "Wall seconds, with the CPU seconds the process used in brackets: on a busy machine "
-            "the wall time grows with the load, the CPU time does not, and on an idle 2-core "
-            "machine the wall time is at most about the CPU time. Targets: under 5 s and 2 MB "
-            "per page.",
+            f"{measured_on('bench_report')} at the end. Synthetic H.264 clips (CRF 23) of one "
+            "face, scored with 32 frames by the shipped checkpoint; a page pictures the top 3 "
+            "faces of each track (source frame, crop, two Grad-CAM maps each) and measures "
+            "compression (packet scan, QP on up to 32 frames, blockiness). *New process*: `cre "
+            "report --json FILE --out page.html` from start to exit (Python, torch import and "
+            "model load included); *warm*: each further page in one process (median of "
+            f"{args.repeats}). Wall seconds, with the CPU seconds the process used in brackets: on"
+            " a busy machine the wall time grows with the load, the CPU time does not, and on an "
+            "idle 2-core machine the wall time is at most about the CPU time. Targets: under 5 s "
+            "and 2 MB per page.",
             "",
             "| clip | frames | faces | faces pictured | new process, s (CPU s) | warm, s (CPU s) "
             "| page (MB) |",
@@ -137,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
     )
     print(body)
-    write_section(Path(args.docs), SECTION, body)
+    write_section(args.docs, SECTION, body)
     return 0
 
 

@@ -1,6 +1,6 @@
 """Inference speed of the face model on this machine: crops per second per configuration.
 
-``python scripts/bench_model.py [--weights DIR] [--threads 2]`` prints a Markdown table and
+``python -m benchmarks.bench_model [--threads 2]`` prints a Markdown table and
 rewrites the ``model-speed`` section of ``docs/BENCHMARKS.md``. The worker's target is at
 least 50 face crops/s on a 2-core CPU at the checkpoint's input size.
 """
@@ -8,7 +8,6 @@ least 50 face crops/s on a 2-core CPU at the checkpoint's input size.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from collections.abc import Sequence
@@ -16,10 +15,11 @@ from pathlib import Path
 
 import torch
 
-from .benchdoc import write_section
-from .model import CompressionResilientNetwork, EmbedderConfig, NetworkConfig
+from benchmarks.benchdoc import DOC, write_section
+from benchmarks.common import measured_on
+from cre_models.model import CompressionResilientNetwork, EmbedderConfig, NetworkConfig
 
-__all__ = ["crops_per_second", "update_section", "main"]
+__all__ = ["crops_per_second", "main"]
 
 SECTION = "model-speed"
 
@@ -46,18 +46,13 @@ def crops_per_second(
     return statistics.median(rates)
 
 
-def update_section(path: Path, name: str, body: str) -> None:
-    """Replace the ``name`` block of ``path`` (see :mod:`cre_models.benchdoc`)."""
-    write_section(path, name, body)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--sizes", default="96,128,160")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--seconds", type=float, default=3.0)
-    p.add_argument("--docs", default="docs/BENCHMARKS.md")
+    p.add_argument("--docs", type=Path, default=DOC)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -74,8 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         [
             "## Face model inference (embedder + head, no denoiser)",
             "",
-            f"`python scripts/bench_model.py`: {platform.machine()} CPU, torch {torch.__version__},"
-            f" {args.threads} threads, batch {args.batch}; median of 3. Shared, noisy machine.",
+            f"{measured_on('bench_model')}; torch {torch.__version__}, {args.threads} threads,"
+            f" batch {args.batch}; median of 3.",
             "",
             "| RGB stream | parameters | input px | batch | crops/s |",
             "| --- | --- | --- | --- | --- |",
@@ -83,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
     )
     print(body)
-    update_section(Path(args.docs), SECTION, body)
+    write_section(args.docs, SECTION, body)
     return 0
 
 

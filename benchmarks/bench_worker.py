@@ -1,4 +1,6 @@
-"""``cre bench``: speed and memory of the scoring worker; rewrites its part of docs/BENCHMARKS.md.
+"""Speed and memory of the scoring worker; rewrites its part of docs/BENCHMARKS.md.
+
+``python -m benchmarks.bench_worker [--repeats 3] [--no-write]``.
 
 Measures, with the checkpoint ``CRE_WEIGHTS`` names (``cre-seed`` when the default
 checkpoint does not exist yet; the output says which):
@@ -6,13 +8,14 @@ checkpoint does not exist yet; the output says which):
 * end-to-end scoring time (fetch -> probe -> sample -> detect -> infer -> aggregate, the
   model already loaded, as in a warm worker) of a 10 s 1080p and a 10 s 720p H.264 clip,
   median of ``--repeats`` runs, with the decode-only floor of the same clip beside it
-  (:func:`cre_models.sampling.decode_floor_seconds`: every frame decoded, nothing converted);
+  (:func:`benchmarks.bench_decode.decode_floor_seconds`: every frame decoded, nothing
+  converted);
 * model throughput in face crops per second at the checkpoint's input size;
 * peak RSS of a fresh worker process (imports, model, one video) for a 10 s and a 3 min
   720p clip: it should not grow with the duration.
 
 The clips are synthetic (scikit-image's astronaut photo panning slowly; x264 ``veryfast``,
-CRF 23, default GOP) and cached under ``~/.cache/cre/bench-v1``.
+CRF 23, default GOP) and cached under ``~/.cache/cre/bench-v2``.
 """
 
 from __future__ import annotations
@@ -27,19 +30,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from benchmarks.benchdoc import DOC, write_section
 from worker.settings import Settings, get_settings
 
 __all__ = ["main", "bench_clip", "TARGETS"]
 
 logger = logging.getLogger(__name__)
 
-BENCH_VERSION = 1
+BENCH_VERSION = 2
 SECTION = "worker"
 TARGETS = {
     "e2e_1080p_s": 3.0,
@@ -56,35 +59,14 @@ def _cache_dir() -> Path:
 
 
 def bench_clip(path: Path, width: int, height: int, seconds: float, fps: int = 30) -> Path:
-    """Write (once) a synthetic H.264 clip by looping 2 s of panning frames back and forth.
-
-    Frames are generated for 2 s only and played forwards and backwards, so a 3-minute
-    clip needs no more memory than a short one.
-    """
+    """Write (once) a synthetic H.264 face clip (``tests.synth.write_video``)."""
     if path.is_file() and path.stat().st_size > 0:
         return path
-    import av
-
-    from worker.synth import synth_frames
+    from tests.synth import write_video
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    base = synth_frames(2 * fps, width, height, face=True, seed=0)
-    loop = base + base[-2:0:-1]
-    n = round(seconds * fps)
     tmp = path.with_name(f".{path.name}.tmp.mp4")
-    with av.open(str(tmp), mode="w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": "23", "preset": "veryfast"}
-        stream.codec_context.time_base = Fraction(1, fps)
-        for i in range(n):
-            frame = av.VideoFrame.from_ndarray(loop[i % len(loop)], format="rgb24")
-            frame.pts = i
-            frame.time_base = Fraction(1, fps)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+    write_video(tmp, width=width, height=height, seconds=seconds, fps=fps)
     tmp.replace(path)
     return path
 
@@ -103,7 +85,7 @@ def _weights(settings: Settings) -> tuple[Settings, str]:
 
 
 def _e2e(path: Path, settings: Settings, scorer: Any, repeats: int) -> dict[str, float]:
-    from cre_models.sampling import decode_floor_seconds
+    from benchmarks.bench_decode import decode_floor_seconds
     from worker.jobs import score_video
 
     runs = []
@@ -175,7 +157,7 @@ def render(results: dict[str, Any]) -> str:
     """The markdown of the ``worker`` section."""
     e1, e7 = results["e2e_1080p"], results["e2e_720p"]
     lines = [
-        "## Scoring worker (`cre bench`)",
+        "## Scoring worker (`python -m benchmarks.bench_worker`)",
         "",
         f"Measured {results['date']} on {results['machine']}, load average "
         f"{results['load']} at the start; checkpoint: "
@@ -208,26 +190,17 @@ def render(results: dict[str, Any]) -> str:
     lines += [
         "",
         "The machine may be shared with other jobs (see the load average): trust ratios "
-        "more than absolute numbers. Decode-only floor: `cre_models.sampling.decode_floor_seconds` "
+        "more than absolute numbers. Decode-only floor: `bench_decode.decode_floor_seconds` "
         "(every frame decoded, no RGB conversion).",
     ]
     return "\n".join(lines)
 
 
-def write_section(doc: Path, body: str, name: str = SECTION) -> None:
-    """Replace this benchmark's block of ``doc`` (see :mod:`cre_models.benchdoc`)."""
-    from cre_models.benchdoc import write_section as _write
-
-    _write(doc, name, body)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``cre bench``; see the module docstring."""
-    parser = argparse.ArgumentParser(prog="cre bench", description="Benchmark the scoring worker.")
+    """Run the benchmark; see the module docstring."""
+    parser = argparse.ArgumentParser(description="Benchmark the scoring worker.")
     parser.add_argument("--repeats", type=int, default=3, help="runs per end-to-end figure")
-    parser.add_argument(
-        "--doc", type=Path, default=Path("docs/BENCHMARKS.md"), help="file to update"
-    )
+    parser.add_argument("--doc", type=Path, default=DOC, help="file to update")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
 
@@ -268,6 +241,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(body)
     if not args.no_write:
-        write_section(args.doc, body)
+        write_section(args.doc, SECTION, body)
         print(f"\nupdated {args.doc}")
     return 0

