@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from tests.synth import write_video
     from worker.jobs import score_video
-    from worker.report import write_report
+    from worker.report.cli import write_report
     from worker.scoring import Scorer
     from worker.settings import Settings
 
@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"({statistics.median(warm_cpu):.2f}) | {size_mb:.2f} |"
             )
             print(rows[-1], flush=True)
-    start = _child(["-c", "import torch, worker.report, worker.scoring"])
+    start = _child(["-c", "import torch, worker.report.cli, worker.scoring"])
     body = "\n".join(
         [
             "## Reports (`cre report`)",

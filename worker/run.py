@@ -224,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         n = dump_jsonl(records, args.json)
         print(f"wrote {n} record(s) to {args.json}")
     if args.report:
-        from worker.report import write_reports
+        from worker.report.cli import write_reports
 
         pages = write_reports([r.model_dump(mode="json") for r in records], Path(args.report))
         print(f"wrote {len(pages)} report(s); open {Path(args.report) / 'index.html'}")

@@ -1,40 +1,20 @@
-"""``cre report``: an HTML page per video that shows why it got its score.
+"""The evidence of one record: the video re-sampled, its faces cropped, heat maps, compression.
 
-::
-
-    cre report VIDEO_ID_OR_SOURCE [--out report.html]     # record from Redis (as `cre results`)
-    cre report --json results.jsonl [NAME...] [--out DIR]  # records from `cre run --json`
-    cre report --index DIR                                  # DIR/index.html lists its reports
-    cre run VIDEOS... --report DIR                          # score, then a page per video
-
-A page is built from the result record and the video, re-sampled at the recorded frame
-times with the worker's sampler (:func:`cre_models.sampling.sample_frames_at`); faces are
-cropped exactly as the worker crops them (the checkpoint's
-:class:`~cre_models.transforms.FaceTransform`), and Grad-CAM heat maps
-(:mod:`cre_models.explain`) are computed here, on demand, never on the scoring path. It
-shows the verdict, a timeline of frame scores per person track, the highest-scoring faces
-of each track with their source frame and heat maps, and how compressed the input is
-(:mod:`worker.inputstats`). Layout: :mod:`worker.report_html`.
-
-Records are read as plain JSON dicts, never re-validated strictly, so records written by
-an older or newer ``cre`` (extra fields such as ``tracks``) still make a page. A record
-whose video cannot be read any more still gets a page, without pictures, saying why.
-
-Exit status: 0 when every requested record got a page; 1 when some were not found; 2 when
-nothing could be done (no records, Redis unreachable, bad arguments).
+The video is re-sampled at the recorded frame times with the worker's sampler
+(:func:`cre_models.sampling.sample_frames_at`); faces are cropped exactly as the worker crops
+them (the checkpoint's :class:`~cre_models.transforms.FaceTransform`), and Grad-CAM heat
+maps (:mod:`cre_models.explain`) are computed here, on demand, never on the scoring path;
+how compressed the input is comes from :mod:`worker.report.inputstats`. A record whose
+video cannot be read any more still gets its evidence, without pictures, saying why.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
-import re
-import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,183 +25,31 @@ import numpy as np
 from cre_models.errors import CreError
 from cre_models.faces import FaceBox
 from cre_models.transforms import FaceTransform
-from worker.report_html import (
+from worker.report.evidence import (
     Evidence,
     FaceView,
     InputFacts,
+    ReportOptions,
     ShownFace,
     TrackView,
-    read_report_meta,
-    render_index,
-    render_report,
     tracks_from_record,
 )
+from worker.report.records import soft_check
 from worker.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from worker.scoring import Scorer
 
-__all__ = [
-    "ReportOptions",
-    "load_jsonl",
-    "select_records",
-    "load_from_redis",
-    "build_evidence",
-    "report_file_name",
-    "write_report",
-    "write_reports",
-    "write_index",
-    "main",
-]
+__all__ = ["TIME_SLACK_S", "TIME_TOLERANCE_S", "ModelHolder", "build_evidence"]
 
 logger = logging.getLogger(__name__)
 
-INDEX_FILE = "index.html"
+
 TIME_SLACK_S = 2e-4
 """Added to a recorded ``time_s`` (rounded to 0.1 ms) so the sampler returns that frame."""
+
 TIME_TOLERANCE_S = 2e-3
 """A re-sampled frame further than this from the recorded time is reported as a mismatch."""
-
-
-@dataclass(frozen=True)
-class ReportOptions:
-    """What a page shows and how big it gets.
-
-    Attributes:
-        top: faces pictured per track (highest scores).
-        max_tracks: tracks pictured (highest scores); all of them are on the timeline.
-        heatmaps: compute Grad-CAM maps (loads the model).
-        frame_width: width in pixels of the pictured source frames.
-        jpeg_quality: quality of every inlined JPEG.
-        thumbnails: frames shown for a record without faces.
-        blockiness_frames: decoded frames the blockiness is measured on, at most.
-    """
-
-    top: int = 3
-    max_tracks: int = 6
-    heatmaps: bool = True
-    frame_width: int = 480
-    jpeg_quality: int = 80
-    thumbnails: int = 4
-    blockiness_frames: int = 6
-
-    def __post_init__(self) -> None:
-        if self.top < 1 or self.max_tracks < 1:
-            raise ValueError("top and max_tracks must be >= 1")
-        if not 16 <= self.frame_width <= 4096:
-            raise ValueError("frame_width must be in [16, 4096]")
-        if not 1 <= self.jpeg_quality <= 100:
-            raise ValueError("jpeg_quality must be in [1, 100]")
-
-
-# --------------------------------------------------------------------------------------
-# Records
-
-
-def load_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The records of a JSON Lines file (``cre run --json``); lines that are not objects
-    are skipped with a warning."""
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                logger.warning("%s:%d: not JSON (%s); skipped", path, n, e)
-                continue
-            if isinstance(obj, dict) and "status" in obj:
-                records.append(obj)
-            else:
-                logger.warning("%s:%d: not a result record; skipped", path, n)
-    return records
-
-
-def _matches(record: Mapping[str, Any], item: str) -> bool:
-    vid = str(record.get("video_id") or "")
-    source = str(record.get("source") or "")
-    if item in (vid, source) or (len(item) >= 6 and vid.startswith(item)):
-        return True
-    tail = re.split(r"[/\\]", source.split("?", 1)[0].rstrip("/\\"))[-1]
-    if item == tail:
-        return True
-    try:
-        from worker.ids import normalise_source
-
-        return normalise_source(item) == source
-    except (OSError, ValueError):
-        return False
-
-
-def select_records(
-    records: Sequence[dict[str, Any]], items: Sequence[str]
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """The records matching ``items`` (all when empty), and the items that matched none.
-
-    An item matches a record by video id (or a prefix of 6+ characters), by source as
-    stored, by the source's file name, or by a path that resolves to the source.
-    """
-    if not items:
-        return list(records), []
-    chosen: list[dict[str, Any]] = []
-    missing = []
-    for item in items:
-        found = [r for r in records if _matches(r, item)]
-        if not found:
-            missing.append(item)
-        chosen += [r for r in found if not any(r is c for c in chosen)]
-    return chosen, missing
-
-
-def load_from_redis(
-    items: Sequence[str], settings: Settings
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """Records from Redis as dicts: the given ids or sources, or all of them.
-
-    Raises:
-        redis.exceptions.ConnectionError: Redis cannot be reached.
-    """
-    import redis
-
-    from worker.ids import looks_like_video_id, video_id
-    from worker.results import result_key
-
-    conn = redis.Redis.from_url(settings.redis_url_or_default())
-    if items:
-        ids = [i if looks_like_video_id(i) else video_id(i) for i in items]
-    else:
-        ids = [
-            i.decode() if isinstance(i, bytes) else str(i)
-            for i in conn.zrange(settings.result_index_key, 0, -1)
-        ]
-    raws = conn.mget([result_key(i, settings) for i in ids]) if ids else []
-    records, missing = [], []
-    for item, raw in zip(items or ids, raws, strict=True):
-        if raw is None:
-            missing.append(item)
-            continue
-        try:
-            records.append(json.loads(raw))
-        except json.JSONDecodeError:
-            missing.append(item)
-    return records, missing
-
-
-def _soft_check(record: Mapping[str, Any]) -> None:
-    """Log (never raise) when a record does not validate as this version's ResultRecord."""
-    from pydantic import ValidationError
-
-    from worker.results import ResultRecord
-
-    try:
-        ResultRecord.model_validate(dict(record))
-    except ValidationError as e:
-        logger.debug("record %s is not a %s: %s", record.get("video_id"), ResultRecord, e)
-
-
-# --------------------------------------------------------------------------------------
-# Pictures
 
 
 def _hex_rgb(colour: str) -> tuple[int, int, int]:
@@ -268,11 +96,7 @@ def _frame_picture(
     return _jpeg(small, options.jpeg_quality)
 
 
-# --------------------------------------------------------------------------------------
-# Evidence
-
-
-class _Model:
+class ModelHolder:
     """The scorer, loaded on first use and kept for the next report of the process."""
 
     def __init__(self, settings: Settings, scorer: Scorer | None = None) -> None:
@@ -400,7 +224,7 @@ def _examine_video(
     ev: Evidence,
     path: Path,
     settings: Settings,
-    model: _Model,
+    model: ModelHolder,
     options: ReportOptions,
     transform: FaceTransform,
 ) -> None:
@@ -410,7 +234,7 @@ def _examine_video(
     """
     from cre_models.sampling import sample_frames_at
     from cre_models.video import probe_video
-    from worker.inputstats import blockiness, compression_level, packet_stats, qp_stats
+    from worker.report.inputstats import blockiness, compression_level, packet_stats, qp_stats
 
     record = ev.record
     limits = settings.video_limits()
@@ -537,7 +361,7 @@ def build_evidence(
     options: ReportOptions | None = None,
     scorer: Scorer | None = None,
     video: Path | None = None,
-    _model: _Model | None = None,
+    _model: ModelHolder | None = None,
 ) -> Evidence:
     """Everything a page shows for ``record``: see the module docstring.
 
@@ -552,15 +376,15 @@ def build_evidence(
             model is loaded once.
 
     Returns:
-        The :class:`~worker.report_html.Evidence`; problems with the video or the model
+        The :class:`~worker.report.evidence.Evidence`; problems with the video or the model
         are written into its ``notes``, never raised.
     """
     t0 = time.perf_counter()
     settings = settings or get_settings()
     options = options or ReportOptions()
-    model = _model or _Model(settings, scorer)
+    model = _model or ModelHolder(settings, scorer)
     rec = dict(record)
-    _soft_check(rec)
+    soft_check(rec)
     tracks = tracks_from_record(rec)
     ev = Evidence(
         record=rec,
@@ -601,188 +425,3 @@ def build_evidence(
         ev.notes.append(f"the video could not be read again ({e}): no pictures")
     ev.build_s = time.perf_counter() - t0
     return ev
-
-
-# --------------------------------------------------------------------------------------
-# Files
-
-
-def report_file_name(record: Mapping[str, Any]) -> str:
-    """``<file stem>-<8 id digits>.html``: readable, and unique per video."""
-    source = str(record.get("source") or "video")
-    tail = re.split(r"[/\\]", source.split("?", 1)[0].rstrip("/\\"))[-1] or "video"
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(tail).stem).strip("._-")[:60] or "video"
-    vid = re.sub(r"[^A-Za-z0-9]", "", str(record.get("video_id") or ""))
-    return f"{stem}-{vid[1:9] if len(vid) > 8 else vid or 'x'}.html"
-
-
-def write_report(
-    record: Mapping[str, Any],
-    out: Path,
-    settings: Settings | None = None,
-    *,
-    options: ReportOptions | None = None,
-    scorer: Scorer | None = None,
-    video: Path | None = None,
-    _model: _Model | None = None,
-) -> Evidence:
-    """Build the page of ``record`` and write it to ``out`` (see :func:`build_evidence`)."""
-    ev = build_evidence(
-        record, settings, options=options, scorer=scorer, video=video, _model=_model
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(render_report(ev), encoding="utf-8")
-    tmp.replace(out)
-    logger.info("wrote %s (%.0f KB, %.2f s)", out, out.stat().st_size / 1024, ev.build_s or 0)
-    return ev
-
-
-def write_reports(
-    records: Iterable[Mapping[str, Any]],
-    folder: Path,
-    settings: Settings | None = None,
-    *,
-    options: ReportOptions | None = None,
-    scorer: Scorer | None = None,
-) -> list[Path]:
-    """A page per record in ``folder`` (named by :func:`report_file_name`), then its index.
-
-    The model is loaded once for all of them.
-    """
-    settings = settings or get_settings()
-    model = _Model(settings, scorer)
-    paths = []
-    for record in records:
-        path = folder / report_file_name(record)
-        write_report(record, path, settings, options=options, _model=model)
-        paths.append(path)
-    write_index(folder)
-    return paths
-
-
-def write_index(folder: Path) -> Path:
-    """Write ``folder/index.html`` listing every report page in ``folder``."""
-    entries = []
-    for path in sorted(folder.glob("*.html")):
-        if path.name == INDEX_FILE:
-            continue
-        try:
-            meta = read_report_meta(path.read_text(encoding="utf-8", errors="replace"))
-        except OSError as e:
-            logger.warning("%s: unreadable: %s", path, e)
-            continue
-        if meta is not None:
-            entries.append((path.name, meta))
-    out = folder / INDEX_FILE
-    folder.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_index(entries, title=folder.resolve().name), encoding="utf-8")
-    logger.info("wrote %s (%d reports)", out, len(entries))
-    return out
-
-
-# --------------------------------------------------------------------------------------
-# Command line
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``cre report``; see the module docstring."""
-    parser = argparse.ArgumentParser(
-        prog="cre report",
-        description="Write a self-contained HTML page per video showing why it got its score.",
-    )
-    parser.add_argument(
-        "items",
-        nargs="*",
-        metavar="VIDEO_ID_OR_SOURCE",
-        help="video ids, submitted paths/URLs, or (with --json) file names; all when none",
-    )
-    parser.add_argument(
-        "--json", metavar="FILE", help="read records from this JSON Lines file, not Redis"
-    )
-    parser.add_argument(
-        "--out",
-        metavar="PATH",
-        help="the page (one record, ends in .html) or a folder (several; gets an index.html)",
-    )
-    parser.add_argument(
-        "--index", metavar="DIR", help="write DIR/index.html listing the reports in DIR"
-    )
-    parser.add_argument("--video", metavar="PATH", help="read this file instead of the source")
-    parser.add_argument("--top", type=int, default=3, help="faces pictured per track (3)")
-    parser.add_argument("--max-tracks", type=int, default=6, help="tracks pictured (6)")
-    parser.add_argument(
-        "--no-heatmaps", action="store_true", help="skip Grad-CAM (does not load the model)"
-    )
-    args = parser.parse_args(argv)
-    try:
-        options = ReportOptions(
-            top=args.top, max_tracks=args.max_tracks, heatmaps=not args.no_heatmaps
-        )
-    except ValueError as e:
-        parser.error(str(e))
-    settings = get_settings()
-
-    if args.index and not args.items and not args.json:
-        out = write_index(Path(args.index))
-        print(f"wrote {out}")
-        return 0
-
-    if args.json:
-        try:
-            records, missing = select_records(load_jsonl(Path(args.json)), args.items)
-        except OSError as e:
-            print(f"cre report: {e}", file=sys.stderr)
-            return 2
-    else:
-        import redis
-
-        from worker.security import redact_url
-
-        try:
-            records, missing = load_from_redis(args.items, settings)
-        except redis.exceptions.ConnectionError as e:
-            url = redact_url(settings.redis_url_or_default())
-            print(
-                f"cre report: cannot reach Redis at {url}: {e} "
-                "(`cre run` keeps no Redis: use --json FILE with the file `cre run --json` wrote)",
-                file=sys.stderr,
-            )
-            return 2
-    for item in missing:
-        print(f"cre report: no result for {item!r}", file=sys.stderr)
-    if not records:
-        print("cre report: no records to report on", file=sys.stderr)
-        return 2
-    if args.video and len(records) != 1:
-        parser.error("--video needs exactly one record")
-
-    single = len(records) == 1 and not args.index and (not args.out or args.out.endswith(".html"))
-    if single:
-        out = Path(args.out) if args.out else Path(report_file_name(records[0]))
-        ev = write_report(
-            records[0],
-            out,
-            settings,
-            options=options,
-            video=Path(args.video) if args.video else None,
-        )
-        size_kb = out.stat().st_size / 1024
-        print(f"wrote {out} ({size_kb:.0f} KB, {ev.build_s or 0:.1f} s)")
-        for note in ev.notes:
-            print(f"  note: {note}")
-    else:
-        folder = Path(args.out or args.index or "reports")
-        t0 = time.perf_counter()
-        paths = write_reports(records, folder, settings, options=options)
-        print(
-            f"wrote {len(paths)} report(s) and {folder / INDEX_FILE} "
-            f"in {time.perf_counter() - t0:.1f} s"
-        )
-        if args.index and Path(args.index) != folder:
-            print(f"wrote {write_index(Path(args.index))}")
-    return 1 if missing else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
