@@ -69,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tests.synth import write_video
     from worker.jobs import score_video
     from worker.report.cli import write_report
+    from worker.report.examine import build_evidence
     from worker.scoring import Scorer
     from worker.settings import Settings
 
@@ -95,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             warm, warm_cpu = [], []
             for _ in range(args.repeats):
                 t0, c0 = time.perf_counter(), time.process_time()
-                ev = write_report(record, out, settings, scorer=scorer)
+                ev = write_report(build_evidence(record, settings, scorer=scorer), out)
                 warm.append(time.perf_counter() - t0)
                 warm_cpu.append(time.process_time() - c0)
             pictured = sum(len(v) for v in ev.shown.values())

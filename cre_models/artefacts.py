@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import functools
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
@@ -261,10 +261,12 @@ class ArtefactParams:
     """Base of the parameter records: ``apply(img)`` runs the artefact, ``to_dict()`` logs it."""
 
     name: ClassVar[str] = "artefact"
+    function: ClassVar[Callable[..., np.ndarray]]
+    """The pure function that applies the artefact; it takes the fields as keywords."""
 
     def apply(self, img: np.ndarray) -> np.ndarray:
         """Apply the artefact with these parameters (a pure function of ``img``)."""
-        raise NotImplementedError
+        return type(self).function(img, **asdict(self))
 
     def to_dict(self) -> dict[str, Any]:
         return {"artefact": self.name, **asdict(self)}
@@ -275,6 +277,7 @@ class JpegParams(ArtefactParams):
     """JPEG quality (1-100)."""
 
     name: ClassVar[str] = "jpeg"
+    function = apply_jpeg
     quality: int
 
     def __post_init__(self) -> None:
@@ -286,15 +289,13 @@ class JpegParams(ArtefactParams):
         lo, hi = _range(quality, "JPEG quality")
         return cls(int(rng.integers(int(lo), int(hi) + 1)))
 
-    def apply(self, img: np.ndarray) -> np.ndarray:
-        return apply_jpeg(img, self.quality)
-
 
 @dataclass(frozen=True)
 class BlurParams(ArtefactParams):
     """Gaussian blur kernel size and the sigma used (OpenCV's default for that kernel)."""
 
     name: ClassVar[str] = "blur"
+    function = apply_blur
     kernel_size: int
     sigma: float = 0.0
 
@@ -309,15 +310,13 @@ class BlurParams(ArtefactParams):
         k = int(kernels[int(rng.integers(len(kernels)))])
         return cls(k, round(0.3 * ((k - 1) * 0.5 - 1) + 0.8, 4))  # cv2.getGaussianKernel's rule
 
-    def apply(self, img: np.ndarray) -> np.ndarray:
-        return apply_blur(img, self.kernel_size, self.sigma)
-
 
 @dataclass(frozen=True)
 class ResizeParams(ArtefactParams):
     """Downscale-upscale factor and the interpolations used each way."""
 
     name: ClassVar[str] = "resize"
+    function = apply_resize
     factor: float
     down: str = "area"
     up: str = "linear"
@@ -338,15 +337,13 @@ class ResizeParams(ArtefactParams):
         up = ("linear", "cubic")[int(rng.integers(2))]
         return cls(f, down, up)
 
-    def apply(self, img: np.ndarray) -> np.ndarray:
-        return apply_resize(img, self.factor, self.down, self.up)
-
 
 @dataclass(frozen=True)
 class ColorShiftParams(ArtefactParams):
     """Per-channel offsets ``(dR, dG, dB)`` on 0-255."""
 
     name: ClassVar[str] = "color_shift"
+    function = apply_color_shift
     shifts: tuple[int, int, int]
 
     def __post_init__(self) -> None:
@@ -360,15 +357,13 @@ class ColorShiftParams(ArtefactParams):
         s = rng.integers(-max_shift, max_shift + 1, size=3)
         return cls((int(s[0]), int(s[1]), int(s[2])))
 
-    def apply(self, img: np.ndarray) -> np.ndarray:
-        return apply_color_shift(img, self.shifts)
-
 
 @dataclass(frozen=True)
 class NoiseParams(ArtefactParams):
     """Gaussian noise std (on 0-255) and the seed of the noise itself."""
 
     name: ClassVar[str] = "noise"
+    function = apply_noise
     sigma: float
     seed: int = 0
 
@@ -381,15 +376,13 @@ class NoiseParams(ArtefactParams):
         lo, hi = _range(sigma, "noise sigma")
         return cls(round(float(rng.uniform(lo, hi)), 4), int(rng.integers(2**63 - 1)))
 
-    def apply(self, img: np.ndarray) -> np.ndarray:
-        return apply_noise(img, self.sigma, self.seed)
-
 
 @dataclass(frozen=True)
 class BlockParams(ArtefactParams):
     """Scale of the 8x8 DCT quantisation tables (see :func:`apply_block`)."""
 
     name: ClassVar[str] = "block"
+    function = apply_block
     scale: float
 
     def __post_init__(self) -> None:
@@ -401,15 +394,13 @@ class BlockParams(ArtefactParams):
         lo, hi = _range(scale, "block scale")
         return cls(round(float(rng.uniform(lo, hi)), 4))
 
-    def apply(self, img: np.ndarray) -> np.ndarray:
-        return apply_block(img, self.scale)
-
 
 @dataclass(frozen=True)
 class AugmentParams(ArtefactParams):
     """Training augmentation: flip and colour-jitter factors (see :func:`apply_augment`)."""
 
     name: ClassVar[str] = "augment"
+    function = apply_augment
     flip: bool = False
     brightness: float = 1.0
     contrast: float = 1.0
@@ -429,6 +420,3 @@ class AugmentParams(ArtefactParams):
             round(float(rng.uniform(1 - j, 1 + j)), 4) for j in (brightness, contrast, saturation)
         )
         return cls(flip, b, c, s)
-
-    def apply(self, img: np.ndarray) -> np.ndarray:
-        return apply_augment(img, self.flip, self.brightness, self.contrast, self.saturation)

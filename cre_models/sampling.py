@@ -19,10 +19,11 @@ from __future__ import annotations
 import bisect
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import av
 import numpy as np
@@ -46,7 +47,11 @@ __all__ = [
     "sample_targets",
     "sample_frames",
     "sample_frames_at",
+    "timed",
 ]
+
+T = TypeVar("T")
+_END = object()
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +105,22 @@ def _check_index(index: KeyframeIndex, info: VideoInfo, limits: VideoLimits) -> 
             f"video packets span {index.duration_s:.1f} s but the header says "
             f"{info.duration_s:.1f} s: damaged timestamps"
         )
+
+
+def timed(items: Iterable[T], add_seconds: Callable[[float], None]) -> Iterator[T]:
+    """Yield ``items``, passing the seconds spent waiting for each one to ``add_seconds``.
+
+    The time the consumer spends between items is not counted: this measures the producer
+    (decoding, for frames).
+    """
+    it = iter(items)
+    while True:
+        t0 = time.perf_counter()
+        item = next(it, _END)
+        add_seconds(time.perf_counter() - t0)
+        if item is _END:
+            return
+        yield item  # type: ignore[misc]
 
 
 def _scan(
@@ -168,14 +189,12 @@ def sample_frames(
             inner = _every_frame(container, stream, info, stats, limits)
         else:
             inner = _frames_at(container, stream, info, index, targets, stats, limits)
-        while True:
-            # Time only the decoding, not what the consumer does between frames.
-            t0 = time.perf_counter()
-            item = next(inner, None)
-            stats.decode_s += time.perf_counter() - t0
-            if item is None:
-                break
-            yield item
+
+        def add_decode_s(seconds: float) -> None:
+            stats.decode_s += seconds
+
+        # time only the decoding, not what the consumer does between frames
+        yield from timed(inner, add_decode_s)
 
     if stats.decode_errors:
         logger.warning(

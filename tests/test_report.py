@@ -75,12 +75,13 @@ def pages(
     scorer: Any,
 ) -> dict[str, Path]:
     from worker.report.cli import write_report
+    from worker.report.examine import build_evidence
 
     d = tmp_path_factory.mktemp("reports")
     out = {}
     for name, rec in records.items():
         out[name] = d / f"{name}.html"
-        write_report(rec, out[name], settings, scorer=scorer)
+        write_report(build_evidence(rec, settings, scorer=scorer), out[name])
     return out
 
 
@@ -246,9 +247,10 @@ def test_page_with_tracks_shows_each_person(
 ) -> None:
     from worker.report.cli import write_report
     from worker.report.evidence import TRACK_COLOURS
+    from worker.report.examine import build_evidence
 
     rec = _record_with_tracks(records["done"])
-    ev = write_report(rec, tmp_path / "tracks.html", settings, scorer=scorer)
+    ev = write_report(build_evidence(rec, settings, scorer=scorer), tmp_path / "tracks.html")
     page, text = _parse(tmp_path / "tracks.html")
     _assert_offline(page, text)
     body = "".join(page.text)
@@ -267,13 +269,14 @@ def test_hostile_record_text_is_escaped(
     records: dict[str, dict[str, Any]], settings: Settings, tmp_path: Path
 ) -> None:
     from worker.report.cli import write_report
+    from worker.report.examine import build_evidence
     from worker.report.page import read_report_meta
 
     rec = copy.deepcopy(records["failed"])
     rec["source"] = "https://x.example/<script>alert(1)</script>.mp4"
     rec["error"]["message"] = "</script><img src=https://evil.example/x>"
     rec["warnings"] = ["<b>bold</b>"]
-    write_report(rec, tmp_path / "x.html", settings)
+    write_report(build_evidence(rec, settings), tmp_path / "x.html")
     page, text = _parse(tmp_path / "x.html")
     _assert_offline(page, text)
     assert "<script>alert" not in text and "<img src=https" not in text
@@ -286,10 +289,11 @@ def test_missing_video_still_gives_a_page(
     records: dict[str, dict[str, Any]], settings: Settings, tmp_path: Path
 ) -> None:
     from worker.report.cli import write_report
+    from worker.report.examine import build_evidence
 
     rec = copy.deepcopy(records["done"])
     rec["source"] = str(tmp_path / "gone.mp4")
-    ev = write_report(rec, tmp_path / "gone.html", settings, scorer=None)
+    ev = write_report(build_evidence(rec, settings), tmp_path / "gone.html")
     page, _ = _parse(tmp_path / "gone.html")
     assert "could not be read again" in " ".join(ev.notes)
     assert "tracks" in page.ids and not [v for tag, _, v in page.links if tag == "img"]

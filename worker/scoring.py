@@ -33,6 +33,7 @@ import numpy as np
 from cre_models.aggregate import check_strategy
 from cre_models.evaluation.metrics import Platt
 from cre_models.faces import FaceBox, FaceDetector
+from cre_models.sampling import timed
 from cre_models.transforms import FaceTransform
 from worker.errors import ModelUnavailableError
 from worker.settings import Settings
@@ -265,15 +266,12 @@ class Scorer:
             if on_frame is not None:
                 on_frame(len(result.frames))
 
+        def add_decode_s(seconds: float) -> None:
+            result.decode_s += seconds
+
         # up to detect_batch frames per detector forward pass; only their crops are kept
-        it = iter(frames)
         chunk: list[FrameLike] = []
-        while True:
-            t0 = time.perf_counter()
-            frame = next(it, None)
-            result.decode_s += time.perf_counter() - t0
-            if frame is None:
-                break
+        for frame in timed(frames, add_decode_s):
             chunk.append(frame)
             if len(chunk) >= self.detect_batch_size:
                 detect_chunk(chunk)

@@ -30,7 +30,7 @@ def settings_table() -> str:
     """A Markdown table of every ``CRE_*`` variable, its default and its description."""
     lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
     for name, field in Settings.model_fields.items():
-        meaning = (field.description or "").replace("|", "\\|")
+        meaning = " ".join((field.description or "").split()).replace("|", "\\|")
         lines.append(f"| `CRE_{name.upper()}` | {_default(field.default)} | {meaning} |")
     return "\n".join(lines)
 

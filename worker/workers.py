@@ -111,20 +111,26 @@ def record_killed_job(job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
         logger.exception("could not record the death of job %s", job.id)
 
 
-class WarmWorker(StopRequestSticks, SimpleWorker):
-    """Non-forking worker that loads the model before work (see the module docstring)."""
+class _Warm(StopRequestSticks):
+    """What both worker classes are: plain-data payloads, the guarded job class, the pass
+    over abandoned jobs, and the model loaded before the first job. Mixed in before the RQ
+    worker class."""
 
     def __init__(
         self, queues: str | Queue | Sequence[str] | Sequence[Queue], *args: Any, **kwargs: Any
     ) -> None:
         kwargs["serializer"] = SERIALIZER
         kwargs["job_class"] = GuardedJob
-        super().__init__(_queue_names(queues), *args, **kwargs)
+        super().__init__(_queue_names(queues), *args, **kwargs)  # type: ignore[call-arg]
         add_abandoned_handler(self)
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
         _load_model()
-        return super().work(*args, **kwargs)
+        return bool(super().work(*args, **kwargs))  # type: ignore[misc]
+
+
+class WarmWorker(_Warm, SimpleWorker):
+    """Non-forking worker that loads the model before work (see the module docstring)."""
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         """How long the running job stays in the started registry (no heartbeat during it)."""
@@ -157,22 +163,15 @@ class WarmWorker(StopRequestSticks, SimpleWorker):
             kill_own_process()
 
 
-class ForkWarmWorker(StopRequestSticks, Worker):
+class ForkWarmWorker(_Warm, Worker):
     """Forking worker with the weights loaded (never run) in the parent."""
 
     def __init__(
         self, queues: str | Queue | Sequence[str] | Sequence[Queue], *args: Any, **kwargs: Any
     ) -> None:
-        kwargs["serializer"] = SERIALIZER
-        kwargs["job_class"] = GuardedJob
         kwargs.setdefault("work_horse_killed_handler", record_killed_job)
-        super().__init__(_queue_names(queues), *args, **kwargs)
-        add_abandoned_handler(self)
+        super().__init__(queues, *args, **kwargs)
         self._hard_timeout: HardTimeout | None = None
-
-    def work(self, *args: Any, **kwargs: Any) -> bool:
-        _load_model()
-        return super().work(*args, **kwargs)
 
     def fork_work_horse(self, job: Job, queue: Queue) -> None:
         super().fork_work_horse(job, queue)  # only the parent returns

@@ -61,12 +61,19 @@ class CacheSpec:
     """Everything that decides the crops of a video (part of the cache key)."""
 
     size: int = 128
+    """Side of the crops (the model's input size)."""
     margin: float = 0.25
+    """Crop margin around the face box (:class:`~cre_models.transforms.FaceTransform`)."""
     align: bool = False
+    """Eye-levelled crops."""
     frames: int = 32
+    """Frames sampled per video."""
     detect_max_side: int = 640
+    """The detector's copy of a frame is at most this long (the worker's setting)."""
     detect_score_threshold: float = 0.8
+    """Smallest face score kept."""
     min_face_px: int = 40
+    """Smallest face side, in frame pixels."""
 
     def key(self) -> str:
         raw = json.dumps({"format": CACHE_FORMAT, **asdict(self)}, sort_keys=True)

@@ -6,9 +6,11 @@ cre train --data REAL_FACES_DIR [--data ...] --val LABELLED_DIR --out runs/NAME 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ..aggregate import STRATEGIES
 from .images import TrainConfig
@@ -22,6 +24,13 @@ def _csv(s: str) -> tuple[str, ...]:
 
 def _ints(s: str) -> tuple[int, ...]:
     return tuple(int(x) for x in _csv(s))
+
+
+def _plain(group: Any, defaults: TrainConfig, *names: str) -> None:
+    """``--the-name`` options typed and defaulted by :class:`TrainConfig`'s field."""
+    for name in names:
+        value = getattr(defaults, name)
+        group.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--worker-margin", type=float, default=None, help="crop margin written for the worker"
     )
-    g.add_argument("--frames-per-video", type=int, default=d.frames_per_video)
+    _plain(g, d, "frames_per_video")
     g.add_argument("--zoom", type=float, nargs=2, default=d.zoom, metavar=("MIN", "MAX"))
     g.add_argument("--keep-gray", action="store_true", help="keep grey photos")
     g.add_argument(
@@ -69,28 +78,23 @@ def _parser() -> argparse.ArgumentParser:
         "--no-pretrained", action="store_true", help="random init for efficientnet_lite0"
     )
     g.add_argument("--residual", choices=["gaussian", "srm", "constrained"], default=d.residual)
-    g.add_argument("--embedding-dim", type=int, default=d.embedding_dim)
+    _plain(g, d, "embedding_dim")
     g.add_argument("--channels", type=_ints, default=d.channels, help="e.g. 32,64,128,256")
     g.add_argument(
         "--no-denoiser", action="store_true", help="train without the denoiser (skips stage 1)"
     )
     g.add_argument("--denoiser-channels", type=_ints, default=d.denoiser_channels)
-    g.add_argument("--latent-dim", type=int, default=d.latent_dim)
     g.add_argument("--classifier-input", choices=["input", "denoised"], default=d.classifier_input)
-    g.add_argument("--head-hidden", type=int, default=d.head_hidden)
+    _plain(g, d, "latent_dim", "head_hidden")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--stage1-epochs", type=int, default=d.stage1_epochs)
-    g.add_argument("--stage1-lr", type=float, default=d.stage1_lr)
-    g.add_argument("--stage2-epochs", type=int, default=d.stage2_epochs)
-    g.add_argument("--stage2-lr", type=float, default=d.stage2_lr)
-    g.add_argument("--recon-weight", type=float, default=d.recon_weight)
+    _plain(g, d, "stage1_epochs", "stage1_lr", "stage2_epochs", "stage2_lr", "recon_weight")
     g.add_argument(
         "--consistency",
         type=float,
         default=d.consistency,
         help="weight of the clean/compressed embedding term",
     )
-    g.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    _plain(g, d, "weight_decay")
     g.add_argument(
         "--batch-size",
         type=int,
@@ -105,17 +109,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     g = p.add_argument_group("compression")
     g.add_argument("--severities", type=_csv, default=d.severities)
-    g.add_argument("--codec-prob", type=float, default=d.codec_prob)
+    _plain(g, d, "codec_prob")
     g.add_argument("--codec-profiles", type=_csv, default=d.codec_profiles)
     g = p.add_argument_group("run")
-    g.add_argument("--seed", type=int, default=d.seed)
+    _plain(g, d, "seed")
     g.add_argument(
         "--threads", type=int, default=d.threads, help="torch CPU threads (0: torch's default)"
     )
     g.add_argument("--workers", type=int, default=d.workers, help="DataLoader worker processes")
     g.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1 ...")
-    g.add_argument("--name", default=d.name)
-    g.add_argument("--version", default=d.version)
+    _plain(g, d, "name", "version")
     g.add_argument("--threshold", default=d.threshold, help="'auto' (chosen on --val) or a number")
     g.add_argument("--aggregation", choices=sorted(STRATEGIES), default=d.aggregation)
     g.add_argument("--no-progress", action="store_true")
@@ -128,51 +131,14 @@ def _parser() -> argparse.ArgumentParser:
 def config_from_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, bool]:
     """Parse ``cre train`` arguments into a :class:`TrainConfig` (and the ``--resume`` flag)."""
     a = _parser().parse_args(argv)
-    cfg = TrainConfig(
-        data=a.data,
-        out=a.out,
-        val=a.val,
-        report=a.report,
-        size=a.size,
-        crop_margin=a.crop_margin,
-        worker_margin=a.worker_margin,
-        frames_per_video=a.frames_per_video,
-        zoom=tuple(a.zoom),
-        drop_gray=not a.keep_gray,
-        sbi=a.sbi,
-        rgb_stream=a.rgb_stream,
-        pretrained=not a.no_pretrained,
-        residual=a.residual,
-        embedding_dim=a.embedding_dim,
-        channels=a.channels,
-        denoiser=not a.no_denoiser,
-        denoiser_channels=a.denoiser_channels,
-        latent_dim=a.latent_dim,
-        classifier_input=a.classifier_input,
-        head_hidden=a.head_hidden,
-        stage1_epochs=a.stage1_epochs,
-        stage1_lr=a.stage1_lr,
-        stage2_epochs=a.stage2_epochs,
-        stage2_lr=a.stage2_lr,
-        recon_weight=a.recon_weight,
-        consistency=a.consistency,
-        weight_decay=a.weight_decay,
-        batch_size=a.batch_size,
-        epoch_size=a.epoch_size,
-        severities=a.severities,
-        codec_prob=a.codec_prob,
-        codec_profiles=a.codec_profiles,
-        seed=a.seed,
-        threads=a.threads,
-        workers=a.workers,
-        device=a.device,
-        name=a.name,
-        version=a.version,
-        threshold=a.threshold,
-        aggregation=a.aggregation,
-        progress=not a.no_progress,
-        cache_dir=a.cache_dir,
-    )
+    flags = {  # options that switch a default off
+        "drop_gray": not a.keep_gray,
+        "pretrained": not a.no_pretrained,
+        "denoiser": not a.no_denoiser,
+        "progress": not a.no_progress,
+    }
+    given = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig) if f.name in a}
+    cfg = TrainConfig(**{**given, "zoom": tuple(a.zoom), **flags})
     return cfg, a.resume
 
 

@@ -129,6 +129,11 @@ def soft_face_mask(size: tuple[int, int], params: SBIParams) -> np.ndarray:
     if params.morph_px:
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * abs(params.morph_px) + 1,) * 2)
         mask = cv2.dilate(mask, k) if params.morph_px > 0 else cv2.erode(mask, k)
+    return _soften(mask, params, side)
+
+
+def _soften(mask: np.ndarray, params: SBIParams, side: int) -> np.ndarray:
+    """A hard 0/255 mask -> blurred float32 weights in ``[0, blend_ratio]``."""
     soft: np.ndarray = mask.astype(np.float32) / 255.0
     sigma = max(0.5, params.blur_sigma_px * side / 256.0)
     ksize = 2 * int(3 * sigma) + 1
@@ -226,14 +231,7 @@ def landmark_face_mask(
         px = max(1, round(abs(params.morph_px) * side / 256))
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1,) * 2)
         mask = cv2.dilate(mask, k) if params.morph_px > 0 else cv2.erode(mask, k)
-    soft: np.ndarray = mask.astype(np.float32) / 255.0
-    sigma = max(0.5, params.blur_sigma_px * side / 256.0)
-    ksize = 2 * int(3 * sigma) + 1
-    soft = cv2.GaussianBlur(
-        soft, (ksize, ksize), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_CONSTANT
-    )
-    soft[soft < 1e-3] = 0.0
-    return np.clip(soft * params.blend_ratio, 0.0, 1.0).astype(np.float32)
+    return _soften(mask, params, side)
 
 
 def make_sbi(

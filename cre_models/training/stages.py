@@ -314,6 +314,23 @@ def train(cfg: TrainConfig) -> Path:
     return _finish(model, cfg, out, samples, val, best_score, best_epoch, seconds)
 
 
+def _measure(
+    model: CompressionResilientNetwork,
+    samples: Sequence[FaceSample],
+    cfg: TrainConfig,
+    threshold: float,
+) -> list[ConditionResult]:
+    """Every condition's metrics of ``samples``, accuracy at ``threshold``."""
+    return evaluate(
+        model,
+        samples,
+        size=cfg.size,
+        seed=cfg.seed,
+        threshold=threshold,
+        aggregation=cfg.aggregation,
+    )
+
+
 def _finish(
     model: CompressionResilientNetwork,
     cfg: TrainConfig,
@@ -338,24 +355,15 @@ def _finish(
             threshold, rule = float(cfg.threshold), "set by --threshold"
         metrics: dict[str, Any] = {"best_epoch": best_epoch, "best_val_score": best_score}
         if val:
-            res = evaluate(model, val, size=cfg.size, seed=cfg.seed, aggregation=cfg.aggregation)
+            res = _measure(model, val, cfg, threshold)
             if cfg.threshold == "auto":
-                pooled_l = np.concatenate(
-                    [r.labels for r in res if r.condition in ("none", "heavy")]
+                pooled = [r for r in res if r.condition in ("none", "heavy")]
+                threshold = choose_threshold(
+                    np.concatenate([r.labels for r in pooled]),
+                    np.concatenate([r.probs for r in pooled]),
                 )
-                pooled_p = np.concatenate(
-                    [r.probs for r in res if r.condition in ("none", "heavy")]
-                )
-                threshold = choose_threshold(pooled_l, pooled_p)
                 rule = "best balanced accuracy on the validation crops, none + heavy pooled"
-                res = evaluate(
-                    model,
-                    val,
-                    size=cfg.size,
-                    seed=cfg.seed,
-                    threshold=threshold,
-                    aggregation=cfg.aggregation,
-                )
+                res = _measure(model, val, cfg, threshold)
             tables[f"Validation ({', '.join(cfg.val)}): used to select the epoch and threshold"] = (
                 result_tables(res, threshold, cfg.aggregation)
             )
@@ -369,14 +377,7 @@ def _finish(
                 cache_dir=cfg.cache_dir,
             )
             if rep:
-                res = evaluate(
-                    model,
-                    rep,
-                    size=cfg.size,
-                    seed=cfg.seed,
-                    threshold=threshold,
-                    aggregation=cfg.aggregation,
-                )
+                res = _measure(model, rep, cfg, threshold)
                 tables[f"Report ({', '.join(cfg.report)}): never used for any choice"] = (
                     result_tables(res, threshold, cfg.aggregation)
                 )

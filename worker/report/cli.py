@@ -39,20 +39,8 @@ def report_file_name(record: Mapping[str, Any]) -> str:
     return f"{stem}-{vid[1:9] if len(vid) > 8 else vid or 'x'}.html"
 
 
-def write_report(
-    record: Mapping[str, Any],
-    out: Path,
-    settings: Settings | None = None,
-    *,
-    options: ReportOptions | None = None,
-    scorer: Scorer | None = None,
-    video: Path | None = None,
-    _model: ModelHolder | None = None,
-) -> Evidence:
-    """Build the page of ``record`` and write it to ``out`` (see :func:`build_evidence`)."""
-    ev = build_evidence(
-        record, settings, options=options, scorer=scorer, video=video, _model=_model
-    )
+def write_report(ev: Evidence, out: Path) -> Evidence:
+    """Write the page of ``ev`` (from :func:`~worker.report.examine.build_evidence`) to ``out``."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(render_report(ev), encoding="utf-8")
@@ -78,7 +66,7 @@ def write_reports(
     paths = []
     for record in records:
         path = folder / report_file_name(record)
-        write_report(record, path, settings, options=options, _model=model)
+        write_report(build_evidence(record, settings, options=options, _model=model), path)
         paths.append(path)
     write_index(folder)
     return paths
@@ -159,13 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     single = len(records) == 1 and not args.index and (not args.out or args.out.endswith(".html"))
     if single:
         out = Path(args.out) if args.out else Path(report_file_name(records[0]))
-        ev = write_report(
-            records[0],
-            out,
-            settings,
-            options=options,
-            video=Path(args.video) if args.video else None,
-        )
+        video = Path(args.video) if args.video else None
+        ev = write_report(build_evidence(records[0], settings, options=options, video=video), out)
         size_kb = out.stat().st_size / 1024
         print(f"wrote {out} ({size_kb:.0f} KB, {ev.build_s or 0:.1f} s)")
         for note in ev.notes:

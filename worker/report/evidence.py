@@ -44,25 +44,22 @@ TRACK_COLOURS = (
 
 @dataclass(frozen=True)
 class ReportOptions:
-    """What a page shows and how big it gets.
-
-    Attributes:
-        top: faces pictured per track (highest scores).
-        max_tracks: tracks pictured (highest scores); all of them are on the timeline.
-        heatmaps: compute Grad-CAM maps (loads the model).
-        frame_width: width in pixels of the pictured source frames.
-        jpeg_quality: quality of every inlined JPEG.
-        thumbnails: frames shown for a record without faces.
-        blockiness_frames: decoded frames the blockiness is measured on, at most.
-    """
+    """What a page shows and how big it gets."""
 
     top: int = 3
+    """Faces pictured per track (highest scores)."""
     max_tracks: int = 6
+    """Tracks pictured (highest scores); all of them are on the timeline."""
     heatmaps: bool = True
+    """Compute Grad-CAM maps (loads the model)."""
     frame_width: int = 480
+    """Width in pixels of the pictured source frames."""
     jpeg_quality: int = 80
+    """Quality of every inlined JPEG."""
     thumbnails: int = 4
+    """Frames shown for a record without faces."""
     blockiness_frames: int = 6
+    """Decoded frames the blockiness is measured on, at most."""
 
     def __post_init__(self) -> None:
         if self.top < 1 or self.max_tracks < 1:

@@ -89,24 +89,26 @@ def _timeline_svg(ev: Evidence) -> str:
                 f"<title>{esc(tr.label)}, frame {f.frame_index} at {f.time_s:.2f} s: "
                 f"{f.score:.3f}</title></circle>"
             )
+
+    def level(value: float, label: str, colour: str, style: str, dy: float = 0.0) -> str:
+        """A labelled horizontal line across the plot at score ``value``."""
+        return (
+            f'<line x1="{left}" x2="{left + pw}" y1="{y(value):.1f}" y2="{y(value):.1f}" '
+            f'stroke="{colour}" {style}/><text x="{left + pw + 6}" y="{y(value) + 4 + dy:.1f}" '
+            f'font-size="11" fill="{colour}">{label} {value:.3f}</text>'
+        )
+
     thr = num(r.get("threshold"))
     if thr is not None:
         parts.append(
-            f'<line x1="{left}" x2="{left + pw}" y1="{y(thr):.1f}" y2="{y(thr):.1f}" '
-            f'stroke="#b91c1c" stroke-width="1.5" stroke-dasharray="6 4"/>'
-            f'<text x="{left + pw + 6}" y="{y(thr) + 4:.1f}" font-size="11" fill="#b91c1c">'
-            f"threshold {thr:.3f}</text>"
+            level(thr, "threshold", "#b91c1c", 'stroke-width="1.5" stroke-dasharray="6 4"')
         )
     score = num(r.get("score"))
     if score is not None:
         dy = 14 if thr is not None and abs(y(score) - y(thr)) < 14 else 0
         dy = dy if y(score) >= (y(thr) if thr is not None else 0) else -dy
-        parts.append(
-            f'<line x1="{left}" x2="{left + pw}" y1="{y(score):.1f}" y2="{y(score):.1f}" '
-            f'stroke="#111827" stroke-width="1" stroke-dasharray="2 3"/>'
-            f'<text x="{left + pw + 6}" y="{y(score) + 4 + dy:.1f}" font-size="11" '
-            f'fill="#111827">video score {score:.3f}</text>'
-        )
+        style = 'stroke-width="1" stroke-dasharray="2 3"'
+        parts.append(level(score, "video score", "#111827", style, dy))
     parts.append("</svg>")
     return "".join(parts)
 
