@@ -1,10 +1,11 @@
 """Train a :class:`~cre_models.model.CompressionResilientNetwork` on cached video crops.
 
 Each training item is drawn in one place from an explicit generator seeded by
-``(seed, step, index)``: a class (real or fake, half each), then for a fake either a
+``(seed, step)``: a class (real or fake, half each) and, independently, a domain (FF++
+clips or the other real clips, see :func:`draw_item`), then for a fake either a
 labelled FaceForensics++ fake or a self-blended fake made from a real crop with its
-landmarks (:func:`cre_models.training.sbi.make_sbi`), then a video uniformly (long videos do not
-dominate), then a crop of it and of its version (as delivered or the re-encoded copy of
+landmarks (:func:`cre_models.training.sbi.make_sbi`), then a video uniformly (long videos
+do not dominate), then a crop of it and of its version (as delivered or the re-encoded copy of
 :mod:`cre_models.training.cache`). A small jitter (flip, +-4 % shift and scale) and the
 compression simulator (``light``..``heavy``, half of the items) come last, so a
 self-blended fake is compressed after blending, as a real fake is.
@@ -39,6 +40,7 @@ from ..model import CompressionResilientNetwork, EmbedderConfig, NetworkConfig, 
 from ..transforms import to_tensor
 from .cache import CachedVideo
 from .sbi import make_sbi
+from .splits import identities
 
 __all__ = ["LoopConfig", "draw_item", "train_loop", "score_videos", "video_auc"]
 
@@ -63,7 +65,8 @@ class LoopConfig:
     weight_decay: float = 1e-4
     warmup: int = 100
     freeze_blocks: int = 6  # EfficientNet stream: stem + this many blocks keep ImageNet weights
-    sbi_share: float = 0.5  # of the fakes: self-blended (the rest: labelled fakes)
+    sbi_share: float = 0.5  # of the FF++-domain fakes: self-blended (the rest: labelled)
+    ffpp_share: float = 0.75  # items drawn from FF++ clips (the rest: other real clips)
     simulate_prob: float = 0.5
     severities: tuple[str, ...] = ("light", "medium", "heavy")
     eval_every: int = 200
@@ -126,16 +129,30 @@ def _jitter(img: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
+def _domain(video: CachedVideo) -> str:
+    return "ffpp" if identities(video.clip.file) else "other"
+
+
 def draw_item(
     reals: Sequence[CachedVideo],
     fakes: Sequence[CachedVideo],
     cfg: LoopConfig,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, int, str]:
-    """One training image, its label and its kind (``real``, ``sbi``, ``labelled``)."""
+    """One training image, its label and its kind (``real``, ``sbi``, ``labelled``).
+
+    The domain (FF++ clips, or the other real clips) is drawn independently of the label,
+    so the label never follows from the look of a source: the other clips are all real, and
+    drawn as they come they taught a first run "FF++ look = fake" (real FF++ validation
+    videos scored 0.9). Their fakes are self-blends of themselves.
+    """
     is_fake = rng.random() < 0.5
-    sbi = is_fake and (not fakes or rng.random() < cfg.sbi_share)
-    pool = reals if (not is_fake or sbi) else fakes
+    by_domain = {d: [v for v in reals if _domain(v) == d] for d in ("ffpp", "other")}
+    domain = "ffpp" if (rng.random() < cfg.ffpp_share or not by_domain["other"]) else "other"
+    if not by_domain[domain]:
+        domain = "other"
+    sbi = is_fake and (domain == "other" or not fakes or rng.random() < cfg.sbi_share)
+    pool = by_domain[domain] if (not is_fake or sbi) else fakes
     video = pool[int(rng.integers(len(pool)))]
     k = int(rng.integers(video.n))
     img = video.crops[k]
