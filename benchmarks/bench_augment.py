@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.benchdoc import DOC, write_section
+from benchmarks.benchdoc import DOC, section, write_section
 from benchmarks.common import measured_on
 from cre_models import artefacts as art
 from cre_models import augmentation as A
@@ -145,9 +145,12 @@ def render(
     """The Markdown section: context, then the table."""
     import av
 
-    lines = [
+    table = []
+    for what, path, wall, cpu in rows:
+        flag = " (below target)" if what.startswith("severity") and cpu < TARGET else ""
+        table.append(f"| {what} | {path} | {cpu:,.0f}{flag} | {1000 / cpu:.2f} | {wall:,.0f} |")
+    return section(
         f"### Compression simulation and codec throughput ({size} px, one core)",
-        "",
         f"{measured_on('bench_augment')}; "
         f"Python {platform.python_version()}, OpenCV {cv2.__version__}, PyAV {av.__version__}, "
         f"NumPy {np.__version__}. OpenCV, PyTorch and the encoders ran single-threaded; "
@@ -155,20 +158,13 @@ def render(
         "other jobs share the cores (the wall-clock column falls with the load). Median of 3 "
         f"runs of >= {min_time:g} s; the input is the bundled astronaut photo at {size} px. "
         f"Target: >= {TARGET:.0f} images/s per core for every severity.",
-        "",
         "| what | path | images/s per core (CPU time) | CPU ms/image | images/s (wall) |",
-        "| --- | --- | ---: | ---: | ---: |",
-    ]
-    for what, path, wall, cpu in rows:
-        flag = " (below target)" if what.startswith("severity") and cpu < TARGET else ""
-        lines.append(f"| {what} | {path} | {cpu:,.0f}{flag} | {1000 / cpu:.2f} | {wall:,.0f} |")
-    lines += [
-        "",
+        table,
         "Severity `none` in `compress` is a copy; in `preprocess` it is augmentation plus the "
         "tensor conversion. The codec rows encode and decode with x264/x265 limited to one "
         "thread (`threads=1`); a one-frame clip pays the encoder's start-up on every image.",
-    ]
-    return "\n".join(lines)
+        align="| --- | --- | ---: | ---: | ---: |",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.benchdoc import DOC, write_section
+from benchmarks.benchdoc import DOC, section, write_section
 from benchmarks.common import measured_on
 from cre_models.model import CompressionResilientNetwork, EmbedderConfig, NetworkConfig
 
@@ -65,17 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for size in (int(s) for s in args.sizes.split(",")):
             rate = crops_per_second(net, size, args.batch, args.seconds)
             rows.append(f"| {stream} | {params:.2f} M | {size} | {args.batch} | {rate:.1f} |")
-    body = "\n".join(
-        [
-            "## Face model inference (embedder + head, no denoiser)",
-            "",
-            f"{measured_on('bench_model')}; torch {torch.__version__}, {args.threads} threads,"
-            f" batch {args.batch}; median of 3.",
-            "",
-            "| RGB stream | parameters | input px | batch | crops/s |",
-            "| --- | --- | --- | --- | --- |",
-            *rows,
-        ]
+    body = section(
+        "## Face model inference (embedder + head, no denoiser)",
+        f"{measured_on('bench_model')}; torch {torch.__version__}, {args.threads} threads,"
+        f" batch {args.batch}; median of 3.",
+        "| RGB stream | parameters | input px | batch | crops/s |",
+        rows,
     )
     print(body)
     write_section(args.docs, SECTION, body)

@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks.benchdoc import DOC, write_section
+from benchmarks.benchdoc import DOC, section, write_section
 from benchmarks.common import measured_on
 
 __all__ = ["main"]
@@ -108,10 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             print(rows[-1], flush=True)
     start = _child(["-c", "import torch, worker.report.cli, worker.scoring"])
-    body = "\n".join(
-        [
-            "## Reports (`cre report`)",
-            "",
+    body = section(
+        "## Reports (`cre report`)",
+        (
             f"{measured_on('bench_report')} at the end. Synthetic H.264 clips (CRF 23) of one "
             "face, scored with 32 frames by the shipped checkpoint; a page pictures the top 3 "
             "faces of each track (source frame, crop, two Grad-CAM maps each) and measures "
@@ -121,17 +120,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{args.repeats}). Wall seconds, with the CPU seconds the process used in brackets: on"
             " a busy machine the wall time grows with the load, the CPU time does not, and on an "
             "idle 2-core machine the wall time is at most about the CPU time. Targets: under 5 s "
-            "and 2 MB per page.",
-            "",
-            "| clip | frames | faces | faces pictured | new process, s (CPU s) | warm, s (CPU s) "
-            "| page (MB) |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-            *rows,
-            "",
-            f"Of a new process's time, {start[0]:.2f} s ({start[1]:.2f} s CPU) is starting "
-            "Python and importing torch and the worker, the same for every page; "
-            "`--no-heatmaps` never imports torch.",
-        ]
+            "and 2 MB per page."
+        ),
+        "| clip | frames | faces | faces pictured | new process, s (CPU s) | warm, s (CPU s) "
+        "| page (MB) |",
+        rows,
+        f"Of a new process's time, {start[0]:.2f} s ({start[1]:.2f} s CPU) is starting "
+        "Python and importing torch and the worker, the same for every page; "
+        "`--no-heatmaps` never imports torch.",
+        align="| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     )
     print(body)
     write_section(args.docs, SECTION, body)

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.benchdoc import DOC, write_section
+from benchmarks.benchdoc import DOC, section, write_section
 from worker.settings import Settings, get_settings
 
 __all__ = ["main", "bench_clip", "TARGETS"]
@@ -156,44 +156,37 @@ def _fmt_target(value: float, target: float, lower_is_better: bool = True) -> st
 def render(results: dict[str, Any]) -> str:
     """The markdown of the ``worker`` section."""
     e1, e7 = results["e2e_1080p"], results["e2e_720p"]
-    lines = [
+    rows = [
+        f"| 10 s {name} clip scored end to end ({e['frames']} frames, {e['faces']} faces) "
+        f"| {e['total']:.2f} s (decode+sample {e['decode']:.2f}, detect {e['detect']:.2f}, "
+        f"infer {e['infer']:.2f}) | {e['decode_floor']:.2f} s | "
+        f"{_fmt_target(e['total'], TARGETS[key])} |"
+        for name, e, key in (("1080p", e1, "e2e_1080p_s"), ("720p", e7, "e2e_720p_s"))
+    ]
+    rows.append(
+        f"| model throughput at {results['input_size']} px "
+        f"| {results['crops_per_s']:.1f} crops/s | - | "
+        f"{_fmt_target(results['crops_per_s'], TARGETS['crops_per_s'], lower_is_better=False)} |"
+    )
+    rows += [
+        f"| worker peak RSS, {label} 720p clip (fresh process: imports + model + one video) "
+        f"| {r['rss_mb']:.0f} MB | - | {_fmt_target(r['rss_mb'], TARGETS['peak_rss_mb'])} |"
+        for label, r in (("10 s", results["rss_10s"]), ("3 min", results["rss_3min"]))
+    ]
+    return section(
         "## Scoring worker (`python -m benchmarks.bench_worker`)",
-        "",
         f"Measured {results['date']} on {results['machine']}, load average "
         f"{results['load']} at the start; checkpoint: "
         f"{results['weights']} (input {results['input_size']} px, batch {results['batch_size']}, "
         f"{results['threads']} torch threads). Medians of {results['repeats']} runs, model already "
         "loaded (a warm worker). Synthetic H.264 clips (x264 veryfast, CRF 23, default GOP, "
         "30 fps).",
-        "",
         "| measure | value | decode-only floor, same clip | target |",
-        "| --- | --- | --- | --- |",
-    ]
-    for name, e, key in (("1080p", e1, "e2e_1080p_s"), ("720p", e7, "e2e_720p_s")):
-        lines.append(
-            f"| 10 s {name} clip scored end to end ({e['frames']} frames, {e['faces']} faces) "
-            f"| {e['total']:.2f} s (decode+sample {e['decode']:.2f}, detect {e['detect']:.2f}, "
-            f"infer {e['infer']:.2f}) | {e['decode_floor']:.2f} s | "
-            f"{_fmt_target(e['total'], TARGETS[key])} |"
-        )
-    lines.append(
-        f"| model throughput at {results['input_size']} px "
-        f"| {results['crops_per_s']:.1f} crops/s | - | "
-        f"{_fmt_target(results['crops_per_s'], TARGETS['crops_per_s'], lower_is_better=False)} |"
-    )
-    for label, key in (("10 s", "rss_10s"), ("3 min", "rss_3min")):
-        r = results[key]
-        lines.append(
-            f"| worker peak RSS, {label} 720p clip (fresh process: imports + model + one video) "
-            f"| {r['rss_mb']:.0f} MB | - | {_fmt_target(r['rss_mb'], TARGETS['peak_rss_mb'])} |"
-        )
-    lines += [
-        "",
+        rows,
         "The machine may be shared with other jobs (see the load average): trust ratios "
         "more than absolute numbers. Decode-only floor: `bench_decode.decode_floor_seconds` "
         "(every frame decoded, no RGB conversion).",
-    ]
-    return "\n".join(lines)
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

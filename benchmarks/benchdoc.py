@@ -7,12 +7,23 @@ Each benchmark script owns the text between ``<!-- BEGIN name -->`` and
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["DOC", "write_section"]
+__all__ = ["DOC", "section", "write_section"]
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
 """The file every benchmark writes its section of."""
+
+
+def section(
+    title: str, intro: str, columns: str, rows: Sequence[str], note: str = "", align: str = ""
+) -> str:
+    """A benchmark's Markdown: ``title``, ``intro``, a table (``columns`` is its header row,
+    ``align`` its separator row, left-aligned by default) and an optional ``note``."""
+    n = columns.count("|") - 1
+    lines = [title, "", intro, "", columns, align or "|" + " --- |" * n, *rows]
+    return "\n".join([*lines, "", note] if note else lines)
 
 
 def write_section(doc: Path, name: str, body: str, heading: str | None = None) -> None:

@@ -13,6 +13,20 @@ import torch
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+BAD_IMAGES = {
+    "float": np.zeros((64, 64, 3), np.float32),
+    "gray": np.zeros((64, 64), np.uint8),
+    "rgba": np.zeros((64, 64, 4), np.uint8),
+    "no-rows": np.zeros((0, 64, 3), np.uint8),
+    "no-columns": np.zeros((64, 0, 3), np.uint8),
+    "list": [[0, 0, 0]],
+}
+"""What the one image check (:func:`cre_models.images.check_image`) refuses, by name."""
+
+bad_images = pytest.mark.parametrize("bad", list(BAD_IMAGES.values()), ids=list(BAD_IMAGES))
+"""Run a test once per :data:`BAD_IMAGES` entry, as ``bad``."""
+
+
 def psnr(a: np.ndarray, b: np.ndarray, cap: float = 100.0) -> float:
     """Peak signal-to-noise ratio of two uint8 images in dB (``cap`` for identical images)."""
     if a.shape != b.shape:

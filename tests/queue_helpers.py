@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import inspect
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 TINY_INPUT = 64
 TINY_FRAMES = 6
@@ -48,3 +55,28 @@ def synth_supports(name: str) -> bool:
     from tests.synth import write_video
 
     return name in inspect.signature(write_video).parameters
+
+
+def worker_environment(
+    monkeypatch: pytest.MonkeyPatch, weights: Path, redis_url: str, **more: object
+) -> None:
+    """``CRE_*`` of a worker scoring with ``weights`` on ``redis_url``, one torch thread.
+
+    ``more`` adds variables: ``fetch_retries=0`` sets ``CRE_FETCH_RETRIES=0``.
+    """
+    settings = {"weights": weights, "redis_url": redis_url, "torch_threads": 1, **more}
+    for name, value in settings.items():
+        monkeypatch.setenv(f"CRE_{name.upper()}", str(value))
+
+
+@contextlib.contextmanager
+def serve_http(handler: Callable[..., Any]) -> Iterator[str]:
+    """``http://127.0.0.1:PORT`` of a threaded HTTP server running ``handler``."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -13,7 +13,7 @@ from cre_models import artefacts as art
 from cre_models import augmentation as A
 from cre_models.augmentation import PreprocessingPipeline
 from cre_models.transforms import to_tensor
-from tests.conftest import SHARED_DATA, psnr
+from tests.conftest import SHARED_DATA, bad_images, psnr
 from worker.demo import sample_photo
 
 SIZE = 224
@@ -243,17 +243,7 @@ def test_jpeg_matches_a_reference_encoder(face: np.ndarray) -> None:
     assert psnr(ref, ours) > psnr(ref, swapped)
 
 
-@pytest.mark.parametrize(
-    "bad",
-    [
-        np.zeros((32, 32, 3), np.float32),
-        np.zeros((32, 32), np.uint8),
-        np.zeros((32, 32, 4), np.uint8),
-        np.zeros((0, 32, 3), np.uint8),
-        [[1, 2, 3]],
-    ],
-    ids=["float", "grey", "rgba", "empty", "list"],
-)
+@bad_images
 def test_bad_images_raise_value_error(bad: object) -> None:
     with pytest.raises(ValueError):
         A.compress(bad, "light", 0)  # type: ignore[arg-type]

@@ -32,3 +32,11 @@ def test_every_benchmark_is_run_by_make_bench() -> None:
     for name in BENCHMARKS:
         assert callable(importlib.import_module(f"benchmarks.bench_{name}").main)
     assert main(["nothing"]) == 2
+
+
+def test_a_section_is_a_title_an_intro_a_table_and_a_note() -> None:
+    from benchmarks.benchdoc import section
+
+    text = section("## T", "intro", "| a | b |", ["| 1 | 2 |"], "note")
+    assert text == "## T\n\nintro\n\n| a | b |\n| --- | --- |\n| 1 | 2 |\n\nnote"
+    assert section("## T", "i", "| a |", [], align="| ---: |").endswith("| a |\n| ---: |")

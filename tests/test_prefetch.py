@@ -88,18 +88,14 @@ def test_bad_depth() -> None:
 @pytest.fixture
 def served_clip(tmp_path: Path) -> Iterator[str]:
     """The URL of a small face clip on a local HTTP server."""
-    from tests.queue_helpers import write_clip
+    from tests.queue_helpers import serve_http, write_clip
 
     folder = tmp_path / "served"
     folder.mkdir()
     write_clip(folder / "v.mp4", width=320, height=240, seconds=3.0, fps=10)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v.mp4"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_http(handler) as url:
+        yield url + "/v.mp4"
 
 
 def _open_files_under(folder: Path) -> list[str]:

@@ -15,7 +15,7 @@ import redis
 from cre_models.aggregate import STRATEGIES, aggregate, confident_score, topk_mean_score
 from cre_models.errors import InputError
 from cre_models.faces import FaceBox, crop_face, square_crop_box
-from tests.queue_helpers import TINY_FRAMES, write_clip
+from tests.queue_helpers import TINY_FRAMES, worker_environment, write_clip
 from worker.results import ResultRecord
 from worker.settings import Settings
 
@@ -505,11 +505,9 @@ def job_env(monkeypatch: pytest.MonkeyPatch, tiny_weights: Path, valkey_url: str
     from worker.scoring import clear_scorer_cache
     from worker.settings import get_settings
 
-    monkeypatch.setenv("CRE_WEIGHTS", str(tiny_weights))
-    monkeypatch.setenv("CRE_REDIS_URL", valkey_url)
-    monkeypatch.setenv("CRE_TORCH_THREADS", "1")
-    monkeypatch.setenv("CRE_FETCH_RETRIES", "2")
-    monkeypatch.setenv("CRE_FETCH_RETRY_BACKOFF_S", "0")
+    worker_environment(
+        monkeypatch, tiny_weights, valkey_url, fetch_retries=2, fetch_retry_backoff_s=0
+    )
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import redis
 
-from tests.queue_helpers import write_clip
+from tests.queue_helpers import serve_http, worker_environment, write_clip
 from worker.settings import Settings
 
 pytest_plugins = ("tests.queue_fixtures",)  # fixtures: tiny_weights, valkey_url, conn
@@ -141,12 +141,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def http_server(inputs: dict[str, Path]) -> Iterator[str]:
     _Handler.video = inputs["good"].read_bytes()
     _Handler.playlist = f"#EXTM3U\n#EXTINF:1,\nfile://{inputs['good']}\n#EXT-X-ENDLIST\n".encode()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_http(_Handler) as url:
+        yield url
 
 
 @pytest.fixture
@@ -155,14 +151,16 @@ def env(monkeypatch: pytest.MonkeyPatch, tiny_weights: Path, valkey_url: str) ->
     import worker.fetch
     from worker.settings import get_settings
 
-    monkeypatch.setenv("CRE_WEIGHTS", str(tiny_weights))
-    monkeypatch.setenv("CRE_REDIS_URL", valkey_url)
-    monkeypatch.setenv("CRE_TORCH_THREADS", "1")
-    monkeypatch.setenv("CRE_FETCH_RETRIES", "0")
-    monkeypatch.setenv("CRE_FETCH_READ_TIMEOUT_S", "0.5")
-    monkeypatch.setenv("CRE_FETCH_CONNECT_TIMEOUT_S", "1")
-    monkeypatch.setenv("CRE_MAX_DURATION_S", str(MAX_DURATION_S))
-    monkeypatch.setenv("CRE_MAX_FILE_BYTES", str(MAX_FILE_BYTES))
+    worker_environment(
+        monkeypatch,
+        tiny_weights,
+        valkey_url,
+        fetch_retries=0,
+        fetch_read_timeout_s=0.5,
+        fetch_connect_timeout_s=1,
+        max_duration_s=MAX_DURATION_S,
+        max_file_bytes=MAX_FILE_BYTES,
+    )
     # the guard stays on; only the test server stands in for a public host
     real = worker.fetch.address_refusal
     server_ip = ipaddress.ip_address("127.0.0.1")

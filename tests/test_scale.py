@@ -18,16 +18,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests import reliability_helpers as rh
 from tests.queue_helpers import write_clip
-from tests.reliability_helpers import (
-    job_of,
-    job_status,
-    start_worker,
-    stop_worker,
-    tail,
-    wait_until,
-    worker_env,
-)
 from worker.settings import Settings
 
 pytest_plugins = ("tests.queue_fixtures",)  # fixtures: tiny_weights
@@ -78,7 +70,7 @@ def remote_redis(tmp_path: Path) -> Iterator[dict[str, object]]:
         cmd += ["--requirepass", "scale-test"]  # reachable from another host: a password
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         url = f"redis://:scale-test@{bind}:{port}/0"
-        wait_until(lambda: redis.Redis.from_url(url).ping(), timeout=20, what="Redis")
+        rh.wait_until(lambda: redis.Redis.from_url(url).ping(), timeout=20, what="Redis")
         yield {"url": url, "netns": ns if use_ns else None, "prefix": prefix}
     finally:
         if proc is not None:
@@ -106,24 +98,24 @@ def test_workers_on_two_hosts_score_one_batch_once(
     subs = enqueue([str(c) for c in clips], settings, conn=conn)
     ids = [s.video_id for s in subs]
     assert all(s.status == "queued" for s in subs)
-    env = worker_env(tiny_weights, url)
+    env = rh.worker_env(tiny_weights, url)
     workers, logs = [], []
     other_host = remote_redis["prefix"]  # the namespace's network, or none
     for name, prefix in (("host-a-0", []), ("host-a-1", []), ("host-b-0", other_host)):
         logs.append(tmp_path / f"{name}.log")
-        workers.append(start_worker(env, name, logs[-1], "--burst", prefix=prefix))
+        workers.append(rh.start_worker(env, name, logs[-1], "--burst", prefix=prefix))
     try:
         for w, log in zip(workers, logs, strict=True):
-            assert w.wait(timeout=240) == 0, tail(log)
+            assert w.wait(timeout=240) == 0, rh.tail(log)
     finally:
         for w in workers:
-            stop_worker(w)
+            rh.stop_worker(w)
     records = load_results(conn, ids, settings)
     assert sorted(r.video_id for r in records) == sorted(ids)  # none lost, none extra
     for r in records:
         assert r.status == "done" and r.attempt == 1, r
-        assert job_status(conn, r.video_id) == "finished"
-        assert len(job_of(conn, r.video_id).results()) == 1  # scored exactly once
+        assert rh.job_status(conn, r.video_id) == "finished"
+        assert len(rh.job_of(conn, r.video_id).results()) == 1  # scored exactly once
     busy = {r.worker for r in records}
     assert busy <= {"host-a-0", "host-a-1", "host-b-0"}
     assert conn.zcard(settings.result_index_key) == N_VIDEOS

@@ -158,6 +158,11 @@ def protected_valkey() -> object:
         yield server
 
 
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """One of our commands in a fresh process, its output captured."""
+    return subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
 def test_redis_with_a_password_end_to_end_and_no_secret_in_output(
     protected_valkey: object, tiny_weights: Path, tmp_path: Path
 ) -> None:
@@ -170,14 +175,7 @@ def test_redis_with_a_password_end_to_end_and_no_secret_in_output(
     clip = write_clip(tmp_path / "v.mp4", width=320, height=240, seconds=1.0, fps=8)
     env = worker_env(tiny_weights, url, CRE_LOG_LEVEL="DEBUG")
     outputs = []
-    sub = subprocess.run(
-        [sys.executable, "scripts/submit.py", "--json", str(clip)],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    sub = _run([sys.executable, "scripts/submit.py", "--json", str(clip)], env)
     assert sub.returncode == 0, sub.stderr
     outputs += [sub.stdout, sub.stderr]
     vid = json.loads(sub.stdout)["video_id"]
@@ -188,37 +186,16 @@ def test_redis_with_a_password_end_to_end_and_no_secret_in_output(
         wait_until(lambda: conn.exists(f"cre:result:{vid}"), what="the result")
     finally:
         assert stop_worker(w) == 0
-    res = subprocess.run(
-        [sys.executable, "scripts/results.py", "--json", vid],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    res = _run([sys.executable, "scripts/results.py", "--json", vid], env)
     assert res.returncode == 0 and json.loads(res.stdout)["status"] == "done", res.stderr
     outputs += [res.stdout, res.stderr, log.read_text()]
     assert "redis://***@127.0.0.1" in log.read_text()  # it does say where it connects
     # wrong password and unreachable server: clear errors, still no secret
     bad_env = {**env, "CRE_REDIS_URL": f"redis://:{PASSWORD}@127.0.0.1:1/0"}
-    down = subprocess.run(
-        [sys.executable, "scripts/results.py"],
-        env=bad_env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    down = _run([sys.executable, "scripts/results.py"], bad_env)
     assert down.returncode == 2 and "cannot reach Redis at redis://***@" in down.stderr
     outputs += [down.stdout, down.stderr]
-    gave_up = subprocess.run(
-        [sys.executable, "-m", "worker.cli", "worker", "--max-down-s", "1"],
-        env=bad_env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    gave_up = _run([sys.executable, "-m", "worker.cli", "worker", "--max-down-s", "1"], bad_env)
     assert gave_up.returncode == 2, gave_up.stderr
     outputs += [gave_up.stdout, gave_up.stderr]
     leaks = [o for o in outputs if PASSWORD in o]

@@ -34,23 +34,11 @@ def face(cx: float, cy: float, side: float = SIDE) -> FaceBox:
     return FaceBox(cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
 
 
-@dataclass(frozen=True)
-class MarkedBox:
-    """A box with five landmarks, like RetinaFace's ``FaceBox``."""
-
-    x0: float
-    y0: float
-    x1: float
-    y1: float
-    score: float = 1.0
-    landmarks: tuple[tuple[float, float], ...] | None = None
-
-
-def marked(box: tuple[float, float, float, float], eyes_cx: float, cy: float) -> MarkedBox:
+def marked(box: tuple[float, float, float, float], eyes_cx: float, cy: float) -> FaceBox:
     """A box (possibly badly placed) with landmarks of a face centred on ``(eyes_cx, cy)``."""
     s = SIDE
     pts = ((-0.2, -0.1), (0.2, -0.1), (0.0, 0.05), (-0.15, 0.2), (0.15, 0.2))
-    return MarkedBox(*box, landmarks=tuple((eyes_cx + dx * s, cy + dy * s) for dx, dy in pts))
+    return FaceBox(*box, landmarks=tuple((eyes_cx + dx * s, cy + dy * s) for dx, dy in pts))
 
 
 def tracks_by_position(frames: list[list[FaceBox]], ids: list[list[int]]) -> dict[int, list]:

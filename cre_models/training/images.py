@@ -174,18 +174,22 @@ def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
 
 def build_model(cfg: TrainConfig) -> CompressionResilientNetwork:
     """The network a config describes (ImageNet weights in the RGB stream when asked)."""
-    net = NetworkConfig(
-        embedder=EmbedderConfig(
-            embedding_dim=cfg.embedding_dim,
-            residual=cfg.residual,
-            rgb_stream=cfg.rgb_stream,
-            channels=tuple(cfg.channels),
-            rgb_pretrained=cfg.pretrained and cfg.rgb_stream == "efficientnet_lite0",
-        ),
-        denoiser=DenoiserConfig(latent_dim=cfg.latent_dim, channels=tuple(cfg.denoiser_channels))
-        if cfg.denoiser
-        else None,
-        head_hidden=cfg.head_hidden,
-        classifier_input=cfg.classifier_input,  # type: ignore[arg-type]
+    pretrained = cfg.pretrained and cfg.rgb_stream == "efficientnet_lite0"
+    embedder = EmbedderConfig(
+        cfg.embedding_dim,
+        cfg.residual,
+        cfg.rgb_stream,
+        tuple(cfg.channels),
+        rgb_pretrained=pretrained,
     )
-    return CompressionResilientNetwork(config=net)
+    denoiser = (
+        DenoiserConfig(cfg.latent_dim, tuple(cfg.denoiser_channels)) if cfg.denoiser else None
+    )
+    return CompressionResilientNetwork(
+        config=NetworkConfig(
+            embedder,
+            denoiser,
+            head_hidden=cfg.head_hidden,
+            classifier_input=cfg.classifier_input,  # type: ignore[arg-type]
+        )
+    )
