@@ -1,9 +1,13 @@
-"""The README cannot drift from the code: settings, commands and the make targets."""
+"""The docs cannot drift from the code: settings, commands, make targets, checkpoint numbers."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
+
+from cre_models.weights import CheckpointConfig, default_weights_dir, load_checkpoint_config
 from worker.cli import COMMANDS
 from worker.settings import Settings
 
@@ -29,3 +33,52 @@ def test_two_commands_and_ci_agree() -> None:
     assert "make test" in ci
     makefile = (ROOT / "Makefile").read_text()
     assert "torch==2.13.0" in makefile, "the CPU torch pin must be installed before the project"
+
+
+# --- numbers from one place: the shipped checkpoint's config.json --------------------------
+
+CHECKPOINT_HEADER = (
+    "| checkpoint | input | crop margin | eye-aligned crops | threshold | aggregation "
+    "| calibration | training crops |"
+)
+
+
+def checkpoint_row(cfg: CheckpointConfig) -> str:
+    """The facts row README.md and docs/EVALUATION.md show, as ``config.json`` says it.
+
+    Training crops: ``training.provenance.faces`` (``cre train``) or ``.crops``
+    (``cre train-videos``).
+    """
+    cal = cfg.decision.calibration
+    prov = cfg.training.get("provenance", {})
+    crops = prov.get("faces", prov.get("crops", "?"))
+    calibration = "none" if cal is None else f"Platt a {cal['a']:.3f}, b {cal['b']:.3f}"
+    return (
+        f"| `{cfg.name}` v{cfg.version} | {cfg.input.size} px | {cfg.input.crop_margin:g} "
+        f"| {'yes' if cfg.input.align else 'no'} | {cfg.decision.threshold:.3f} "
+        f"| `{cfg.decision.aggregation}` | {calibration} | {crops} |"
+    )
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/EVALUATION.md"])
+def test_the_shipped_checkpoints_numbers_match_its_config(doc: str) -> None:
+    cfg = load_checkpoint_config(default_weights_dir())
+    text = (ROOT / doc).read_text()
+    want = checkpoint_row(cfg)
+    assert CHECKPOINT_HEADER in text, f"{doc} lost the checkpoint table"
+    row = text.split(CHECKPOINT_HEADER, 1)[1].split("\n")[2]
+    assert row == want, f"{doc} says\n{row}\nconfig.json says\n{want}"
+
+
+def test_the_readme_example_record_comes_from_the_shipped_checkpoint() -> None:
+    cfg = load_checkpoint_config(default_weights_dir())
+    example = README.split("## Results schema", 1)[1].split("```json\n", 1)[1].split("```")[0]
+    rec = json.loads(example)
+    assert rec["model"] == {
+        "name": cfg.name,
+        "version": cfg.version,
+        "weights_sha256": cfg.weights_sha256,
+    }
+    assert rec["threshold"] == cfg.decision.threshold == rec["options"]["threshold"]
+    assert rec["aggregation"] == cfg.decision.aggregation == rec["options"]["aggregation"]
+    assert rec["options"]["frames"] == cfg.input.frames_per_video
