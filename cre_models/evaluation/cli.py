@@ -8,6 +8,7 @@ videos through the worker's own path) is :mod:`worker.evaluate`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from pathlib import Path
 import torch
 
 from ..aggregate import STRATEGIES
+from ..transforms import FaceTransform
 from .crops import DEFAULT_CONDITIONS, dedup_samples, evaluate
 from .tables import format_aggregation_table, format_table, plot_roc
 
@@ -87,7 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..weights import create_model
 
     model, cfg = create_model(args.weights)
-    size = args.size or cfg.input.size
+    transform = FaceTransform.from_spec(cfg.input)  # the checkpoint's size and normalisation
+    if args.size:
+        transform = dataclasses.replace(transform, size=args.size)
+    size = transform.size
     threshold = cfg.decision.threshold if args.threshold is None else args.threshold
     aggregation = args.aggregation or cfg.decision.aggregation
     if aggregation not in STRATEGIES:
@@ -112,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = evaluate(
         model,
         samples,
-        size=size,
+        transform=transform,
         threshold=threshold,
         aggregation=aggregation,
         conditions=conditions,

@@ -36,7 +36,7 @@ from ..aggregate import STRATEGIES, aggregate
 from ..augmentation import SEVERITIES
 from ..conditions import LADDER, apply_condition
 from ..model import CompressionResilientNetwork
-from ..transforms import to_tensor
+from ..transforms import FaceTransform
 from .metrics import accuracy, auc, logloss
 
 if TYPE_CHECKING:
@@ -60,16 +60,19 @@ DEFAULT_CONDITIONS = (*SEVERITIES, *LADDER)
 def score_samples(
     model: CompressionResilientNetwork,
     images: Sequence[np.ndarray],
-    size: int,
+    transform: FaceTransform,
     batch_size: int = 32,
     with_embeddings: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Probabilities of "fake" ``(N,)`` (and embeddings ``(N, D)``) for uint8 RGB crops."""
+    """Probabilities of "fake" ``(N,)`` (and embeddings ``(N, D)``) for uint8 RGB crops.
+
+    Crops are resized and normalised by ``transform`` (the checkpoint's input contract).
+    """
     model.eval()
     device = next(model.parameters()).device
     probs, embs = [], []
     for i in range(0, len(images), batch_size):
-        x = to_tensor(images[i : i + batch_size], size).to(device)
+        x = transform.to_tensor(images[i : i + batch_size]).to(device)
         feats = model.forward_features(x)
         logits = model.forward_head(feats)
         p = torch.sigmoid(logits[:, 0]) if logits.shape[1] == 1 else torch.softmax(logits, 1)[:, 1]
@@ -124,7 +127,7 @@ def evaluate(
     model: CompressionResilientNetwork,
     samples: Sequence[FaceSample],
     *,
-    size: int,
+    transform: FaceTransform,
     threshold: float = 0.5,
     aggregation: str = "mean",
     conditions: Sequence[str] = DEFAULT_CONDITIONS,
@@ -149,7 +152,7 @@ def evaluate(
             )
             for i, s in enumerate(samples)
         ]
-        probs, emb = score_samples(model, imgs, size, batch_size, with_embeddings=stability)
+        probs, emb = score_samples(model, imgs, transform, batch_size, with_embeddings=stability)
         cos_same = cos_diff = float("nan")
         if stability and emb is not None:
             if cond == "none":

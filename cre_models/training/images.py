@@ -25,7 +25,7 @@ from ..augmentation import SEVERITIES
 from ..conditions import LADDER, CompressionSampler
 from ..images import resize_square
 from ..model import CompressionResilientNetwork, DenoiserConfig, EmbedderConfig, NetworkConfig
-from ..transforms import to_tensor
+from ..transforms import FaceTransform, to_tensor
 from .data import FaceSample
 from .sbi import make_sbi
 
@@ -93,6 +93,11 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def transform(self) -> FaceTransform:
+        """The input contract of the checkpoint this run writes (size and worker margin)."""
+        margin = self.crop_margin if self.worker_margin is None else self.worker_margin
+        return FaceTransform(self.size, margin)
 
 
 def _random_view(

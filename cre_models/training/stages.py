@@ -123,7 +123,7 @@ def _validate(
     return evaluate(
         model,
         val,
-        size=cfg.size,
+        transform=cfg.transform(),
         conditions=("none", "heavy"),
         seed=cfg.seed,
         stability=False,
@@ -324,7 +324,7 @@ def _measure(
     return evaluate(
         model,
         samples,
-        size=cfg.size,
+        transform=cfg.transform(),
         seed=cfg.seed,
         threshold=threshold,
         aggregation=cfg.aggregation,
