@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -373,3 +374,44 @@ def test_hand_checked_faces_are_found_and_backgrounds_are_not(name: str) -> None
             ih = max(0.0, min(face.y1, box[3]) - max(face.y0, box[1]))
             union = face.area + (box[2] - box[0]) * (box[3] - box[1]) - iw * ih
             assert iw * ih / union > 0.6
+
+
+def test_loading_the_weights_leaves_a_process_that_can_fork(tmp_path: Path) -> None:
+    """The forking worker loads the detector and the checkpoint in its parent: loading must
+    not start torch's OpenMP pool, or every forked job hangs in its first parallel op."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import os, signal
+        import torch
+        from skimage import data
+        torch.set_num_threads(2)
+        import cre_models.weights as w
+        from cre_models.faces import FaceDetector
+        w.load_pretrained(w.default_weights_dir())
+        detector = FaceDetector()
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(30)
+            torch.set_num_threads(2)
+            faces = detector.detect(data.astronaut())  # one thread
+            (torch.ones(1 << 20) * 2).sum()  # two threads, as the classifier runs
+            os._exit(0 if len(faces) == 1 else 3)
+        _, status = os.waitpid(pid, 0)
+        print("child status", status)
+        raise SystemExit(0 if status == 0 else 1)
+        """
+    )
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
