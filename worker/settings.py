@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     detect_threads: int = Field(
         1, ge=0, description="torch threads during face detection; 0 = as for the model"
     )
-    detect_batch: int = Field(1, ge=1, description="sampled frames per detector forward pass")
+    detect_batch: int = Field(4, ge=1, description="sampled frames per detector forward pass")
     min_face_px: int = Field(40, ge=8, description="smallest face side, in original-frame pixels")
     max_faces_per_frame: int = Field(4, ge=1, description="largest faces kept per frame")
 
