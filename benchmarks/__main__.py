@@ -10,8 +10,9 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ("model", "augment", "decode", "worker", "report", "scale", "workers")
-"""Cheapest first; ``worker``, ``report``, ``scale`` and ``workers`` score real videos."""
+BENCHMARKS = ("model", "augment", "decode", "faces", "worker", "report", "scale", "workers")
+"""Cheapest first; ``faces`` needs ``../shared/data``; ``worker``, ``report``, ``scale`` and
+``workers`` score real videos."""
 
 
 def main(argv: list[str] | None = None) -> int:

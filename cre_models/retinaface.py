@@ -327,5 +327,8 @@ def load_retinaface(folder: Path | None = None) -> RetinaFace:
         if want and hashlib.sha256(path.read_bytes()).hexdigest() != want:
             raise ValueError(f"{path} does not match the SHA-256 in {cfg_path}")
     model = RetinaFace(config)
-    model.load_state_dict(load_file(str(path)), strict=True)
+    # assign, not copy: a copy of a large tensor runs torch's OpenMP pool, and a process that
+    # has started that pool cannot fork a child that uses torch (the forking worker loads
+    # its models in the parent; see worker/scoring.py)
+    model.load_state_dict(load_file(str(path)), strict=True, assign=True)
     return model.eval()

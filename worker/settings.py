@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     """smallest face score the detector keeps"""
     detect_threads: int = Field(1, ge=0)
     """torch threads during face detection; 0 = as for the model"""
-    detect_batch: int = Field(1, ge=1)
+    detect_batch: int = Field(4, ge=1)
     """sampled frames per detector forward pass"""
     min_face_px: int = Field(40, ge=8)
     """smallest face side, in original-frame pixels"""

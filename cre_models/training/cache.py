@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -150,7 +151,7 @@ def degraded_copy(src: Path, dst: Path, seed: int) -> dict[str, object]:
         None if scale == 1.0 else int(side * scale),
     )
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.stem + ".tmp" + dst.suffix)
+    tmp = dst.with_name(f"{dst.stem}.tmp{os.getpid()}{dst.suffix}")  # one writer per name
     params = degrade_video(src, tmp, prof, rng, keep_audio=False, threads=1)
     tmp.replace(dst)  # atomic: an interrupted copy is redone, never used half-written
     return params.to_dict()
