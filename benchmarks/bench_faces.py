@@ -200,20 +200,20 @@ def draw_sheet(items: list[Item], faces: list[list[FaceBox]], path: Path, cols: 
     cv2.imwrite(str(path), np.vstack(rows))
 
 
+def _numbers(kind: type) -> Any:
+    """An argparse ``type`` for a comma-separated list of ``kind``."""
+    return lambda text: [kind(x) for x in text.split(",") if x.strip()]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--data", type=Path, default=DATA, help="the shared data folder")
     p.add_argument("--truth", type=Path, default=TRUTH)
-    p.add_argument("--sides", default="480,640,960")
-    p.add_argument("--thresholds", default="0.5,0.6,0.7,0.8,0.9")
-    p.add_argument("--threads", default="1,2", help="torch threads in the detector")
-    p.add_argument("--batches", default="1,4", help="frames per detector forward pass")
-    p.add_argument(
-        "--multithread-frames",
-        type=int,
-        default=4,
-        help="frames per video timed with more than one torch thread",
-    )
+    p.add_argument("--sides", type=_numbers(int), default=[480, 640, 960])
+    p.add_argument("--thresholds", type=_numbers(float), default=[0.5, 0.6, 0.7, 0.8, 0.9])
+    p.add_argument("--threads", type=_numbers(int), default=[1, 2], help="torch threads")
+    p.add_argument("--batches", type=_numbers(int), default=[1, 4], help="frames per pass")
+    p.add_argument("--multithread-frames", type=int, default=4, help="frames per video timed")
     p.add_argument("--sheets", type=Path, help="write contact sheets at the defaults here")
     p.add_argument("--docs", type=Path, default=DOC)
     p.add_argument("--no-docs", action="store_true", help="print only")
@@ -227,10 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     truth = load_truth(args.truth)
     iou_min = float(truth["match_iou"])
-    sides = [int(s) for s in args.sides.split(",")]
-    thresholds = [float(t) for t in args.thresholds.split(",")]
-    threads = [int(t) for t in args.threads.split(",")]
-    batches = [int(b) for b in args.batches.split(",")]
+    sides, thresholds, threads, batches = args.sides, args.thresholds, args.threads, args.batches
     low = min(thresholds)
     base = FaceDetector(score_threshold=low)  # loads the weights once
     detectors = {
