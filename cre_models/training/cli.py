@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
         decision=DecisionSpec(threshold=0.5, aggregation="mean"),
         training={
-            "loop": dataclasses.asdict(cfg),
+            "loop": {**dataclasses.asdict(cfg), "out": f"runs/{Path(cfg.out).name}"},
             "summary": summary,
             "split": Path(args.split).name,
             "provenance": {

@@ -1,0 +1,46 @@
+"""Markdown table of ``cre train-videos`` runs: validation video AUC at each evaluation.
+
+    python scripts/summarise_video_runs.py runs/A runs/B ...
+
+Reads each run's ``loop_config.json`` and ``metrics.csv`` (written as the run goes), so the
+table in docs/EVALUATION.md is this script's output, not hand-copied numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+", type=Path)
+    args = p.parse_args()
+    head = "| run | RGB / residual | notes | step | train acc. | video AUC as delivered | "
+    head += "video AUC re-encoded | mean | minutes |"
+    print(head)  # noqa: T201
+    print("| --- " * 9 + "|")  # noqa: T201
+    for run in args.runs:
+        cfg = json.loads((run / "loop_config.json").read_text())
+        notes = []
+        if cfg.get("freeze_blocks", 0) and cfg["rgb_stream"] == "efficientnet_lite0":
+            notes.append(f"{cfg['freeze_blocks']} blocks frozen")
+        notes.append(f"lr {cfg['lr']:g}, SBI share {cfg['sbi_share']:g}")
+        notes.append("domain-balanced" if "ffpp_share" in cfg else "not domain-balanced")
+        with (run / "metrics.csv").open() as f:
+            rows = list(csv.DictReader(f))
+        best = max(rows, key=lambda r: float(r["val_score"]))
+        for r in rows:
+            mark = " **(best)**" if r is best else ""
+            print(  # noqa: T201
+                f"| {run.name} | {cfg['rgb_stream']} / {cfg['residual']} | {'; '.join(notes)} "
+                f"| {r['step']}{mark} | {float(r['train_acc']):.3f} "
+                f"| {float(r['val_auc_orig']):.3f} | {float(r['val_auc_deg']):.3f} "
+                f"| {float(r['val_score']):.3f} | {float(r['seconds']) / 60:.1f} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
