@@ -112,10 +112,11 @@ def test_shipped_checkpoint_loads_strictly_and_scores_a_dev_crop() -> None:
     import cv2
 
     img = cv2.cvtColor(cv2.imread(str(sorted(crops.glob("*.jpg"))[0])), cv2.COLOR_BGR2RGB)
-    from cre_models.transforms import to_tensor
+    from cre_models.transforms import FaceTransform
 
-    p = model.predict_proba(to_tensor(img, cfg.input.size))
+    p = model.predict_proba(FaceTransform.from_spec(cfg.input).to_tensor([img]))
     assert p.shape == (1,) and 0.0 <= float(p[0]) <= 1.0
-    assert cfg.training["provenance"]["real_faces"] > 0
+    prov = cfg.training["provenance"]  # cre train: real_faces; cre train-videos: clips
+    assert prov.get("real_faces", prov.get("train_real_clips", 0)) > 0
     assert (default_weights_dir() / "MODEL_CARD.md").is_file()
     assert (default_weights_dir() / "model.safetensors").stat().st_size < 25 * 2**20
