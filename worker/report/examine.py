@@ -172,6 +172,14 @@ def _transform(config: Mapping[str, Any] | None) -> FaceTransform:
 
 
 def _calibration(config: Mapping[str, Any]) -> str | None:
+    """What the checkpoint says about its calibration: the Platt scaling its ``decision``
+    applies, else its training notes (how the threshold was chosen)."""
+    platt = (config.get("decision") or {}).get("calibration")
+    if isinstance(platt, Mapping) and {"a", "b"} <= set(platt):
+        return (
+            f"Platt scaling p = sigmoid({platt['a']} × logit(score) + {platt['b']}); "
+            "the threshold applies to the calibrated score"
+        )
     training = config.get("training") or {}
     note = training.get("calibration")
     if isinstance(note, Mapping):
