@@ -1,0 +1,57 @@
+"""Golden scores: the shipped checkpoint's output on a fixed fixture, through the worker.
+
+A clip is generated from scikit-image's bundled astronaut photo (deterministic bytes for
+these arguments), scored by the worker's ``score_video`` with the shipped weights, and its
+per-frame probabilities and calibrated video score are compared with pinned values. A change
+of the weights, the crop, the transform, the detector or the calibration fails here. When the
+checkpoint is replaced on purpose, re-pin with ``python tests/test_golden.py`` (it prints the
+new values) and say why in the CHANGELOG.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from worker.settings import Settings
+
+PINNED = Path(__file__).with_name("golden_scores.json")
+
+
+def _score(tmp: Path) -> dict[str, object]:
+    from worker.jobs import score_video
+    from worker.scoring import Scorer
+
+    from .synth import write_video
+
+    clip = write_video(tmp / "golden.mp4", width=320, height=240, seconds=1.0, fps=8, seed=0)
+    settings = Settings(weights="default", torch_threads=1)
+    scorer = Scorer(settings)
+    rec = score_video(str(clip), settings, scorer)
+    assert rec.status == "done", rec.error
+    return {
+        "weights_sha256": scorer.config.weights_sha256,
+        "frames": [f.score for f in rec.frames],
+        "score": rec.score,
+    }
+
+
+def test_shipped_checkpoint_scores_the_fixture_as_pinned(tmp_path: Path) -> None:
+    pinned = json.loads(PINNED.read_text())
+    got = _score(tmp_path)
+    assert got["weights_sha256"] == pinned["weights_sha256"], (
+        "the shipped weights changed: re-pin tests/golden_scores.json (see this module)"
+    )
+    assert got["frames"] == pytest.approx(pinned["frames"], abs=2e-4)
+    assert got["score"] == pytest.approx(pinned["score"], abs=2e-4)
+
+
+if __name__ == "__main__":  # re-pin: python -m tests.test_golden
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        PINNED.write_text(json.dumps(_score(Path(d)), indent=1) + "\n")
+    sys.stdout.write(PINNED.read_text())
