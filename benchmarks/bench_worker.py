@@ -237,3 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_section(args.doc, SECTION, body)
         print(f"\nupdated {args.doc}")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
