@@ -46,6 +46,7 @@ from cre_models.evaluation.metrics import (
     logloss,
     reliability_bins,
 )
+from cre_models.tracks import score_tracks
 from cre_models.training.splits import Clip, load_split, read_labels
 
 __all__ = ["CONDITIONS", "degrade_for", "evaluate_videos", "video_scores", "main"]
@@ -96,24 +97,23 @@ def video_scores(record: dict[str, Any], aggregation: str, topk: float = 0.25) -
     """The raw (uncalibrated) video score of a record under ``aggregation``.
 
     With person tracks in the record: the max over tracks of each track's aggregated face
-    scores (tracks shorter than the record's own rule are not used when longer ones exist);
+    scores (tracks shorter than :func:`cre_models.tracks.min_track_faces` are not used when
+    longer ones exist: :func:`cre_models.tracks.score_tracks`);
     without: the aggregation of the frame scores.
     """
-    tracks = record.get("tracks") or []
-    if tracks:
-        by_track: dict[int, list[float]] = {}
-        for f in record.get("frames", []):
-            for face in f.get("faces", []):
-                if face.get("track") is not None:
-                    by_track.setdefault(int(face["track"]), []).append(float(face["score"]))
-        used = [t for t in tracks if t.get("counted", True)] or tracks
-        vals = [
-            aggregate(by_track[t["id"]], aggregation, topk=topk)
-            for t in used
-            if t["id"] in by_track
-        ]
-        return max(vals) if vals else None
-    scores = [f["score"] for f in record.get("frames", []) if f.get("score") is not None]
+    frames = record.get("frames", [])
+    if record.get("tracks"):
+        # the worker's own rule (cre_models.tracks), re-run with another aggregation
+        faces = [[x for x in f.get("faces", []) if x.get("track") is not None] for f in frames]
+        tracks = score_tracks(
+            [[int(x["track"]) for x in fs] for fs in faces],
+            [[float(x["score"]) for x in fs] for fs in faces],
+            aggregation,
+            topk=topk,
+        )
+        counted = [t.score for t in tracks if t.counted]
+        return max(counted) if counted else None
+    scores = [f["score"] for f in frames if f.get("score") is not None]
     return aggregate(scores, aggregation, topk=topk) if scores else None
 
 

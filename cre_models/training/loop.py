@@ -42,7 +42,7 @@ from .cache import CachedVideo
 from .sbi import make_sbi
 from .splits import identities
 
-__all__ = ["LoopConfig", "draw_item", "train_loop", "score_videos", "video_auc"]
+__all__ = ["LoopConfig", "draw_item", "train_loop", "score_videos"]
 
 logger = logging.getLogger(__name__)
 
@@ -168,14 +168,6 @@ def draw_item(
     return img, int(is_fake), kind
 
 
-def video_auc(labels: Sequence[int], scores: Sequence[float]) -> float:
-    """ROC AUC (ties count half); NaN when one class is missing.
-
-    :func:`cre_models.evaluation.metrics.auc` (scikit-learn's), under the loop's name.
-    """
-    return auc(labels, scores)
-
-
 @torch.inference_mode()
 def score_videos(
     model: CompressionResilientNetwork, videos: Sequence[CachedVideo], size: int, batch: int = 64
@@ -198,23 +190,12 @@ def _validate(
     probs = score_videos(model, val, cfg.size)
     row: dict[str, float] = {}
     for version in sorted({v.version for v in val}):
-        pairs = [
-            (v.clip.label, float(p.mean()))
-            for v, p in zip(val, probs, strict=True)
-            if v.version == version and len(p)
-        ]
-        row[f"val_auc_{version}"] = video_auc([a for a, _ in pairs], [b for _, b in pairs])
-        frames_y = np.concatenate(
-            [
-                np.full(len(p), v.clip.label)
-                for v, p in zip(val, probs, strict=True)
-                if v.version == version
-            ]
-        )
-        frames_p = np.concatenate(
-            [p for v, p in zip(val, probs, strict=True) if v.version == version]
-        )
-        row[f"val_frame_auc_{version}"] = video_auc(frames_y.tolist(), frames_p.tolist())
+        scored = [(v, p) for v, p in zip(val, probs, strict=True) if v.version == version]
+        videos = [(v.clip.label, float(p.mean())) for v, p in scored if len(p)]
+        row[f"val_auc_{version}"] = auc([y for y, _ in videos], [s for _, s in videos])
+        frames_y = [v.clip.label for v, p in scored for _ in range(len(p))]
+        frames_p = [float(x) for _, p in scored for x in p]
+        row[f"val_frame_auc_{version}"] = auc(frames_y, frames_p)
     aucs = [v for k, v in row.items() if k.startswith("val_auc_")]
     row["val_score"] = float(np.mean(aucs)) if aucs else float("nan")
     return row
