@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -336,6 +337,15 @@ def get_profile(name: str | CodecProfile) -> CodecProfile:
         ) from None
 
 
+def longest_side(path: str | Path) -> int:
+    """The longer of a video's coded width and height (first video stream)."""
+    with av.open(str(path)) as c:
+        if not c.streams.video:
+            raise ValueError(f"{path} has no video stream")
+        cc = c.streams.video[0].codec_context
+        return max(cc.width, cc.height)
+
+
 def degrade_video(
     in_path: str | Path,
     out_path: str | Path,
@@ -354,6 +364,7 @@ def degrade_video(
     frame rate survives); audio streams are copied without re-encoding when
     ``keep_audio``. The output container follows ``out_path``'s extension (``.mp4``,
     ``.mkv``, ``.mov``). Rotation metadata is not copied: frames are written as coded.
+    The file appears at ``out_path`` only once it is complete.
 
     Args:
         in_path: input video.
@@ -384,62 +395,71 @@ def degrade_video(
     if in_path.resolve() == out_path.resolve():
         raise ValueError("output path must differ from the input path")
 
-    with av.open(str(in_path)) as src:
-        if not src.streams.video:
-            raise ValueError(f"{in_path} has no video stream")
-        vin = src.streams.video[0]
-        width, height = vin.codec_context.width, vin.codec_context.height
-        ow, oh = fit_max_side(width, height, params.max_side)
-        ow, oh = ow - ow % 2, oh - oh % 2  # yuv420p: an odd size loses its last row/column
-        rate = vin.average_rate or vin.guessed_rate or Fraction(25)
-        audio_in = list(src.streams.audio) if keep_audio else []
-        with av.open(str(out_path), mode="w") as dst:
-            opts = _encoder_options(params.codec, params.crf, params.preset, threads)
-            vout = dst.add_stream(params.codec, rate=rate, options=opts)
-            assert isinstance(vout, av.VideoStream)
-            vout.width, vout.height = ow, oh
-            vout.pix_fmt = "yuv420p"
-            tb = vin.time_base or Fraction(1, 90000)
-            vout.codec_context.time_base = tb
-            audio_map = {}
-            for a in audio_in:
-                try:
-                    audio_map[a.index] = dst.add_stream_from_template(a)
-                except (ValueError, av.FFmpegError) as exc:  # codec the container cannot hold
-                    logger.warning("dropping audio stream %d: %s", a.index, exc)
-            n = 0
-            last_pts = None
-            for packet in src.demux(vin, *audio_in):
-                if packet.stream.index in audio_map:
-                    if packet.dts is None:
+    # written under a per-process name and renamed when complete: an interrupted or failed
+    # run never leaves a half-written file at out_path, and two processes making the same
+    # copy do not write into one file
+    tmp = out_path.with_name(f"{out_path.stem}.tmp{os.getpid()}{out_path.suffix}")
+    try:
+        with av.open(str(in_path)) as src:
+            if not src.streams.video:
+                raise ValueError(f"{in_path} has no video stream")
+            vin = src.streams.video[0]
+            width, height = vin.codec_context.width, vin.codec_context.height
+            ow, oh = fit_max_side(width, height, params.max_side)
+            ow, oh = ow - ow % 2, oh - oh % 2  # yuv420p: an odd size loses its last row/column
+            rate = vin.average_rate or vin.guessed_rate or Fraction(25)
+            audio_in = list(src.streams.audio) if keep_audio else []
+            with av.open(str(tmp), mode="w") as dst:
+                opts = _encoder_options(params.codec, params.crf, params.preset, threads)
+                vout = dst.add_stream(params.codec, rate=rate, options=opts)
+                assert isinstance(vout, av.VideoStream)
+                vout.width, vout.height = ow, oh
+                vout.pix_fmt = "yuv420p"
+                tb = vin.time_base or Fraction(1, 90000)
+                vout.codec_context.time_base = tb
+                audio_map = {}
+                for a in audio_in:
+                    try:
+                        audio_map[a.index] = dst.add_stream_from_template(a)
+                    except (ValueError, av.FFmpegError) as exc:  # codec the container cannot hold
+                        logger.warning("dropping audio stream %d: %s", a.index, exc)
+                n = 0
+                last_pts = None
+                for packet in src.demux(vin, *audio_in):
+                    if packet.stream.index in audio_map:
+                        if packet.dts is None:
+                            continue
+                        packet.stream = audio_map[packet.stream.index]
+                        dst.mux(packet)
                         continue
-                    packet.stream = audio_map[packet.stream.index]
-                    dst.mux(packet)
-                    continue
-                for frame in packet.decode():
-                    assert isinstance(frame, av.VideoFrame)
-                    out = frame.reformat(ow, oh, format="yuv420p", interpolation="AREA")
-                    pts = frame.pts
-                    if pts is None or (last_pts is not None and pts <= last_pts):
-                        pts = 0 if last_pts is None else last_pts + 1
-                    out.pts, out.time_base = pts, tb
-                    last_pts = pts
-                    dst.mux(vout.encode(out))
-                    n += 1
-            dst.mux(vout.encode(None))
-    logger.info(
-        "degraded %s -> %s: %d frames, %dx%d -> %dx%d, %s",
-        in_path,
-        out_path,
-        n,
-        width,
-        height,
-        ow,
-        oh,
-        params.to_dict(),
-    )
-    if n == 0:
-        raise ValueError(f"{in_path} has no decodable video frames")
+                    for frame in packet.decode():
+                        assert isinstance(frame, av.VideoFrame)
+                        out = frame.reformat(ow, oh, format="yuv420p", interpolation="AREA")
+                        pts = frame.pts
+                        if pts is None or (last_pts is not None and pts <= last_pts):
+                            pts = 0 if last_pts is None else last_pts + 1
+                        out.pts, out.time_base = pts, tb
+                        last_pts = pts
+                        dst.mux(vout.encode(out))
+                        n += 1
+                dst.mux(vout.encode(None))
+        logger.info(
+            "degraded %s -> %s: %d frames, %dx%d -> %dx%d, %s",
+            in_path,
+            out_path,
+            n,
+            width,
+            height,
+            ow,
+            oh,
+            params.to_dict(),
+        )
+        if n == 0:
+            raise ValueError(f"{in_path} has no decodable video frames")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(out_path)
     return params
 
 

@@ -251,3 +251,19 @@ def test_h265_profile_writes_hevc(tmp_path: Path) -> None:
         assert c.streams.video[0].codec_context.name == "hevc"
         assert c.streams.video[0].time_base is not None
         assert sum(1 for _ in c.decode(video=0)) == 3
+
+
+def test_degrade_video_writes_only_complete_files(tmp_path: Path) -> None:
+    from tests.synth import write_empty_video, write_video
+
+    good = write_video(tmp_path / "in.mp4", width=64, height=48, seconds=0.5, fps=8)
+    out = tmp_path / "out" / "copy.mp4"
+    out.parent.mkdir()
+    C.degrade_video(good, out, "ladder-5", 0, keep_audio=False)
+    assert out.stat().st_size > 0 and C.longest_side(out) == 64
+    assert sorted(p.name for p in out.parent.iterdir()) == ["copy.mp4"]
+    empty = write_empty_video(tmp_path / "empty.mp4")
+    failed = tmp_path / "out" / "failed.mp4"
+    with pytest.raises(ValueError, match="no decodable video frames|no video stream"):
+        C.degrade_video(empty, failed, "ladder-5", 0)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["copy.mp4"]

@@ -27,7 +27,6 @@ import argparse
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,22 +64,14 @@ def degrade_for(src: Path, condition: str, out: Path, seed: int) -> Path:
         return src
     if out.exists():
         return out
-    import av
-
-    from cre_models.codecs import CodecProfile, degrade_video, get_profile
+    from cre_models.codecs import CodecProfile, degrade_video, get_profile, longest_side
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    # a per-process name: two evaluations may write the same copy at once
-    tmp = out.with_name(f"{out.stem}.tmp{os.getpid()}{out.suffix}")
     if condition == "half-crf35":
-        with av.open(str(src)) as c:
-            s = c.streams.video[0]
-            side = max(s.codec_context.width, s.codec_context.height)
-        profile = CodecProfile("libx264", (35, 35), "medium", side // 2)
+        profile = CodecProfile("libx264", (35, 35), "medium", longest_side(src) // 2)
     else:
         profile = get_profile(condition)
-    degrade_video(src, tmp, profile, seed, keep_audio=False)
-    tmp.replace(out)
+    degrade_video(src, out, profile, seed, keep_audio=False)
     return out
 
 

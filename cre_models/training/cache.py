@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -135,25 +134,18 @@ def cache_video(path: Path, spec: CacheSpec, detector: FaceDetector, out: Path) 
 
 def degraded_copy(src: Path, dst: Path, seed: int) -> dict[str, object]:
     """Write the ``deg`` training copy of ``src`` (see the ``TRAIN_DEGRADE_*`` constants)."""
-    import av
-
-    from ..codecs import CodecProfile, degrade_video
+    from ..codecs import CodecProfile, degrade_video, longest_side
 
     rng = np.random.default_rng(seed)
     scale = float(rng.choice(TRAIN_DEGRADE_SCALES))
-    with av.open(str(src)) as c:
-        s = c.streams.video[0]
-        side = max(s.codec_context.width, s.codec_context.height)
     prof = CodecProfile(
         "libx264",
         TRAIN_DEGRADE_CRF,
         TRAIN_DEGRADE_PRESET,
-        None if scale == 1.0 else int(side * scale),
+        None if scale == 1.0 else int(longest_side(src) * scale),
     )
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f"{dst.stem}.tmp{os.getpid()}{dst.suffix}")  # one writer per name
-    params = degrade_video(src, tmp, prof, rng, keep_audio=False, threads=1)
-    tmp.replace(dst)  # atomic: an interrupted copy is redone, never used half-written
+    params = degrade_video(src, dst, prof, rng, keep_audio=False, threads=1)
     return params.to_dict()
 
 
