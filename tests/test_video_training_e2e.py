@@ -133,3 +133,52 @@ def test_train_videos_then_eval_videos_fit(clips: tuple[Path, Path], tmp_path: P
 def test_cached_clip_missing_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="not cached"):
         load_cached([Clip("x/nope.mp4", 0, "youtube")], tmp_path, CacheSpec())
+
+
+def test_denoiser_run_ships_a_denoised_input_checkpoint(
+    clips: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from cre_models.training.cli import main as train_main
+    from cre_models.weights import load_checkpoint_config, load_pretrained
+
+    root, labels = clips
+    out = tmp_path / "run"
+    args = ["--data", str(root), "--labels", str(labels), "--split", str(root / "split.json")]
+    tiny = ["--frames", "3", "--steps", "2", "--batch-size", "4", "--eval-every", "2"]
+    tiny += ["--rgb-stream", "seed", "--size", "64", "--threads", "1", "--warmup", "1"]
+    tiny += ["--denoiser", "true", "--denoiser-warmup", "2"]
+    rc = train_main([*args, "--out", str(out), "--cache-dir", str(tmp_path / "cache"), *tiny])
+    assert rc == 0
+    cfg = load_checkpoint_config(out / "checkpoint")
+    assert cfg.training["loop"]["denoiser"] is True
+    model, _ = load_pretrained(out / "checkpoint")
+    assert model.denoiser is not None and model.config.classifier_input == "denoised"
+    p = model.predict_proba(torch.zeros(2, 3, 64, 64))
+    assert p.shape == (2,) and bool(torch.all((p >= 0) & (p <= 1)))
+
+
+def test_draw_pair_clean_is_the_image_before_simulated_degradation() -> None:
+    from cre_models.training.loop import LoopConfig, draw_item, draw_pair
+
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 255, size=(4, 64, 64, 3), dtype=np.uint8)
+    five = np.array([[20, 25], [44, 25], [32, 34], [24, 44], [40, 44]], np.float32)
+    lms = np.tile(five, (4, 1, 1))
+    real = load_cached_like(Clip("real/000.mp4", 0, "youtube"), crops, lms)
+    fake = load_cached_like(Clip("fake/001_002.mp4", 1, "Deepfakes"), crops[::-1].copy(), lms)
+    never = LoopConfig(size=64, margin=0.25, simulate_prob=0.0)
+    always = LoopConfig(size=64, margin=0.25, simulate_prob=1.0, severities=("heavy",))
+    for seed in range(6):
+        img, clean, label, kind = draw_pair([real], [fake], never, np.random.default_rng(seed))
+        assert np.array_equal(img, clean) and img.shape == (64, 64, 3)
+        again = draw_item([real], [fake], never, np.random.default_rng(seed))
+        assert np.array_equal(again[0], img) and again[1:] == (label, kind)
+        img, clean, _, _ = draw_pair([real], [fake], always, np.random.default_rng(seed))
+        assert img.shape == clean.shape and not np.array_equal(img, clean)
+
+
+def load_cached_like(clip: Clip, crops: np.ndarray, landmarks: np.ndarray) -> object:
+    from cre_models.training.cache import CachedVideo
+
+    times = np.arange(len(crops), dtype=np.float32)
+    return CachedVideo(clip, "orig", crops, landmarks, times)

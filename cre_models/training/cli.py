@@ -115,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             },
             "machine": f"{platform.machine()}, {platform.python_version()}",
         },
-        include_denoiser=False,
+        include_denoiser=cfg.denoiser,  # a denoised-input classifier needs it at inference
     )
     logger.info("checkpoint written to %s", Path(args.out) / "checkpoint")
     return 0

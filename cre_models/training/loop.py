@@ -36,13 +36,19 @@ import torch.nn.functional as F
 
 from ..conditions import apply_condition
 from ..evaluation.metrics import auc
-from ..model import CompressionResilientNetwork, EmbedderConfig, NetworkConfig, count_parameters
+from ..model import (
+    CompressionResilientNetwork,
+    DenoiserConfig,
+    EmbedderConfig,
+    NetworkConfig,
+    count_parameters,
+)
 from ..transforms import to_tensor
 from .cache import CachedVideo
 from .sbi import make_sbi
 from .splits import identities
 
-__all__ = ["LoopConfig", "draw_item", "train_loop", "score_videos"]
+__all__ = ["LoopConfig", "build_network", "draw_item", "draw_pair", "train_loop", "score_videos"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,11 +78,23 @@ class LoopConfig:
     eval_every: int = 200
     seed: int = 0
     threads: int = 2
+    denoiser: bool = False  # the classifier reads the denoiser's reconstruction (see below)
+    recon_weight: float = 1.0  # L1 reconstruction weight beside the cross-entropy
+    denoiser_warmup: int = 150  # denoiser-only steps (reconstruction loss) before the joint ones
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+DENOISER = DenoiserConfig(latent_dim=256, channels=(32, 64, 128, 256))
+"""The denoiser of ``--denoiser`` runs: half the image recipe's widths, for the CPU."""
+
+
 def build_network(cfg: LoopConfig) -> CompressionResilientNetwork:
-    """The network ``cfg`` describes (ImageNet weights in an EfficientNet RGB stream)."""
+    """The network ``cfg`` describes (ImageNet weights in an EfficientNet RGB stream).
+
+    With ``cfg.denoiser`` the embedder reads the :class:`~cre_models.model.DenoisingAutoencoder`'s
+    reconstruction (``classifier_input="denoised"``), trained on the L1 distance to the crop
+    before the simulated degradation plus the classification loss through it.
+    """
     net = NetworkConfig(
         embedder=EmbedderConfig(
             embedding_dim=cfg.embedding_dim,
@@ -84,8 +102,9 @@ def build_network(cfg: LoopConfig) -> CompressionResilientNetwork:
             rgb_stream=cfg.rgb_stream,
             rgb_pretrained=cfg.pretrained and cfg.rgb_stream == "efficientnet_lite0",
         ),
-        denoiser=None,
+        denoiser=DENOISER if cfg.denoiser else None,
         head_hidden=cfg.head_hidden,
+        classifier_input="denoised" if cfg.denoiser else "input",
     )
     return CompressionResilientNetwork(config=net)
 
@@ -139,7 +158,19 @@ def draw_item(
     cfg: LoopConfig,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, int, str]:
-    """One training image, its label and its kind (``real``, ``sbi``, ``labelled``).
+    """One training image, its label and its kind (``real``, ``sbi``, ``labelled``)."""
+    img, _, label, kind = draw_pair(reals, fakes, cfg, rng)
+    return img, label, kind
+
+
+def draw_pair(
+    reals: Sequence[CachedVideo],
+    fakes: Sequence[CachedVideo],
+    cfg: LoopConfig,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, int, str]:
+    """:func:`draw_item` plus the image before the simulated degradation (the denoiser's
+    target): ``(image, clean, label, kind)``; the two are equal when none was drawn.
 
     The domain (FF++ clips, or the other real clips) is drawn independently of the label,
     so the label never follows from the look of a source: the other clips are all real, and
@@ -162,10 +193,10 @@ def draw_item(
         kind = "sbi"
     elif is_fake:
         kind = "labelled"
-    img = _jitter(img, rng, cfg.size)
+    clean = img = _jitter(img, rng, cfg.size)
     if rng.random() < cfg.simulate_prob:
         img = apply_condition(img, str(rng.choice(list(cfg.severities))), rng)
-    return img, int(is_fake), kind
+    return img, clean, int(is_fake), kind
 
 
 @torch.inference_mode()
@@ -253,15 +284,22 @@ def train_loop(
     sums = {"loss": 0.0, "correct": 0.0, "n": 0.0}
     t0 = time.time()
     _set_train(model, cfg)
+    if cfg.denoiser and start == 0:
+        _pretrain_denoiser(model, reals, fakes, cfg)
     for step in range(start, cfg.steps):
         rng = np.random.default_rng([cfg.seed, step])
-        items = [draw_item(reals, fakes, cfg, rng) for _ in range(cfg.batch_size)]
-        x = to_tensor([im for im, _, _ in items], cfg.size)
-        y = torch.tensor([lab for _, lab, _ in items])
+        items = [draw_pair(reals, fakes, cfg, rng) for _ in range(cfg.batch_size)]
+        x = to_tensor([im for im, _, _, _ in items], cfg.size)
+        y = torch.tensor([lab for _, _, lab, _ in items])
         for g in opt.param_groups:
             g["lr"] = _lr(cfg, step)
-        logits = model(x)
-        loss = F.cross_entropy(logits, y)
+        if cfg.denoiser:
+            logits, recon = model(x, return_reconstruction=True)
+            clean = to_tensor([c for _, c, _, _ in items], cfg.size)
+            loss = F.cross_entropy(logits, y) + cfg.recon_weight * F.l1_loss(recon, clean)
+        else:
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -302,6 +340,35 @@ def train_loop(
         model.load_state_dict(torch.load(out / "best_state.pt", weights_only=True), strict=True)
     model.eval()
     return model, {"best_val_score": best, "best_step": best_step, "train_seconds": seconds}
+
+
+def _pretrain_denoiser(
+    model: CompressionResilientNetwork,
+    reals: Sequence[CachedVideo],
+    fakes: Sequence[CachedVideo],
+    cfg: LoopConfig,
+) -> None:
+    """Train the denoiser alone (L1 to the undegraded crop) for ``cfg.denoiser_warmup`` steps,
+    so the embedder's first joint steps see reconstructions rather than noise."""
+    assert model.denoiser is not None
+    opt = torch.optim.AdamW(model.denoiser.parameters(), lr=1e-3, weight_decay=cfg.weight_decay)
+    model.denoiser.train()
+    t0, total = time.time(), 0.0
+    for step in range(cfg.denoiser_warmup):
+        rng = np.random.default_rng([cfg.seed, step, 1])
+        items = [draw_pair(reals, fakes, cfg, rng) for _ in range(cfg.batch_size)]
+        x = to_tensor([im for im, _, _, _ in items], cfg.size)
+        clean = to_tensor([c for _, c, _, _ in items], cfg.size)
+        loss = F.l1_loss(model.reconstruct(x), clean)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += float(loss.detach())
+        if (step + 1) % 50 == 0:
+            logger.info(
+                "denoiser step %d: L1 %.4f (%.0f s)", step + 1, total / 50, time.time() - t0
+            )
+            total = 0.0
 
 
 def _append_csv(path: Path, row: dict[str, Any]) -> None:
