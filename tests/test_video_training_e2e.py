@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -177,8 +178,71 @@ def test_draw_pair_clean_is_the_image_before_simulated_degradation() -> None:
         assert img.shape == clean.shape and not np.array_equal(img, clean)
 
 
-def load_cached_like(clip: Clip, crops: np.ndarray, landmarks: np.ndarray) -> object:
+def load_cached_like(
+    clip: Clip,
+    crops: np.ndarray,
+    landmarks: np.ndarray,
+    version: str = "orig",
+    times: np.ndarray | None = None,
+) -> Any:
     from cre_models.training.cache import CachedVideo
 
-    times = np.arange(len(crops), dtype=np.float32)
-    return CachedVideo(clip, "orig", crops, landmarks, times)
+    t = np.arange(len(crops), dtype=np.float32) if times is None else times
+    return CachedVideo(clip, version, crops, landmarks, t)
+
+
+def test_twins_are_one_moment_of_one_clip_in_both_versions() -> None:
+    from cre_models.training.loop import LoopConfig, draw_twins, twin_index
+
+    rng = np.random.default_rng(0)
+    lms = np.zeros((3, 5, 2), np.float32)
+    clip, lone = Clip("fake/001_002.mp4", 1, "Deepfakes"), Clip("real/000.mp4", 0, "youtube")
+    orig = np.stack([np.full((64, 64, 3), 40 * i, np.uint8) for i in range(3)])
+    deg = orig[::-1].copy()  # the re-encoded copy's crops, times reversed below
+    videos = [
+        load_cached_like(clip, orig, lms, "orig", np.array([0.0, 1.0, 2.0], np.float32)),
+        load_cached_like(clip, deg, lms, "deg", np.array([2.0, 1.0, 0.1], np.float32)),
+        load_cached_like(lone, orig, lms, "orig"),  # no re-encoded version: never a twin
+    ]
+    pairs = twin_index(videos)
+    assert [(a.clip.file, b.version) for a, b in pairs] == [("fake/001_002.mp4", "deg")]
+    cfg = LoopConfig(size=64)
+    for seed in range(8):
+        twin = draw_twins(pairs, cfg, np.random.default_rng(seed))
+        assert twin is not None
+        a, b, label = twin
+        assert label == 1 and a.shape == b.shape == (64, 64, 3)
+        # same moment: same flat grey level in both (jitter reflects a flat image onto itself)
+        assert abs(int(a[32, 32, 0]) - int(b[32, 32, 0])) <= 1
+    far = [(videos[0], load_cached_like(clip, deg, lms, "deg", np.full(3, 9.0, np.float32)))]
+    assert draw_twins(far, cfg, rng) is None
+
+
+def test_twin_training_runs_and_needs_both_versions(tmp_path: Path) -> None:
+    from cre_models.training.loop import LoopConfig, train_loop
+
+    rng = np.random.default_rng(1)
+    lms = np.tile(
+        np.array([[20, 25], [44, 25], [32, 34], [24, 44], [40, 44]], np.float32), (3, 1, 1)
+    )
+    videos = []
+    for clip in (Clip("real/000.mp4", 0, "youtube"), Clip("fake/001_002.mp4", 1, "Deepfakes")):
+        for version in ("orig", "deg"):
+            crops = rng.integers(0, 255, size=(3, 64, 64, 3), dtype=np.uint8)
+            videos.append(load_cached_like(clip, crops, lms, version))
+    cfg = LoopConfig(
+        out=str(tmp_path / "run"),
+        rgb_stream="seed",
+        pretrained=False,
+        size=64,
+        steps=2,
+        batch_size=6,
+        eval_every=2,
+        warmup=1,
+        threads=1,
+        twin_pairs=2,
+    )
+    model, summary = train_loop(cfg, videos, videos)
+    assert summary["best_step"] == 2 and not model.training
+    with pytest.raises(ValueError, match="both versions"):
+        train_loop(cfg, [v for v in videos if v.version == "orig"], [])

@@ -48,7 +48,16 @@ from .cache import CachedVideo
 from .sbi import make_sbi
 from .splits import identities
 
-__all__ = ["LoopConfig", "build_network", "draw_item", "draw_pair", "train_loop", "score_videos"]
+__all__ = [
+    "LoopConfig",
+    "build_network",
+    "draw_item",
+    "draw_pair",
+    "draw_twins",
+    "twin_index",
+    "train_loop",
+    "score_videos",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +90,8 @@ class LoopConfig:
     denoiser: bool = False  # the classifier reads the denoiser's reconstruction (see below)
     recon_weight: float = 1.0  # L1 reconstruction weight beside the cross-entropy
     denoiser_warmup: int = 150  # denoiser-only steps (reconstruction loss) before the joint ones
+    twin_pairs: int = 0  # per batch: the same face as delivered and re-encoded (replace 2 items)
+    twin_weight: float = 1.0  # weight of the squared score difference between the twins
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -199,6 +210,57 @@ def draw_pair(
     return img, clean, int(is_fake), kind
 
 
+def twin_index(videos: Sequence[CachedVideo]) -> list[tuple[CachedVideo, CachedVideo]]:
+    """Pairs of cached versions of one clip (as delivered, re-encoded), for twin items."""
+    by_clip: dict[str, dict[str, CachedVideo]] = {}
+    for v in videos:
+        if v.n:
+            by_clip.setdefault(v.clip.file, {})[v.version] = v
+    return [(d["orig"], d["deg"]) for d in by_clip.values() if "orig" in d and "deg" in d]
+
+
+def draw_twins(
+    pairs: Sequence[tuple[CachedVideo, CachedVideo]],
+    cfg: LoopConfig,
+    rng: np.random.Generator,
+    max_gap_s: float = 0.25,
+) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """One face at one moment of a clip in two versions: ``(as_delivered, re_encoded, label)``.
+
+    The re-encoded copy's crop nearest in time (within ``max_gap_s``) is its twin; each gets
+    its own jitter. Training the two to the same score asks for what the product promises:
+    a score that follows the face, not the codec. ``None`` when the drawn moment has no twin.
+    """
+    orig, deg = pairs[int(rng.integers(len(pairs)))]
+    k = int(rng.integers(orig.n))
+    gaps = np.abs(deg.times - orig.times[k])
+    j = int(np.argmin(gaps))
+    if gaps[j] > max_gap_s:
+        return None
+    return (
+        _jitter(orig.crops[k], rng, cfg.size),
+        _jitter(deg.crops[j], rng, cfg.size),
+        orig.clip.label,
+    )
+
+
+def _twin_batch(
+    pairs: Sequence[tuple[CachedVideo, CachedVideo]], cfg: LoopConfig, rng: np.random.Generator
+) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
+    a: list[np.ndarray] = []
+    b: list[np.ndarray] = []
+    y: list[int] = []
+    for _ in range(4 * cfg.twin_pairs):  # a few misses (no twin at that moment) are expected
+        if len(y) == cfg.twin_pairs:
+            break
+        twin = draw_twins(pairs, cfg, rng)
+        if twin is not None:
+            a.append(twin[0])
+            b.append(twin[1])
+            y.append(twin[2])
+    return a, b, y
+
+
 @torch.inference_mode()
 def score_videos(
     model: CompressionResilientNetwork, videos: Sequence[CachedVideo], size: int, batch: int = 64
@@ -286,20 +348,28 @@ def train_loop(
     _set_train(model, cfg)
     if cfg.denoiser and start == 0:
         _pretrain_denoiser(model, reals, fakes, cfg)
+    pairs = twin_index(train) if cfg.twin_pairs else []
+    if cfg.twin_pairs and not pairs:
+        raise ValueError("twin_pairs needs clips cached in both versions (orig and deg)")
     for step in range(start, cfg.steps):
         rng = np.random.default_rng([cfg.seed, step])
-        items = [draw_pair(reals, fakes, cfg, rng) for _ in range(cfg.batch_size)]
-        x = to_tensor([im for im, _, _, _ in items], cfg.size)
-        y = torch.tensor([lab for _, _, lab, _ in items])
+        a, b, ty = _twin_batch(pairs, cfg, rng) if pairs else ([], [], [])
+        n_items = cfg.batch_size - 2 * len(ty)
+        items = [draw_pair(reals, fakes, cfg, rng) for _ in range(n_items)]
+        x = to_tensor([im for im, _, _, _ in items] + a + b, cfg.size)
+        y = torch.tensor([lab for _, _, lab, _ in items] + ty + ty)
         for g in opt.param_groups:
             g["lr"] = _lr(cfg, step)
         if cfg.denoiser:
             logits, recon = model(x, return_reconstruction=True)
-            clean = to_tensor([c for _, c, _, _ in items], cfg.size)
+            clean = to_tensor([c for _, c, _, _ in items] + a + b, cfg.size)  # twins: as is
             loss = F.cross_entropy(logits, y) + cfg.recon_weight * F.l1_loss(recon, clean)
         else:
             logits = model(x)
             loss = F.cross_entropy(logits, y)
+        if ty:
+            p = torch.softmax(logits[n_items:], dim=1)[:, 1]
+            loss = loss + cfg.twin_weight * (p[: len(ty)] - p[len(ty) :]).pow(2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
