@@ -59,6 +59,7 @@ __all__ = [
     "encode_decode",
     "encode_decode_frame",
     "fit_max_side",
+    "encoder_options",
 ]
 
 CODECS: dict[str, str] = {"libx264": "h264", "libx265": "hevc"}
@@ -111,7 +112,8 @@ def fit_max_side(width: int, height: int, max_side: int | None) -> tuple[int, in
     return w, h
 
 
-def _encoder_options(codec: str, crf: int, preset: str, threads: int | None) -> dict[str, str]:
+def encoder_options(codec: str, crf: int, preset: str, threads: int | None) -> dict[str, str]:
+    """FFmpeg options of an x264 / x265 encoder (``threads``: ``None`` = all cores)."""
     opts = {"crf": str(crf), "preset": preset}
     if codec == "libx265":
         x265 = ["log-level=error"]
@@ -132,7 +134,7 @@ def _encoder(
     enc.pix_fmt = "yuv420p"
     enc.time_base = Fraction(1, fps)
     enc.framerate = Fraction(fps)
-    opts = _encoder_options(codec, crf, preset, threads)
+    opts = encoder_options(codec, crf, preset, threads)
     enc.options = opts
     return enc
 

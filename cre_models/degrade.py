@@ -17,19 +17,15 @@ from collections.abc import Sequence
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
 
-from .codecs import (
-    PRESETS,
-    PROFILES,
-    CodecParams,
-    CodecProfile,
-    _encoder_options,
-    fit_max_side,
-    get_profile,
-)
+from .codecs import PRESETS, PROFILES, encoder_options, fit_max_side, get_profile
+
+if TYPE_CHECKING:
+    from .codecs import CodecParams, CodecProfile
 
 __all__ = ["longest_side", "degrade_video", "main"]
 
@@ -109,7 +105,7 @@ def degrade_video(
             rate = vin.average_rate or vin.guessed_rate or Fraction(25)
             audio_in = list(src.streams.audio) if keep_audio else []
             with av.open(str(tmp), mode="w") as dst:
-                opts = _encoder_options(params.codec, params.crf, params.preset, threads)
+                opts = encoder_options(params.codec, params.crf, params.preset, threads)
                 vout = dst.add_stream(params.codec, rate=rate, options=opts)
                 assert isinstance(vout, av.VideoStream)
                 vout.width, vout.height = ow, oh
