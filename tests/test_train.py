@@ -115,6 +115,11 @@ def test_both_training_commands_read_a_config_field_the_same_way() -> None:
     assert a.pretrained is False and a.severities == ("light", "medium", "heavy")
     a = videos_parser().parse_args(["--data", "d", "--labels", "l", "--severities", "heavy"])
     assert a.pretrained is True and a.severities == ("heavy",)
+    for given, value in ((["--pretrained", "false"], False), (["--pretrained"], True)):
+        assert (
+            videos_parser().parse_args(["--data", "d", "--labels", "l", *given]).pretrained is value
+        )
+        assert config_from_args(["--data", "x", *given])[0].pretrained is value
 
 
 def test_a_field_without_a_command_line_form_is_refused() -> None:

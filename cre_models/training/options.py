@@ -7,7 +7,7 @@ value; :func:`config_values` reads the parsed values back. One rule for every ty
 ============================ ==============================================================
 field                        option
 ============================ ==============================================================
-``bool``                     ``--name`` / ``--no-name`` (:class:`argparse.BooleanOptionalAction`)
+``bool``                     ``--name`` / ``--no-name``, or ``--name true`` / ``false``
 ``tuple[T, ...]``            one comma-separated value, ``--name a,b,c`` (blanks dropped)
 ``tuple[T, T]``              as many values as the tuple holds, ``--name 0.5 1.0``
 ``T | None``                 a ``T`` (the default may be ``None``)
@@ -25,6 +25,17 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 __all__ = ["add_option", "add_options", "config_values"]
+
+
+_TRUTH = {"true": True, "yes": True, "on": True, "1": True}
+_TRUTH |= {"false": False, "no": False, "off": False, "0": False}
+
+
+def _truth(text: str) -> bool:
+    try:
+        return _TRUTH[text.lower()]
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(_TRUTH)}") from None
 
 
 def _comma_separated(item: Callable[[str], Any]) -> Callable[[str], tuple[Any, ...]]:
@@ -54,8 +65,13 @@ def add_option(group: Any, config: Any, name: str, **kwargs: Any) -> None:
     kwargs.setdefault("default", getattr(config, name))
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is bool:
-        kwargs.setdefault("action", argparse.BooleanOptionalAction)
-    elif origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        kwargs.update(nargs="?", const=True, type=_truth, metavar="BOOL")
+        group.add_argument(flag, **kwargs)
+        group.add_argument(
+            "--no-" + flag[2:], dest=name, action="store_false", help=f"{flag} false"
+        )
+        return
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         kwargs.setdefault("type", _comma_separated(args[0]))
     elif origin is tuple:
         kwargs.setdefault("nargs", len(args))
