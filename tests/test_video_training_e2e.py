@@ -230,17 +230,9 @@ def test_twin_training_runs_and_needs_both_versions(tmp_path: Path) -> None:
         for version in ("orig", "deg"):
             crops = rng.integers(0, 255, size=(3, 64, 64, 3), dtype=np.uint8)
             videos.append(load_cached_like(clip, crops, lms, version))
+    tiny = {"rgb_stream": "seed", "pretrained": False, "size": 64, "steps": 2, "warmup": 1}
     cfg = LoopConfig(
-        out=str(tmp_path / "run"),
-        rgb_stream="seed",
-        pretrained=False,
-        size=64,
-        steps=2,
-        batch_size=6,
-        eval_every=2,
-        warmup=1,
-        threads=1,
-        twin_pairs=2,
+        out=str(tmp_path / "run"), batch_size=6, eval_every=2, threads=1, twin_pairs=2, **tiny
     )
     model, summary = train_loop(cfg, videos, videos)
     assert summary["best_step"] == 2 and not model.training

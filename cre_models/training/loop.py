@@ -66,19 +66,19 @@ logger = logging.getLogger(__name__)
 class LoopConfig:
     """Training hyper-parameters (saved as ``loop_config.json`` beside the run)."""
 
-    out: str = "runs/videos"
-    rgb_stream: str = "efficientnet_lite0"
-    residual: str = "srm"
-    pretrained: bool = True
-    embedding_dim: int = 512
-    head_hidden: int = 256
-    size: int = 128
-    margin: float = 0.25
-    steps: int = 2000
-    batch_size: int = 32
-    lr: float = 3e-4
+    out: str = "runs/videos"  # run folder: metrics.csv, resume.pt, best_state.pt, checkpoint/
+    rgb_stream: str = "efficientnet_lite0"  # or "seed" (the small CNN of the first recipe)
+    residual: str = "srm"  # noise-residual filter of the second stream ("constrained", ...)
+    pretrained: bool = True  # ImageNet weights for an EfficientNet RGB stream
+    embedding_dim: int = 512  # fused embedding (half from each stream)
+    head_hidden: int = 256  # classifier head's hidden units
+    size: int = 128  # crop side in pixels, the model's input (and the crop cache's)
+    margin: float = 0.25  # crop margin around the face box (the crop cache's)
+    steps: int = 2000  # optimiser steps
+    batch_size: int = 32  # images per step (twin pairs included)
+    lr: float = 3e-4  # peak learning rate (AdamW), after a linear warm-up, cosine decay
     weight_decay: float = 1e-4
-    warmup: int = 100
+    warmup: int = 100  # warm-up steps
     freeze_blocks: int = 6  # EfficientNet stream: stem + this many blocks keep ImageNet weights
     sbi_share: float = 0.5  # of the FF++-domain fakes: self-blended (the rest: labelled)
     ffpp_share: float = 0.75  # items drawn from FF++ clips (the rest: other real clips)
