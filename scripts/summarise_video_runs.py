@@ -30,6 +30,8 @@ def main() -> None:
         notes.append(f"{cfg['size']} px")
         if cfg.get("denoiser"):
             notes.append(f"denoised input (L1 weight {cfg['recon_weight']:g})")
+        if cfg.get("twin_pairs"):
+            notes.append(f"{cfg['twin_pairs']} twin pairs (weight {cfg['twin_weight']:g})")
         notes.append(f"lr {cfg['lr']:g}, SBI share {cfg['sbi_share']:g}")
         notes.append("domain-balanced" if "ffpp_share" in cfg else "not domain-balanced")
         with (run / "metrics.csv").open() as f:
