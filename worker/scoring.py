@@ -263,9 +263,10 @@ class Scorer:
         frame at a time; with ``detect_full_every`` 1 (or a detector without regions),
         whole frames ``detect_batch`` at a time (one detector forward pass). Only the crops
         are kept, and they are scored as soon as ``batch_size`` are waiting, so memory does
-        not grow with the number of frames. While frames still arrive the model leaves a
-        core to the decoder (one torch thread fewer, at least one); the last batch, scored
-        once decoding is over, gets them all.
+        not grow with the number of frames. The model leaves a core to the decoder thread
+        (one torch thread fewer than the process's, at least one): on two cores, a second
+        torch thread next to a busy core stalls in OpenMP's barriers (docs/BENCHMARKS.md),
+        and the last batch, after decoding, is too small to gain much from it.
 
         Args:
             frames: sampled frames, upright RGB, in time order (one video).
@@ -278,9 +279,10 @@ class Scorer:
         roi = self.roi_detector()
         per_pass = 1 if roi is not None else self.detect_batch_size
 
-        def flush(decoding: bool) -> None:
+        threads = max(1, torch.get_num_threads() - 1)
+
+        def flush() -> None:
             t = time.perf_counter()
-            threads = max(1, torch.get_num_threads() - 1) if decoding else 0
             probs = self.predict([c for _, c in pending], threads)
             for (fs, _), p in zip(pending, probs, strict=True):
                 fs.scores.append(float(p))
@@ -302,7 +304,7 @@ class Scorer:
                 result.frames.append(fs)
             result.detect_s += time.perf_counter() - t1
             if len(pending) >= self.batch_size:
-                flush(decoding=True)
+                flush()
             if on_frame is not None:
                 on_frame(len(result.frames))
 
@@ -318,7 +320,7 @@ class Scorer:
         if chunk:
             detect_chunk(chunk)
         if pending:
-            flush(decoding=False)
+            flush()
         if roi is not None:
             result.roi = roi.stats
             logger.debug("face detection: %s", roi.stats)
