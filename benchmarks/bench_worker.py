@@ -259,7 +259,8 @@ def render(results: dict[str, Any]) -> str:
     return section(
         "## Scoring worker (`python -m benchmarks.bench_worker`)",
         f"Measured {results['date']} on {results['machine']}, load average "
-        f"{results['load']} at the start; checkpoint: {results['weights']} (input "
+        f"{results['load']} at the start, {results['load_end']} after the clips; checkpoint: "
+        f"{results['weights']} (input "
         f"{results['input_size']} px, batch {results['batch_size']}, {results['threads']} torch "
         f"threads as `cre run` gives one worker; detection: {results['detection']}). "
         f"`worker.jobs.score_video` with the model already loaded (a warm worker); medians of "
@@ -357,6 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"infer {e['infer']:.2f})",
             flush=True,
         )
+    results["load_end"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     results["summary"] = summarise(results["clips"])
     print(f"summary: {results['summary']}", flush=True)
     results["crops_per_s"] = _crops_per_s(scorer)
