@@ -87,11 +87,15 @@ def _range(lo_hi: Sequence[float], what: str) -> tuple[float, float]:
 # Pure artefact functions
 
 
+def _check_jpeg(quality: int) -> None:
+    if not 1 <= quality <= 100:
+        raise ValueError(f"JPEG quality must be in 1..100, got {quality}")
+
+
 def apply_jpeg(img: np.ndarray, quality: int) -> np.ndarray:
     """JPEG-encode and decode (libjpeg via OpenCV, 4:2:0 chroma subsampling)."""
     img = check_image(img)
-    if not 1 <= quality <= 100:
-        raise ValueError(f"JPEG quality must be in 1..100, got {quality}")
+    _check_jpeg(quality)
     bgr = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
     ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:  # pragma: no cover - libjpeg does not fail on valid uint8 input
@@ -102,14 +106,25 @@ def apply_jpeg(img: np.ndarray, quality: int) -> np.ndarray:
     return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
 
 
+def _check_blur(kernel_size: int, sigma: float = 0.0) -> None:
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"blur kernel size must be odd and positive, got {kernel_size}")
+
+
 def apply_blur(img: np.ndarray, kernel_size: int, sigma: float = 0.0) -> np.ndarray:
     """Gaussian blur with a ``kernel_size`` square kernel (``sigma=0``: OpenCV's default for it)."""
     img = check_image(img)
-    if kernel_size < 1 or kernel_size % 2 == 0:
-        raise ValueError(f"blur kernel size must be odd and positive, got {kernel_size}")
+    _check_blur(kernel_size, sigma)
     return cv2.GaussianBlur(
         img, (kernel_size, kernel_size), sigma, borderType=cv2.BORDER_REFLECT_101
     )
+
+
+def _check_resize(factor: float, down: str = "area", up: str = "linear") -> None:
+    if not 0.0 < factor <= 1.0:
+        raise ValueError(f"resize factor must be in (0, 1], got {factor}")
+    if down not in _INTERP or up not in _INTERP:
+        raise ValueError(f"interpolation must be one of {sorted(_INTERP)}, got {down!r}, {up!r}")
 
 
 def apply_resize(
@@ -117,21 +132,22 @@ def apply_resize(
 ) -> np.ndarray:
     """Downscale by ``factor`` (0 < factor <= 1) and upscale back to the original size."""
     img = check_image(img)
-    if not 0.0 < factor <= 1.0:
-        raise ValueError(f"resize factor must be in (0, 1], got {factor}")
-    if down not in _INTERP or up not in _INTERP:
-        raise ValueError(f"interpolation must be one of {sorted(_INTERP)}, got {down!r}, {up!r}")
+    _check_resize(factor, down, up)
     h, w = img.shape[:2]
     sw, sh = max(1, round(w * factor)), max(1, round(h * factor))
     small = cv2.resize(img, (sw, sh), interpolation=_INTERP[down])
     return cv2.resize(small, (w, h), interpolation=_INTERP[up])
 
 
+def _check_color_shift(shifts: Sequence[int]) -> None:
+    if len(shifts) != 3 or any(abs(s) > 255 for s in shifts):
+        raise ValueError(f"expected three channel shifts (R, G, B) in -255..255, got {shifts!r}")
+
+
 def apply_color_shift(img: np.ndarray, shifts: Sequence[int]) -> np.ndarray:
     """Add a per-channel offset ``(dR, dG, dB)`` with saturation at 0 and 255."""
     img = check_image(img)
-    if len(shifts) != 3:
-        raise ValueError(f"expected three channel shifts (R, G, B), got {shifts!r}")
+    _check_color_shift(shifts)
     lut = np.clip(np.arange(256, dtype=np.int16)[:, None] + np.asarray(shifts, np.int16), 0, 255)
     return cv2.LUT(img, lut.astype(np.uint8).reshape(1, 256, 3))
 
@@ -152,6 +168,11 @@ def gaussian_noise(shape: tuple[int, ...], sigma: float, seed: int) -> np.ndarra
     return np.take(_normal_table() * np.float32(sigma), idx).reshape(shape)
 
 
+def _check_noise(sigma: float, seed: int) -> None:
+    if sigma < 0:
+        raise ValueError(f"noise sigma must be >= 0, got {sigma}")
+
+
 def apply_noise(img: np.ndarray, sigma: float, seed: int) -> np.ndarray:
     """Add zero-mean Gaussian noise of std ``sigma`` (on 0-255), independent per pixel and channel.
 
@@ -159,8 +180,7 @@ def apply_noise(img: np.ndarray, sigma: float, seed: int) -> np.ndarray:
     and saturated to 0-255.
     """
     img = check_image(img)
-    if sigma < 0:
-        raise ValueError(f"noise sigma must be >= 0, got {sigma}")
+    _check_noise(sigma, seed)
     return cv2.add(img, gaussian_noise(img.shape, sigma, seed), dtype=cv2.CV_8U)
 
 
@@ -198,6 +218,11 @@ def _dct_rows_t(blocks: np.ndarray, inverse: bool = False) -> np.ndarray:
     return cv2.dct(cols, flags=flags).reshape(shape)
 
 
+def _check_block(scale: float) -> None:
+    if not scale > 0:
+        raise ValueError(f"block quantisation scale must be > 0, got {scale}")
+
+
 def apply_block(img: np.ndarray, scale: float) -> np.ndarray:
     """Quantise the DCT of every 8x8 block, as JPEG / H.264 intra coding do.
 
@@ -208,8 +233,7 @@ def apply_block(img: np.ndarray, scale: float) -> np.ndarray:
     ``scale`` 1 is roughly JPEG quality 50 without chroma subsampling; 4 is roughly 12.
     """
     img = check_image(img)
-    if not scale > 0:
-        raise ValueError(f"block quantisation scale must be > 0, got {scale}")
+    _check_block(scale)
     h, w = img.shape[:2]
     ph, pw = -h % 8, -w % 8
     padded = cv2.copyMakeBorder(img, 0, ph, 0, pw, cv2.BORDER_REPLICATE) if ph or pw else img
@@ -230,6 +254,13 @@ def apply_block(img: np.ndarray, scale: float) -> np.ndarray:
     return np.ascontiguousarray(out[:h, :w]) if ph or pw else out
 
 
+def _check_augment(
+    flip: bool = False, brightness: float = 1.0, contrast: float = 1.0, saturation: float = 1.0
+) -> None:
+    if min(brightness, contrast, saturation) < 0:
+        raise ValueError("brightness, contrast and saturation factors must be >= 0")
+
+
 def apply_augment(
     img: np.ndarray, flip: bool, brightness: float, contrast: float, saturation: float
 ) -> np.ndarray:
@@ -239,8 +270,7 @@ def apply_augment(
     saturation blends with the greyscale image (as torchvision's ``ColorJitter`` does).
     """
     img = check_image(img)
-    if min(brightness, contrast, saturation) < 0:
-        raise ValueError("brightness, contrast and saturation factors must be >= 0")
+    _check_augment(flip, brightness, contrast, saturation)
     out = cv2.flip(img, 1) if flip else img
     if brightness != 1.0 or contrast != 1.0:
         mean = cv2.mean(cv2.cvtColor(out, cv2.COLOR_RGB2GRAY))[0]
@@ -258,11 +288,35 @@ def apply_augment(
 
 @dataclass(frozen=True)
 class ArtefactParams:
-    """Base of the parameter records: ``apply(img)`` runs the artefact, ``to_dict()`` logs it."""
+    """Base of the parameter records: ``apply(img)`` runs the artefact, ``to_dict()`` logs it.
+
+    A record names its pure function and the check of that function's arguments in its
+    header, ``class JpegParams(ArtefactParams, function=apply_jpeg, check=_check_jpeg)``:
+    both take the record's fields as keywords, so a record is checked on construction
+    exactly as its function checks a call, and ``name`` is the function's less ``apply_``.
+    """
 
     name: ClassVar[str] = "artefact"
     function: ClassVar[Callable[..., np.ndarray]]
     """The pure function that applies the artefact; it takes the fields as keywords."""
+    check: ClassVar[Callable[..., None]]
+    """Raises ``ValueError`` for fields the function would refuse."""
+
+    def __init_subclass__(
+        cls,
+        function: Callable[..., np.ndarray] | None = None,
+        check: Callable[..., None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if function is not None:
+            cls.function = function
+            cls.name = function.__name__.removeprefix("apply_")
+        if check is not None:
+            cls.check = check
+
+    def __post_init__(self) -> None:
+        type(self).check(**asdict(self))
 
     def apply(self, img: np.ndarray) -> np.ndarray:
         """Apply the artefact with these parameters (a pure function of ``img``)."""
@@ -272,17 +326,17 @@ class ArtefactParams:
         return {"artefact": self.name, **asdict(self)}
 
 
+def _uniform(rng: np.random.Generator, lo_hi: Sequence[float], what: str) -> float:
+    """A value drawn uniformly from the range ``lo_hi``, to 4 decimals (as logged)."""
+    lo, hi = _range(lo_hi, what)
+    return round(float(rng.uniform(lo, hi)), 4)
+
+
 @dataclass(frozen=True)
-class JpegParams(ArtefactParams):
+class JpegParams(ArtefactParams, function=apply_jpeg, check=_check_jpeg):
     """JPEG quality (1-100)."""
 
-    name: ClassVar[str] = "jpeg"
-    function = apply_jpeg
     quality: int
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.quality <= 100:
-            raise ValueError(f"JPEG quality must be in 1..100, got {self.quality}")
 
     @classmethod
     def sample(cls, rng: np.random.Generator, quality: Sequence[int] = JPEG_QUALITY) -> JpegParams:
@@ -291,17 +345,11 @@ class JpegParams(ArtefactParams):
 
 
 @dataclass(frozen=True)
-class BlurParams(ArtefactParams):
+class BlurParams(ArtefactParams, function=apply_blur, check=_check_blur):
     """Gaussian blur kernel size and the sigma used (OpenCV's default for that kernel)."""
 
-    name: ClassVar[str] = "blur"
-    function = apply_blur
     kernel_size: int
     sigma: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
-            raise ValueError(f"blur kernel size must be odd and positive, got {self.kernel_size}")
 
     @classmethod
     def sample(cls, rng: np.random.Generator, kernels: Sequence[int] = BLUR_KERNELS) -> BlurParams:
@@ -312,43 +360,28 @@ class BlurParams(ArtefactParams):
 
 
 @dataclass(frozen=True)
-class ResizeParams(ArtefactParams):
+class ResizeParams(ArtefactParams, function=apply_resize, check=_check_resize):
     """Downscale-upscale factor and the interpolations used each way."""
 
-    name: ClassVar[str] = "resize"
-    function = apply_resize
     factor: float
     down: str = "area"
     up: str = "linear"
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.factor <= 1.0:
-            raise ValueError(f"resize factor must be in (0, 1], got {self.factor}")
-        if self.down not in _INTERP or self.up not in _INTERP:
-            raise ValueError(f"interpolation must be one of {sorted(_INTERP)}")
 
     @classmethod
     def sample(
         cls, rng: np.random.Generator, factor: Sequence[float] = RESIZE_FACTOR
     ) -> ResizeParams:
-        lo, hi = _range(factor, "resize factor")
-        f = round(float(rng.uniform(lo, hi)), 4)
+        f = _uniform(rng, factor, "resize factor")
         down = ("area", "linear")[int(rng.integers(2))]
         up = ("linear", "cubic")[int(rng.integers(2))]
         return cls(f, down, up)
 
 
 @dataclass(frozen=True)
-class ColorShiftParams(ArtefactParams):
+class ColorShiftParams(ArtefactParams, function=apply_color_shift, check=_check_color_shift):
     """Per-channel offsets ``(dR, dG, dB)`` on 0-255."""
 
-    name: ClassVar[str] = "color_shift"
-    function = apply_color_shift
     shifts: tuple[int, int, int]
-
-    def __post_init__(self) -> None:
-        if len(self.shifts) != 3 or any(abs(s) > 255 for s in self.shifts):
-            raise ValueError(f"expected three shifts in -255..255, got {self.shifts!r}")
 
     @classmethod
     def sample(cls, rng: np.random.Generator, max_shift: int = COLOR_SHIFT) -> ColorShiftParams:
@@ -359,48 +392,32 @@ class ColorShiftParams(ArtefactParams):
 
 
 @dataclass(frozen=True)
-class NoiseParams(ArtefactParams):
+class NoiseParams(ArtefactParams, function=apply_noise, check=_check_noise):
     """Gaussian noise std (on 0-255) and the seed of the noise itself."""
 
-    name: ClassVar[str] = "noise"
-    function = apply_noise
     sigma: float
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.sigma < 0:
-            raise ValueError(f"noise sigma must be >= 0, got {self.sigma}")
+    seed: int
 
     @classmethod
     def sample(cls, rng: np.random.Generator, sigma: Sequence[float] = NOISE_SIGMA) -> NoiseParams:
-        lo, hi = _range(sigma, "noise sigma")
-        return cls(round(float(rng.uniform(lo, hi)), 4), int(rng.integers(2**63 - 1)))
+        return cls(_uniform(rng, sigma, "noise sigma"), int(rng.integers(2**63 - 1)))
 
 
 @dataclass(frozen=True)
-class BlockParams(ArtefactParams):
+class BlockParams(ArtefactParams, function=apply_block, check=_check_block):
     """Scale of the 8x8 DCT quantisation tables (see :func:`apply_block`)."""
 
-    name: ClassVar[str] = "block"
-    function = apply_block
     scale: float
-
-    def __post_init__(self) -> None:
-        if not self.scale > 0:
-            raise ValueError(f"block quantisation scale must be > 0, got {self.scale}")
 
     @classmethod
     def sample(cls, rng: np.random.Generator, scale: Sequence[float] = BLOCK_SCALE) -> BlockParams:
-        lo, hi = _range(scale, "block scale")
-        return cls(round(float(rng.uniform(lo, hi)), 4))
+        return cls(_uniform(rng, scale, "block scale"))
 
 
 @dataclass(frozen=True)
-class AugmentParams(ArtefactParams):
+class AugmentParams(ArtefactParams, function=apply_augment, check=_check_augment):
     """Training augmentation: flip and colour-jitter factors (see :func:`apply_augment`)."""
 
-    name: ClassVar[str] = "augment"
-    function = apply_augment
     flip: bool = False
     brightness: float = 1.0
     contrast: float = 1.0

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
@@ -71,8 +71,11 @@ __all__ = [
 SEVERITIES = ("none", "light", "medium", "heavy")
 """Severity levels, mildest first."""
 
+Seed: TypeAlias = np.random.Generator | int
+"""Where a call's randomness comes from: a generator, or an integer seed of a new one."""
 
-def _as_rng(rng: np.random.Generator | int) -> np.random.Generator:
+
+def _as_rng(rng: Seed) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
     if isinstance(rng, int | np.integer) and not isinstance(rng, bool):
@@ -99,29 +102,30 @@ class Step:
         return self.artefact.sample(rng, **self.ranges) if applied else None  # type: ignore[attr-defined]
 
 
-SEVERITY_STEPS: dict[str, tuple[Step, ...]] = {
-    "none": (),
-    "light": (
-        Step(ColorShiftParams, 0.2, {"max_shift": 8}),
-        Step(BlurParams, 0.5, {"kernels": (3,)}),
-        Step(JpegParams, 1.0, {"quality": (70, 90)}),
-    ),
-    "medium": (
-        Step(ColorShiftParams, 0.3, {"max_shift": 12}),
-        Step(BlurParams, 1.0, {"kernels": (3, 5)}),
-        Step(ResizeParams, 1.0, {"factor": (0.7, 0.9)}),
-        Step(BlockParams, 0.1, {"scale": (1.0, 2.0)}),
-        Step(JpegParams, 1.0, {"quality": (50, 70)}),
-    ),
-    "heavy": (
-        Step(ColorShiftParams, 0.3, {"max_shift": 20}),
-        Step(BlurParams, 1.0, {"kernels": (5, 7)}),
-        Step(NoiseParams, 1.0, {"sigma": (5.0, 15.0)}),
-        Step(ResizeParams, 1.0, {"factor": (0.5, 0.7)}),
-        Step(BlockParams, 0.25, {"scale": (2.0, 4.0)}),
-        Step(JpegParams, 1.0, {"quality": (30, 50)}),
-    ),
-}
+# The module docstring's table, transposed: a row per artefact, in the order they are
+# applied; the argument of its ``sample()`` that takes the range; then, for each of
+# SEVERITIES, ``(probability, range)`` or None where that severity leaves it out.
+_SEVERITY_TABLE: tuple[tuple[Any, ...], ...] = (
+    (ColorShiftParams, "max_shift", None, (0.2, 8), (0.3, 12), (0.3, 20)),
+    (BlurParams, "kernels", None, (0.5, (3,)), (1.0, (3, 5)), (1.0, (5, 7))),
+    (NoiseParams, "sigma", None, None, None, (1.0, (5.0, 15.0))),
+    (ResizeParams, "factor", None, None, (1.0, (0.7, 0.9)), (1.0, (0.5, 0.7))),
+    (BlockParams, "scale", None, None, (0.1, (1.0, 2.0)), (0.25, (2.0, 4.0))),
+    (JpegParams, "quality", None, (1.0, (70, 90)), (1.0, (50, 70)), (1.0, (30, 50))),
+)
+
+
+def _steps(severity: str) -> tuple[Step, ...]:
+    column = SEVERITIES.index(severity)
+    steps = []
+    for artefact, argument, *cells in _SEVERITY_TABLE:
+        if cells[column] is not None:
+            probability, ranges = cells[column]
+            steps.append(Step(artefact, probability, {argument: ranges}))
+    return tuple(steps)
+
+
+SEVERITY_STEPS: dict[str, tuple[Step, ...]] = {s: _steps(s) for s in SEVERITIES}
 """What each severity applies, in order (see the module docstring's table)."""
 
 
@@ -131,7 +135,7 @@ def _check_severity(severity: str) -> str:
     return severity
 
 
-def sample_severity(severity: str, rng: np.random.Generator | int) -> list[ArtefactParams]:
+def sample_severity(severity: str, rng: Seed) -> list[ArtefactParams]:
     """Draw the artefacts (and their parameters) one image gets at ``severity``."""
     gen = _as_rng(rng)
     drawn = (step.sample(gen) for step in SEVERITY_STEPS[_check_severity(severity)])
@@ -146,9 +150,7 @@ def apply_params(img: np.ndarray, params: Sequence[ArtefactParams]) -> np.ndarra
     return out.copy() if out is img else out
 
 
-def compress(
-    img: np.ndarray, severity: str, rng: np.random.Generator | int
-) -> tuple[np.ndarray, list[ArtefactParams]]:
+def compress(img: np.ndarray, severity: str, rng: Seed) -> tuple[np.ndarray, list[ArtefactParams]]:
     """Degrade one image at ``severity`` (``none``, ``light``, ``medium``, ``heavy``).
 
     Returns:
@@ -244,12 +246,10 @@ class PreprocessingPipeline:
             f"severity={self.severity!r}, codec_probability={self.codec_probability})"
         )
 
-    def _rng(self, rng: np.random.Generator | int | None) -> np.random.Generator:
+    def _rng(self, rng: Seed | None) -> np.random.Generator:
         return self.rng if rng is None else _as_rng(rng)
 
-    def sample(
-        self, rng: np.random.Generator | int | None = None, *, compression: bool = True
-    ) -> Applied:
+    def sample(self, rng: Seed | None = None, *, compression: bool = True) -> Applied:
         """Draw everything one image will get (augmentation, severity, artefacts)."""
         gen = self._rng(rng)
         aug = AugmentParams.sample(gen) if self.augment else None
@@ -278,20 +278,14 @@ class PreprocessingPipeline:
         return apply_params(img, applied.artefacts)
 
     def preprocess_uint8(
-        self,
-        image: Any,
-        apply_compression: bool = True,
-        rng: np.random.Generator | int | None = None,
+        self, image: Any, apply_compression: bool = True, rng: Seed | None = None
     ) -> np.ndarray:
         """Everything :meth:`preprocess` does except the tensor conversion (``uint8`` RGB SxSx3)."""
         img = check_image(image)  # before anything is drawn
         return self.apply(img, self.sample(rng, compression=apply_compression))
 
     def preprocess(
-        self,
-        image: Any,
-        apply_compression: bool = True,
-        rng: np.random.Generator | int | None = None,
+        self, image: Any, apply_compression: bool = True, rng: Seed | None = None
     ) -> torch.Tensor:
         """One image -> float32 tensor ``(3, S, S)``, RGB in ``[-1, 1]``.
 
@@ -306,7 +300,7 @@ class PreprocessingPipeline:
         self,
         images: Sequence[Any] | np.ndarray,
         apply_compression: bool = True,
-        rng: np.random.Generator | int | None = None,
+        rng: Seed | None = None,
     ) -> torch.Tensor:
         """Images (a list or a ``BxHxWx3`` array) -> float32 ``(B, 3, S, S)`` in ``[-1, 1]``.
 
@@ -325,7 +319,7 @@ class PreprocessingPipeline:
                 raise ValueError(f"image {i}: {exc}") from exc
         return to_tensor(outs)
 
-    def degrade(self, image: Any, rng: np.random.Generator | int | None = None) -> np.ndarray:
+    def degrade(self, image: Any, rng: Seed | None = None) -> np.ndarray:
         """Compression only, at the image's own size: ``uint8`` RGB in, ``uint8`` RGB out.
 
         For training code that does its own resizing, augmentation and tensor conversion;

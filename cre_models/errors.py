@@ -3,9 +3,14 @@
 Every expected failure derives from :class:`CreError`: the worker stores its ``code`` and
 message in a ``failed`` result record; anything else is a bug. The worker adds its own
 (downloads, the model) in :mod:`worker.errors`.
+
+A subclass states its code in its header, ``class NoVideoStreamError(UnsupportedInputError,
+code="no_video")``; one that states none keeps its parent's.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 __all__ = [
     "CreError",
@@ -23,42 +28,35 @@ class CreError(Exception):
 
     code = "error"
 
+    def __init_subclass__(cls, code: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if code is not None:
+            cls.code = code
+
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
 
-class InputError(CreError):
+class InputError(CreError, code="bad_input"):
     """The input itself is unusable (bad path, bad file, over a limit)."""
 
-    code = "bad_input"
 
-
-class UnsupportedInputError(InputError):
+class UnsupportedInputError(InputError, code="unsupported"):
     """Not a video we accept: unknown container, audio only, disallowed protocol."""
 
-    code = "unsupported"
 
-
-class LimitExceededError(InputError):
+class LimitExceededError(InputError, code="limit_exceeded"):
     """Over a configured limit: file size, pixels, duration."""
 
-    code = "limit_exceeded"
 
-
-class NoVideoStreamError(UnsupportedInputError):
+class NoVideoStreamError(UnsupportedInputError, code="no_video"):
     """The container has no video stream, or one with zero frames."""
 
-    code = "no_video"
 
-
-class CorruptVideoError(InputError):
+class CorruptVideoError(InputError, code="corrupt"):
     """The decoder failed on the data."""
 
-    code = "corrupt"
 
-
-class TruncatedVideoError(CorruptVideoError):
+class TruncatedVideoError(CorruptVideoError, code="truncated"):
     """Fewer frames decoded than the container promises: a cut or damaged file."""
-
-    code = "truncated"

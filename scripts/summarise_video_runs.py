@@ -27,6 +27,11 @@ def main() -> None:
         notes = []
         if cfg.get("freeze_blocks", 0) and cfg["rgb_stream"] == "efficientnet_lite0":
             notes.append(f"{cfg['freeze_blocks']} blocks frozen")
+        notes.append(f"{cfg['size']} px")
+        if cfg.get("denoiser"):
+            notes.append(f"denoised input (L1 weight {cfg['recon_weight']:g})")
+        if cfg.get("twin_pairs"):
+            notes.append(f"{cfg['twin_pairs']} twin pairs (weight {cfg['twin_weight']:g})")
         notes.append(f"lr {cfg['lr']:g}, SBI share {cfg['sbi_share']:g}")
         notes.append("domain-balanced" if "ffpp_share" in cfg else "not domain-balanced")
         with (run / "metrics.csv").open() as f:

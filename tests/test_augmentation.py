@@ -263,7 +263,7 @@ def test_bad_parameters_raise_value_error(face: np.ndarray) -> None:
         lambda: art.BlurParams(4),
         lambda: art.ResizeParams(1.5),
         lambda: art.ColorShiftParams((1, 2)),  # type: ignore[arg-type]
-        lambda: art.NoiseParams(-1.0),
+        lambda: art.NoiseParams(-1.0, 0),
         lambda: art.BlockParams(0.0),
         lambda: art.JpegParams.sample(np.random.default_rng(0), quality=(90, 30)),
         lambda: PreprocessingPipeline(image_size=16),

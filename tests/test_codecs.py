@@ -1,4 +1,4 @@
-"""Tests for real-codec round trips, profiles and ``cre degrade`` (cre_models.codecs)."""
+"""Real-codec round trips and profiles (cre_models.codecs); ``cre degrade`` (cre_models.degrade)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from cre_models import codecs as C
+from cre_models import degrade as D
 from tests.conftest import SHARED_DATA, psnr, shared_data_path
 from tests.synth import synth_frames, write_video
 from worker.demo import sample_photo
@@ -169,7 +170,7 @@ def test_degrade_video_keeps_frames_timing_and_audio(tmp_path: Path) -> None:
         tmp_path / "in.mp4", width=320, height=240, seconds=1.0, fps=15, vfr=True, audio=True
     )
     out = tmp_path / "out.mp4"
-    params = C.degrade_video(src, out, "ladder-5", seed=0, preset="ultrafast")
+    params = D.degrade_video(src, out, "ladder-5", seed=0, preset="ultrafast")
     assert params.crf == 40
     w, h, times, audio = _probe(out)
     w0, h0, times0, audio0 = _probe(src)
@@ -188,10 +189,10 @@ def _first_frames(a: Path, b: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def test_degrade_video_social_caps_the_size_and_draws_crf_from_the_seed(tmp_path: Path) -> None:
     src = write_video(tmp_path / "wide.mp4", width=960, height=540, seconds=0.4, fps=10)
-    a = C.degrade_video(
+    a = D.degrade_video(
         src, tmp_path / "a.mkv", "social", seed=1, preset="ultrafast", keep_audio=False
     )
-    b = C.degrade_video(src, tmp_path / "b.mkv", "social", seed=1, preset="ultrafast")
+    b = D.degrade_video(src, tmp_path / "b.mkv", "social", seed=1, preset="ultrafast")
     assert a == b and 28 <= a.crf <= 35
     w, h, times, _ = _probe(tmp_path / "a.mkv")
     assert (w, h) == (720, 406) and len(times) == 4
@@ -207,21 +208,21 @@ def test_degrade_video_handles_odd_sizes(tmp_path: Path) -> None:
         for img in synth_frames(3, 161, 121):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
         container.mux(stream.encode(None))
-    C.degrade_video(src, tmp_path / "odd.mp4", "c40", preset="ultrafast")
+    D.degrade_video(src, tmp_path / "odd.mp4", "c40", preset="ultrafast")
     w, h, times, _ = _probe(tmp_path / "odd.mp4")
     assert (w, h, len(times)) == (160, 120, 3)
 
 
 def test_degrade_video_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown codec profile"):
-        C.degrade_video(tmp_path / "x.mp4", tmp_path / "y.mp4", "nope")
+        D.degrade_video(tmp_path / "x.mp4", tmp_path / "y.mp4", "nope")
     with pytest.raises(ValueError, match="does not exist"):
-        C.degrade_video(tmp_path / "x.mp4", tmp_path / "y.mp4", "social")
+        D.degrade_video(tmp_path / "x.mp4", tmp_path / "y.mp4", "social")
     src = write_video(tmp_path / "in.mp4", seconds=0.2, fps=10)
     with pytest.raises(ValueError, match="differ"):
-        C.degrade_video(src, src, "social")
+        D.degrade_video(src, src, "social")
     with pytest.raises(ValueError, match="crf"):
-        C.degrade_video(src, tmp_path / "y.mp4", "social", crf=99)
+        D.degrade_video(src, tmp_path / "y.mp4", "social", crf=99)
 
 
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -246,7 +247,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_h265_profile_writes_hevc(tmp_path: Path) -> None:
     src = write_video(tmp_path / "in.mp4", width=160, height=120, seconds=0.3, fps=10)
     prof = C.CodecProfile("libx265", (30, 30), "ultrafast", None, "test")
-    C.degrade_video(src, tmp_path / "out.mkv", prof)
+    D.degrade_video(src, tmp_path / "out.mkv", prof)
     with av.open(str(tmp_path / "out.mkv")) as c:
         assert c.streams.video[0].codec_context.name == "hevc"
         assert c.streams.video[0].time_base is not None
@@ -259,11 +260,11 @@ def test_degrade_video_writes_only_complete_files(tmp_path: Path) -> None:
     good = write_video(tmp_path / "in.mp4", width=64, height=48, seconds=0.5, fps=8)
     out = tmp_path / "out" / "copy.mp4"
     out.parent.mkdir()
-    C.degrade_video(good, out, "ladder-5", 0, keep_audio=False)
-    assert out.stat().st_size > 0 and C.longest_side(out) == 64
+    D.degrade_video(good, out, "ladder-5", 0, keep_audio=False)
+    assert out.stat().st_size > 0 and D.longest_side(out) == 64
     assert sorted(p.name for p in out.parent.iterdir()) == ["copy.mp4"]
     empty = write_empty_video(tmp_path / "empty.mp4")
     failed = tmp_path / "out" / "failed.mp4"
     with pytest.raises(ValueError, match="no decodable video frames|no video stream"):
-        C.degrade_video(empty, failed, "ladder-5", 0)
+        D.degrade_video(empty, failed, "ladder-5", 0)
     assert sorted(p.name for p in out.parent.iterdir()) == ["copy.mp4"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,16 @@ def test_the_readme_example_record_comes_from_the_shipped_checkpoint() -> None:
     assert rec["threshold"] == cfg.decision.threshold == rec["options"]["threshold"]
     assert rec["aggregation"] == cfg.decision.aggregation == rec["options"]["aggregation"]
     assert rec["options"]["frames"] == cfg.input.frames_per_video
+
+
+def test_the_shipped_model_card_is_what_the_card_writer_makes_of_its_config() -> None:
+    """Re-rendered from ``config.json`` (and its own evaluation tables), the card is unchanged."""
+    from cre_models.training.card import EvalTable, video_model_card
+
+    card = (default_weights_dir() / "MODEL_CARD.md").read_text()
+    split = (
+        r"(Validation|Test) split \((\d+) clips; [^)]*\):\n\n(.*?)(?=\nTest split|\nConditions:)"
+    )
+    tables = {m[1]: EvalTable(int(m[2]), m[3]) for m in re.finditer(split, card, re.S)}
+    assert set(tables) == {"Validation", "Test"}
+    assert video_model_card(default_weights_dir(), tables["Validation"], tables["Test"]) == card

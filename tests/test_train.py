@@ -103,6 +103,35 @@ def test_cli_arguments_map_to_the_config() -> None:
     assert (d.ce_weight, d.recon_weight) == (1.0, 0.1)
 
 
+def test_both_training_commands_read_a_config_field_the_same_way() -> None:
+    from cre_models.training.cli import _parser as videos_parser
+
+    cfg, _ = config_from_args(
+        ["--data", "x", "--no-pretrained", "--zoom", "0.5", "0.9", "--severities", "light, heavy"]
+    )
+    assert not cfg.pretrained and cfg.zoom == (0.5, 0.9) and cfg.severities == ("light", "heavy")
+    assert config_from_args(["--data", "x", "--keep-gray"])[0].drop_gray is False
+    a = videos_parser().parse_args(["--data", "d", "--labels", "l", "--no-pretrained"])
+    assert a.pretrained is False and a.severities == ("light", "medium", "heavy")
+    a = videos_parser().parse_args(["--data", "d", "--labels", "l", "--severities", "heavy"])
+    assert a.pretrained is True and a.severities == ("heavy",)
+    for given, value in ((["--pretrained", "false"], False), (["--pretrained"], True)):
+        assert (
+            videos_parser().parse_args(["--data", "d", "--labels", "l", *given]).pretrained is value
+        )
+        assert config_from_args(["--data", "x", *given])[0].pretrained is value
+
+
+def test_a_field_without_a_command_line_form_is_refused() -> None:
+    import argparse
+
+    from cre_models.training.images import TrainConfig
+    from cre_models.training.options import add_option
+
+    with pytest.raises(TypeError, match="data"):
+        add_option(argparse.ArgumentParser(), TrainConfig(), "data")  # list[str]
+
+
 def test_layouts_give_labels(tmp_path: Path, dirs: tuple[Path, Path]) -> None:
     items = discover_media(dirs[1])
     assert {i.label for i in items} == {0, 1}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -133,3 +134,107 @@ def test_train_videos_then_eval_videos_fit(clips: tuple[Path, Path], tmp_path: P
 def test_cached_clip_missing_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="not cached"):
         load_cached([Clip("x/nope.mp4", 0, "youtube")], tmp_path, CacheSpec())
+
+
+def test_denoiser_run_ships_a_denoised_input_checkpoint(
+    clips: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from cre_models.training.cli import main as train_main
+    from cre_models.weights import load_checkpoint_config, load_pretrained
+
+    root, labels = clips
+    out = tmp_path / "run"
+    args = ["--data", str(root), "--labels", str(labels), "--split", str(root / "split.json")]
+    tiny = ["--frames", "3", "--steps", "2", "--batch-size", "4", "--eval-every", "2"]
+    tiny += ["--rgb-stream", "seed", "--size", "64", "--threads", "1", "--warmup", "1"]
+    tiny += ["--denoiser", "true", "--denoiser-warmup", "2"]
+    rc = train_main([*args, "--out", str(out), "--cache-dir", str(tmp_path / "cache"), *tiny])
+    assert rc == 0
+    cfg = load_checkpoint_config(out / "checkpoint")
+    assert cfg.training["loop"]["denoiser"] is True
+    model, _ = load_pretrained(out / "checkpoint")
+    assert model.denoiser is not None and model.config.classifier_input == "denoised"
+    p = model.predict_proba(torch.zeros(2, 3, 64, 64))
+    assert p.shape == (2,) and bool(torch.all((p >= 0) & (p <= 1)))
+
+
+def test_draw_pair_clean_is_the_image_before_simulated_degradation() -> None:
+    from cre_models.training.loop import LoopConfig, draw_item, draw_pair
+
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 255, size=(4, 64, 64, 3), dtype=np.uint8)
+    five = np.array([[20, 25], [44, 25], [32, 34], [24, 44], [40, 44]], np.float32)
+    lms = np.tile(five, (4, 1, 1))
+    real = load_cached_like(Clip("real/000.mp4", 0, "youtube"), crops, lms)
+    fake = load_cached_like(Clip("fake/001_002.mp4", 1, "Deepfakes"), crops[::-1].copy(), lms)
+    never = LoopConfig(size=64, margin=0.25, simulate_prob=0.0)
+    always = LoopConfig(size=64, margin=0.25, simulate_prob=1.0, severities=("heavy",))
+    for seed in range(6):
+        img, clean, label, kind = draw_pair([real], [fake], never, np.random.default_rng(seed))
+        assert np.array_equal(img, clean) and img.shape == (64, 64, 3)
+        again = draw_item([real], [fake], never, np.random.default_rng(seed))
+        assert np.array_equal(again[0], img) and again[1:] == (label, kind)
+        img, clean, _, _ = draw_pair([real], [fake], always, np.random.default_rng(seed))
+        assert img.shape == clean.shape and not np.array_equal(img, clean)
+
+
+def load_cached_like(
+    clip: Clip,
+    crops: np.ndarray,
+    landmarks: np.ndarray,
+    version: str = "orig",
+    times: np.ndarray | None = None,
+) -> Any:
+    from cre_models.training.cache import CachedVideo
+
+    t = np.arange(len(crops), dtype=np.float32) if times is None else times
+    return CachedVideo(clip, version, crops, landmarks, t)
+
+
+def test_twins_are_one_moment_of_one_clip_in_both_versions() -> None:
+    from cre_models.training.loop import LoopConfig, draw_twins, twin_index
+
+    rng = np.random.default_rng(0)
+    lms = np.zeros((3, 5, 2), np.float32)
+    clip, lone = Clip("fake/001_002.mp4", 1, "Deepfakes"), Clip("real/000.mp4", 0, "youtube")
+    orig = np.stack([np.full((64, 64, 3), 40 * i, np.uint8) for i in range(3)])
+    deg = orig[::-1].copy()  # the re-encoded copy's crops, times reversed below
+    videos = [
+        load_cached_like(clip, orig, lms, "orig", np.array([0.0, 1.0, 2.0], np.float32)),
+        load_cached_like(clip, deg, lms, "deg", np.array([2.0, 1.0, 0.1], np.float32)),
+        load_cached_like(lone, orig, lms, "orig"),  # no re-encoded version: never a twin
+    ]
+    pairs = twin_index(videos)
+    assert [(a.clip.file, b.version) for a, b in pairs] == [("fake/001_002.mp4", "deg")]
+    cfg = LoopConfig(size=64)
+    for seed in range(8):
+        twin = draw_twins(pairs, cfg, np.random.default_rng(seed))
+        assert twin is not None
+        a, b, label = twin
+        assert label == 1 and a.shape == b.shape == (64, 64, 3)
+        # same moment: same flat grey level in both (jitter reflects a flat image onto itself)
+        assert abs(int(a[32, 32, 0]) - int(b[32, 32, 0])) <= 1
+    far = [(videos[0], load_cached_like(clip, deg, lms, "deg", np.full(3, 9.0, np.float32)))]
+    assert draw_twins(far, cfg, rng) is None
+
+
+def test_twin_training_runs_and_needs_both_versions(tmp_path: Path) -> None:
+    from cre_models.training.loop import LoopConfig, train_loop
+
+    rng = np.random.default_rng(1)
+    lms = np.tile(
+        np.array([[20, 25], [44, 25], [32, 34], [24, 44], [40, 44]], np.float32), (3, 1, 1)
+    )
+    videos = []
+    for clip in (Clip("real/000.mp4", 0, "youtube"), Clip("fake/001_002.mp4", 1, "Deepfakes")):
+        for version in ("orig", "deg"):
+            crops = rng.integers(0, 255, size=(3, 64, 64, 3), dtype=np.uint8)
+            videos.append(load_cached_like(clip, crops, lms, version))
+    tiny = {"rgb_stream": "seed", "pretrained": False, "size": 64, "steps": 2, "warmup": 1}
+    cfg = LoopConfig(
+        out=str(tmp_path / "run"), batch_size=6, eval_every=2, threads=1, twin_pairs=2, **tiny
+    )
+    model, summary = train_loop(cfg, videos, videos)
+    assert summary["best_step"] == 2 and not model.training
+    with pytest.raises(ValueError, match="both versions"):
+        train_loop(cfg, [v for v in videos if v.version == "orig"], [])

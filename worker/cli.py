@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("cre_models.training.images_cli", "train a checkpoint on face images (self-blends)"),
     "train-videos": ("cre_models.training.cli", "train a checkpoint on labelled videos"),
     "eval": ("worker.evaluate", "evaluate a checkpoint (--videos: through the worker's path)"),
-    "degrade": ("cre_models.codecs", "write a compressed copy of a video"),
+    "degrade": ("cre_models.degrade", "write a compressed copy of a video"),
 }
 
 

@@ -17,25 +17,17 @@ __all__ = [
 ]
 
 
-class FetchError(InputError):
+class FetchError(InputError, code="fetch_failed"):
     """A URL could not be fetched and retrying will not help (404, refused address...)."""
 
-    code = "fetch_failed"
 
-
-class TransientFetchError(FetchError):
+class TransientFetchError(FetchError, code="fetch_transient"):
     """A URL could not be fetched but a retry may succeed (timeout, 5xx, reset)."""
 
-    code = "fetch_transient"
 
-
-class FetchTooLargeError(FetchError, LimitExceededError):
+class FetchTooLargeError(FetchError, LimitExceededError, code="limit_exceeded"):
     """A download is larger than ``max_file_bytes`` (by Content-Length or while streaming)."""
 
-    code = "limit_exceeded"
 
-
-class ModelUnavailableError(CreError):
+class ModelUnavailableError(CreError, code="model_unavailable"):
     """The configured checkpoint cannot be loaded (missing, corrupt, wrong architecture)."""
-
-    code = "model_unavailable"

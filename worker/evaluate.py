@@ -64,7 +64,8 @@ def degrade_for(src: Path, condition: str, out: Path, seed: int) -> Path:
         return src
     if out.exists():
         return out
-    from cre_models.codecs import CodecProfile, degrade_video, get_profile, longest_side
+    from cre_models.codecs import CodecProfile, get_profile
+    from cre_models.degrade import degrade_video, longest_side
 
     out.parent.mkdir(parents=True, exist_ok=True)
     if condition == "half-crf35":

@@ -134,7 +134,8 @@ def cache_video(path: Path, spec: CacheSpec, detector: FaceDetector, out: Path) 
 
 def degraded_copy(src: Path, dst: Path, seed: int) -> dict[str, object]:
     """Write the ``deg`` training copy of ``src`` (see the ``TRAIN_DEGRADE_*`` constants)."""
-    from ..codecs import CodecProfile, degrade_video, longest_side
+    from ..codecs import CodecProfile
+    from ..degrade import degrade_video, longest_side
 
     rng = np.random.default_rng(seed)
     scale = float(rng.choice(TRAIN_DEGRADE_SCALES))

@@ -23,6 +23,7 @@ from pathlib import Path
 from ..weights import DecisionSpec, InputSpec, save_pretrained
 from .cache import CacheSpec, build_cache, load_cached
 from .loop import LoopConfig, train_loop
+from .options import add_options
 from .splits import load_split, read_labels, split_file
 
 __all__ = ["main"]
@@ -43,20 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true")
     p.add_argument("--name", default="cre-ffpp")
     p.add_argument("--version", default="0.2.0")
-    d = LoopConfig()
-    for f in dataclasses.fields(LoopConfig):
-        if f.name in ("out", "extra"):
-            continue
-        val = getattr(d, f.name)
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(val, bool):
-            p.add_argument(
-                flag, type=lambda s: s.lower() in ("1", "true", "yes", "on"), default=val
-            )
-        elif isinstance(val, tuple):
-            p.add_argument(flag, type=lambda s: tuple(s.split(",")), default=val)
-        else:
-            p.add_argument(flag, type=type(val), default=val)
+    fields = [f.name for f in dataclasses.fields(LoopConfig) if f.name not in ("out", "extra")]
+    add_options(p, LoopConfig(), fields)
     return p
 
 
@@ -115,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             },
             "machine": f"{platform.machine()}, {platform.python_version()}",
         },
-        include_denoiser=False,
+        include_denoiser=cfg.denoiser,  # a denoised-input classifier needs it at inference
     )
     logger.info("checkpoint written to %s", Path(args.out) / "checkpoint")
     return 0

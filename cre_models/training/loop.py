@@ -36,13 +36,28 @@ import torch.nn.functional as F
 
 from ..conditions import apply_condition
 from ..evaluation.metrics import auc
-from ..model import CompressionResilientNetwork, EmbedderConfig, NetworkConfig, count_parameters
+from ..model import (
+    CompressionResilientNetwork,
+    DenoiserConfig,
+    EmbedderConfig,
+    NetworkConfig,
+    count_parameters,
+)
 from ..transforms import to_tensor
 from .cache import CachedVideo
 from .sbi import make_sbi
 from .splits import identities
 
-__all__ = ["LoopConfig", "draw_item", "train_loop", "score_videos"]
+__all__ = [
+    "LoopConfig",
+    "build_network",
+    "draw_item",
+    "draw_pair",
+    "draw_twins",
+    "twin_index",
+    "train_loop",
+    "score_videos",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -51,19 +66,19 @@ logger = logging.getLogger(__name__)
 class LoopConfig:
     """Training hyper-parameters (saved as ``loop_config.json`` beside the run)."""
 
-    out: str = "runs/videos"
-    rgb_stream: str = "efficientnet_lite0"
-    residual: str = "srm"
-    pretrained: bool = True
-    embedding_dim: int = 512
-    head_hidden: int = 256
-    size: int = 128
-    margin: float = 0.25
-    steps: int = 2000
-    batch_size: int = 32
-    lr: float = 3e-4
+    out: str = "runs/videos"  # run folder: metrics.csv, resume.pt, best_state.pt, checkpoint/
+    rgb_stream: str = "efficientnet_lite0"  # or "seed" (the small CNN of the first recipe)
+    residual: str = "srm"  # noise-residual filter of the second stream ("constrained", ...)
+    pretrained: bool = True  # ImageNet weights for an EfficientNet RGB stream
+    embedding_dim: int = 512  # fused embedding (half from each stream)
+    head_hidden: int = 256  # classifier head's hidden units
+    size: int = 128  # crop side in pixels, the model's input (and the crop cache's)
+    margin: float = 0.25  # crop margin around the face box (the crop cache's)
+    steps: int = 2000  # optimiser steps
+    batch_size: int = 32  # images per step (twin pairs included)
+    lr: float = 3e-4  # peak learning rate (AdamW), after a linear warm-up, cosine decay
     weight_decay: float = 1e-4
-    warmup: int = 100
+    warmup: int = 100  # warm-up steps
     freeze_blocks: int = 6  # EfficientNet stream: stem + this many blocks keep ImageNet weights
     sbi_share: float = 0.5  # of the FF++-domain fakes: self-blended (the rest: labelled)
     ffpp_share: float = 0.75  # items drawn from FF++ clips (the rest: other real clips)
@@ -72,11 +87,25 @@ class LoopConfig:
     eval_every: int = 200
     seed: int = 0
     threads: int = 2
+    denoiser: bool = False  # the classifier reads the denoiser's reconstruction (see below)
+    recon_weight: float = 1.0  # L1 reconstruction weight beside the cross-entropy
+    denoiser_warmup: int = 150  # denoiser-only steps (reconstruction loss) before the joint ones
+    twin_pairs: int = 0  # per batch: the same face as delivered and re-encoded (replace 2 items)
+    twin_weight: float = 1.0  # weight of the squared score difference between the twins
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+DENOISER = DenoiserConfig(latent_dim=256, channels=(32, 64, 128, 256))
+"""The denoiser of ``--denoiser`` runs: half the image recipe's widths, for the CPU."""
+
+
 def build_network(cfg: LoopConfig) -> CompressionResilientNetwork:
-    """The network ``cfg`` describes (ImageNet weights in an EfficientNet RGB stream)."""
+    """The network ``cfg`` describes (ImageNet weights in an EfficientNet RGB stream).
+
+    With ``cfg.denoiser`` the embedder reads the :class:`~cre_models.model.DenoisingAutoencoder`'s
+    reconstruction (``classifier_input="denoised"``), trained on the L1 distance to the crop
+    before the simulated degradation plus the classification loss through it.
+    """
     net = NetworkConfig(
         embedder=EmbedderConfig(
             embedding_dim=cfg.embedding_dim,
@@ -84,8 +113,9 @@ def build_network(cfg: LoopConfig) -> CompressionResilientNetwork:
             rgb_stream=cfg.rgb_stream,
             rgb_pretrained=cfg.pretrained and cfg.rgb_stream == "efficientnet_lite0",
         ),
-        denoiser=None,
+        denoiser=DENOISER if cfg.denoiser else None,
         head_hidden=cfg.head_hidden,
+        classifier_input="denoised" if cfg.denoiser else "input",
     )
     return CompressionResilientNetwork(config=net)
 
@@ -139,7 +169,19 @@ def draw_item(
     cfg: LoopConfig,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, int, str]:
-    """One training image, its label and its kind (``real``, ``sbi``, ``labelled``).
+    """One training image, its label and its kind (``real``, ``sbi``, ``labelled``)."""
+    img, _, label, kind = draw_pair(reals, fakes, cfg, rng)
+    return img, label, kind
+
+
+def draw_pair(
+    reals: Sequence[CachedVideo],
+    fakes: Sequence[CachedVideo],
+    cfg: LoopConfig,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, int, str]:
+    """:func:`draw_item` plus the image before the simulated degradation (the denoiser's
+    target): ``(image, clean, label, kind)``; the two are equal when none was drawn.
 
     The domain (FF++ clips, or the other real clips) is drawn independently of the label,
     so the label never follows from the look of a source: the other clips are all real, and
@@ -162,10 +204,61 @@ def draw_item(
         kind = "sbi"
     elif is_fake:
         kind = "labelled"
-    img = _jitter(img, rng, cfg.size)
+    clean = img = _jitter(img, rng, cfg.size)
     if rng.random() < cfg.simulate_prob:
         img = apply_condition(img, str(rng.choice(list(cfg.severities))), rng)
-    return img, int(is_fake), kind
+    return img, clean, int(is_fake), kind
+
+
+def twin_index(videos: Sequence[CachedVideo]) -> list[tuple[CachedVideo, CachedVideo]]:
+    """Pairs of cached versions of one clip (as delivered, re-encoded), for twin items."""
+    by_clip: dict[str, dict[str, CachedVideo]] = {}
+    for v in videos:
+        if v.n:
+            by_clip.setdefault(v.clip.file, {})[v.version] = v
+    return [(d["orig"], d["deg"]) for d in by_clip.values() if "orig" in d and "deg" in d]
+
+
+def draw_twins(
+    pairs: Sequence[tuple[CachedVideo, CachedVideo]],
+    cfg: LoopConfig,
+    rng: np.random.Generator,
+    max_gap_s: float = 0.25,
+) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """One face at one moment of a clip in two versions: ``(as_delivered, re_encoded, label)``.
+
+    The re-encoded copy's crop nearest in time (within ``max_gap_s``) is its twin; each gets
+    its own jitter. Training the two to the same score asks for what the product promises:
+    a score that follows the face, not the codec. ``None`` when the drawn moment has no twin.
+    """
+    orig, deg = pairs[int(rng.integers(len(pairs)))]
+    k = int(rng.integers(orig.n))
+    gaps = np.abs(deg.times - orig.times[k])
+    j = int(np.argmin(gaps))
+    if gaps[j] > max_gap_s:
+        return None
+    return (
+        _jitter(orig.crops[k], rng, cfg.size),
+        _jitter(deg.crops[j], rng, cfg.size),
+        orig.clip.label,
+    )
+
+
+def _twin_batch(
+    pairs: Sequence[tuple[CachedVideo, CachedVideo]], cfg: LoopConfig, rng: np.random.Generator
+) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
+    a: list[np.ndarray] = []
+    b: list[np.ndarray] = []
+    y: list[int] = []
+    for _ in range(4 * cfg.twin_pairs):  # a few misses (no twin at that moment) are expected
+        if len(y) == cfg.twin_pairs:
+            break
+        twin = draw_twins(pairs, cfg, rng)
+        if twin is not None:
+            a.append(twin[0])
+            b.append(twin[1])
+            y.append(twin[2])
+    return a, b, y
 
 
 @torch.inference_mode()
@@ -253,15 +346,30 @@ def train_loop(
     sums = {"loss": 0.0, "correct": 0.0, "n": 0.0}
     t0 = time.time()
     _set_train(model, cfg)
+    if cfg.denoiser and start == 0:
+        _pretrain_denoiser(model, reals, fakes, cfg)
+    pairs = twin_index(train) if cfg.twin_pairs else []
+    if cfg.twin_pairs and not pairs:
+        raise ValueError("twin_pairs needs clips cached in both versions (orig and deg)")
     for step in range(start, cfg.steps):
         rng = np.random.default_rng([cfg.seed, step])
-        items = [draw_item(reals, fakes, cfg, rng) for _ in range(cfg.batch_size)]
-        x = to_tensor([im for im, _, _ in items], cfg.size)
-        y = torch.tensor([lab for _, lab, _ in items])
+        a, b, ty = _twin_batch(pairs, cfg, rng) if pairs else ([], [], [])
+        n_items = cfg.batch_size - 2 * len(ty)
+        items = [draw_pair(reals, fakes, cfg, rng) for _ in range(n_items)]
+        x = to_tensor([im for im, _, _, _ in items] + a + b, cfg.size)
+        y = torch.tensor([lab for _, _, lab, _ in items] + ty + ty)
         for g in opt.param_groups:
             g["lr"] = _lr(cfg, step)
-        logits = model(x)
-        loss = F.cross_entropy(logits, y)
+        if cfg.denoiser:
+            logits, recon = model(x, return_reconstruction=True)
+            clean = to_tensor([c for _, c, _, _ in items] + a + b, cfg.size)  # twins: as is
+            loss = F.cross_entropy(logits, y) + cfg.recon_weight * F.l1_loss(recon, clean)
+        else:
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+        if ty:
+            p = torch.softmax(logits[n_items:], dim=1)[:, 1]
+            loss = loss + cfg.twin_weight * (p[: len(ty)] - p[len(ty) :]).pow(2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -302,6 +410,35 @@ def train_loop(
         model.load_state_dict(torch.load(out / "best_state.pt", weights_only=True), strict=True)
     model.eval()
     return model, {"best_val_score": best, "best_step": best_step, "train_seconds": seconds}
+
+
+def _pretrain_denoiser(
+    model: CompressionResilientNetwork,
+    reals: Sequence[CachedVideo],
+    fakes: Sequence[CachedVideo],
+    cfg: LoopConfig,
+) -> None:
+    """Train the denoiser alone (L1 to the undegraded crop) for ``cfg.denoiser_warmup`` steps,
+    so the embedder's first joint steps see reconstructions rather than noise."""
+    assert model.denoiser is not None
+    opt = torch.optim.AdamW(model.denoiser.parameters(), lr=1e-3, weight_decay=cfg.weight_decay)
+    model.denoiser.train()
+    t0, total = time.time(), 0.0
+    for step in range(cfg.denoiser_warmup):
+        rng = np.random.default_rng([cfg.seed, step, 1])
+        items = [draw_pair(reals, fakes, cfg, rng) for _ in range(cfg.batch_size)]
+        x = to_tensor([im for im, _, _, _ in items], cfg.size)
+        clean = to_tensor([c for _, c, _, _ in items], cfg.size)
+        loss = F.l1_loss(model.reconstruct(x), clean)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += float(loss.detach())
+        if (step + 1) % 50 == 0:
+            logger.info(
+                "denoiser step %d: L1 %.4f (%.0f s)", step + 1, total / 50, time.time() - t0
+            )
+            total = 0.0
 
 
 def _append_csv(path: Path, row: dict[str, Any]) -> None:

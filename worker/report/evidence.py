@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 __all__ = [
@@ -42,32 +42,38 @@ TRACK_COLOURS = (
 """Colour of track ``k`` is ``TRACK_COLOURS[k % 8]``: timeline lines and frame boxes."""
 
 
+def _within(default: int, lo: int, hi: int | None = None) -> Any:
+    """A :class:`ReportOptions` field whose value must lie in ``[lo, hi]`` (``hi=None``: no top)."""
+    return field(default=default, metadata={"range": (lo, hi)})
+
+
 @dataclass(frozen=True)
 class ReportOptions:
-    """What a page shows and how big it gets."""
+    """What a page shows and how big it gets (each count checked against its range)."""
 
-    top: int = 3
+    top: int = _within(3, 1)
     """Faces pictured per track (highest scores)."""
-    max_tracks: int = 6
+    max_tracks: int = _within(6, 1)
     """Tracks pictured (highest scores); all of them are on the timeline."""
     heatmaps: bool = True
     """Compute Grad-CAM maps (loads the model)."""
-    frame_width: int = 480
+    frame_width: int = _within(480, 16, 4096)
     """Width in pixels of the pictured source frames."""
-    jpeg_quality: int = 80
+    jpeg_quality: int = _within(80, 1, 100)
     """Quality of every inlined JPEG."""
-    thumbnails: int = 4
+    thumbnails: int = _within(4, 0)
     """Frames shown for a record without faces."""
-    blockiness_frames: int = 6
+    blockiness_frames: int = _within(6, 0)
     """Decoded frames the blockiness is measured on, at most."""
 
     def __post_init__(self) -> None:
-        if self.top < 1 or self.max_tracks < 1:
-            raise ValueError("top and max_tracks must be >= 1")
-        if not 16 <= self.frame_width <= 4096:
-            raise ValueError("frame_width must be in [16, 4096]")
-        if not 1 <= self.jpeg_quality <= 100:
-            raise ValueError("jpeg_quality must be in [1, 100]")
+        for f in fields(self):
+            lo, hi = f.metadata.get("range", (None, None))
+            value = getattr(self, f.name)
+            if lo is not None and value < lo:
+                raise ValueError(f"{f.name} must be >= {lo}, got {value}")
+            if hi is not None and value > hi:
+                raise ValueError(f"{f.name} must be <= {hi}, got {value}")
 
 
 @dataclass(frozen=True)
