@@ -219,17 +219,20 @@ class FaceDetector:
         image: np.ndarray,
         region: tuple[float, float, float, float],
         scale: float | None = None,
-        max_fraction: float = 0.5,
+        max_fraction: float = 0.75,
     ) -> list[FaceBox] | None:
         """Faces in a region ``(x0, y0, x1, y1)`` of a frame (frame pixels); largest first.
 
-        At the whole-frame scale (``scale`` ``None``, or more than 2/3 of the scale
-        :meth:`detect` uses), the region is grown outwards to the 32-pixel grid of the
-        detector's copy of the frame and cut from that copy: the network sees the same
-        pixels and anchors there as in a whole-frame pass, only with less context. At a
-        smaller ``scale`` (detector pixels per frame pixel), the region is cut from the
-        frame and downscaled by it: large faces need fewer pixels (their boxes move by a
-        few percent). Boxes come back in frame pixels.
+        At the whole-frame scale (``scale`` ``None``, more than 2/3 of the scale
+        :meth:`detect` uses, or a frame :meth:`detect` does not downscale), the region is
+        grown outwards to the 32-pixel grid of the detector's copy of the frame and cut
+        from that copy: the network sees the same pixels and anchors there as in a
+        whole-frame pass, only with less context. At a smaller ``scale`` (detector pixels
+        per frame pixel), the region is cut from the frame and downscaled by it: large
+        faces need fewer pixels (their boxes move by a few percent). Frames at most
+        ``max_side`` long keep their full resolution: the classifier sees their faces at
+        nearly native pixels, where a box moved by a few pixels changes its scores most.
+        Boxes come back in frame pixels.
 
         Returns:
             The faces, or ``None`` when the region's input would exceed ``max_fraction`` of
@@ -243,7 +246,7 @@ class FaceDetector:
         h, w = image.shape[:2]
         full = min(1.0, self.max_side / max(h, w))
         budget = max_fraction * (w * full) * (h * full)
-        if scale is None or scale > full * SNAP_SCALE:
+        if scale is None or full >= 1.0 or scale > full * SNAP_SCALE:
             sw, sh = (max(1, round(w * full)), max(1, round(h * full))) if full < 1 else (w, h)
             sx, sy = w / sw, h / sh
             m = PAD_MULTIPLE
@@ -255,12 +258,8 @@ class FaceDetector:
                 return None
             # that part of the whole-frame copy: the same pixels when the scale is a whole
             # number (1080p and 720p at 640: 3 and 2), within rounding otherwise
-            fx0, fy0, fx1, fy1 = (
-                round(ax0 * sx),
-                round(ay0 * sy),
-                round(ax1 * sx),
-                round(ay1 * sy),
-            )
+            fx0, fx1 = round(ax0 * sx), round(ax1 * sx)
+            fy0, fy1 = round(ay0 * sy), round(ay1 * sy)
             cut = image[fy0:fy1, fx0:fx1]
             if full < 1:
                 cut = cv2.resize(cut, (ax1 - ax0, ay1 - ay0), interpolation=cv2.INTER_AREA)

@@ -4,11 +4,12 @@ A video's sampled frames mostly show the same faces near the same places. The
 :class:`RoiDetector` runs the detector on the whole frame for the first frame and then
 every ``full_every`` frames; on the frames in between, only on a region around the faces
 of the previous frame (each face's box grown by ``pad`` times its side on every side,
-the union of those), which is a fraction of the pixels
-(:meth:`~cre_models.faces.FaceDetector.detect_region` cuts it from the same downscaled
-copy, on the same anchor grid, so a face found there gets the box a whole-frame pass
-gives it, up to the lost context: mean IoU 0.99 on the shared videos,
-docs/BENCHMARKS.md).
+the union of those), a fraction of the pixels. Small faces are looked for at the
+whole-frame scale, on the same pixels and anchor grid as a whole-frame pass (boxes at IoU
+0.98-1.0 with whole-frame ones on the shared videos); large faces in frames the detector
+downscales anyway, in a region downscaled until the face is about ``face_px`` pixels (IoU
+about 0.95: RetinaFace's boxes depend a little on the scale). See
+:meth:`~cre_models.faces.FaceDetector.detect_region` and docs/BENCHMARKS.md.
 
 It falls back to the whole frame when the region would be large (over ``max_fraction``
 of the frame), when the previous frame had no face, and when the region finds fewer
@@ -43,7 +44,7 @@ class RegionDetector(Protocol):
         image: np.ndarray,
         region: tuple[float, float, float, float],
         scale: float | None = None,
-        max_fraction: float = 0.5,
+        max_fraction: float = 0.75,
     ) -> list[FaceBox] | None: ...
 
 
@@ -95,7 +96,7 @@ class RoiDetector:
         detector: RegionDetector,
         full_every: int = 8,
         pad: float = 1.0,
-        max_fraction: float = 0.5,
+        max_fraction: float = 0.75,
         face_px: float | None = None,
     ) -> None:
         if full_every < 1:

@@ -57,6 +57,18 @@ def test_a_downscaled_region_finds_the_face_in_frame_pixels(detector: FaceDetect
     assert _iou(found, whole) > 0.85
 
 
+def test_a_frame_the_detector_does_not_downscale_keeps_its_resolution_in_a_region(
+    detector: FaceDetector,
+) -> None:
+    frame = _frame(200, 100, size=(640, 480))  # at most max_side: never downscaled
+    (whole,) = detector.detect(frame)
+    region = face_region([whole], 1.0)
+    # the scale is not applied: the same pass as at the whole-frame scale
+    assert detector.detect_region(frame, region, scale=0.3) == detector.detect_region(frame, region)
+    (found,) = detector.detect_region(frame, region) or []
+    assert _iou(found, whole) > 0.97
+
+
 def test_a_region_not_worth_it_or_outside_the_frame_is_none(detector: FaceDetector) -> None:
     frame = _frame(700, 300)
     assert detector.detect_region(frame, (0, 0, 1280, 720)) is None  # the whole frame

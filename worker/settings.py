@@ -104,8 +104,9 @@ class Settings(BaseSettings):
     between only in a region around the previous frame's faces (whole again when that region
     finds fewer faces); 1 = every frame whole"""
     detect_region_face_px: int = Field(80, ge=0)
-    """a region is downscaled so that its smallest face is about this many pixels (never finer
-    than the whole-frame copy); 0 = always the whole-frame copy's scale"""
+    """in frames longer than CRE_DETECT_MAX_SIDE, a region is downscaled so that its smallest face
+    is about this many pixels (never finer than the whole-frame copy); 0 = always the
+    whole-frame copy's scale"""
     min_face_px: int = Field(40, ge=8)
     """smallest face side, in original-frame pixels"""
     max_faces_per_frame: int = Field(4, ge=1)
