@@ -206,6 +206,8 @@ def summarise(per_clip: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Median ratio over the clips, stage seconds summed over them, the largest stage."""
     totals = {k: sum(e[k] for e in per_clip.values()) for k in STAGES}
     return {
+        "stage_medians": {k: statistics.median(e[k] for e in per_clip.values()) for k in STAGES},
+        "largest_in": {k: sum(e["largest"] == k for e in per_clip.values()) for k in STAGES},
         "median_ratio": statistics.median(e["ratio"] for e in per_clip.values()),
         "median_total": statistics.median(e["total"] for e in per_clip.values()),
         "median_floor": statistics.median(e["decode_floor"] for e in per_clip.values()),
@@ -242,7 +244,11 @@ def render(results: dict[str, Any]) -> str:
         f"Stage seconds summed over the clips: decode {totals['decode']:.2f}, detect "
         f"{totals['detect']:.2f}, infer {totals['infer']:.2f}: the largest is "
         f"**{s['largest']}** ({'meets' if largest_ok else 'misses'} target: detection not the "
-        "largest stage)."
+        "largest stage). Median per clip: "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in s["stage_medians"].items())
+        + "; the largest stage of a clip: "
+        + ", ".join(f"{k} in {n}" for k, n in s["largest_in"].items())
+        + "."
     )
     other = [
         "| measure | value | target |",

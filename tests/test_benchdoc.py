@@ -99,4 +99,5 @@ def test_worker_benchmark_picks_480p_and_up_and_reports_the_median_ratio(tmp_pat
     text = render(results)
     assert "over the 3 clips: 1.40** (meets target <= 1.5" in text
     assert "the largest is **detect** (misses target" in text
+    assert "the largest stage of a clip: decode in 3, detect in 0, infer in 0" in text
     assert "`sub/big.mp4`" not in text and "| `a` |" in text
