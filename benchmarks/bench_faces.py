@@ -6,7 +6,10 @@ frames the worker samples from every video in ``videos/`` (``cre_models.sampling
 thread count (1/2) and frames per forward pass (1/4). Detections are compared with the
 hand-checked faces in ``benchmarks/bench_faces_truth.json`` (a detection overlapping a
 listed face by IoU >= 0.4 is that face; any other detection is a false face, except over
-the few boxes listed as undecidable). Prints the tables and rewrites the ``faces`` section
+the few boxes listed as undecidable). The videos are also run through the worker's path,
+:class:`cre_models.roi.RoiDetector` with the worker's defaults (whole frames now and then,
+regions around the known faces between), for its recall, false faces and the IoU of its
+boxes with the whole-frame ones. Prints the tables and rewrites the ``faces`` section
 of ``docs/BENCHMARKS.md``; ``--sheets DIR`` also writes contact sheets (PNG, boxes and
 landmarks drawn) at the chosen defaults, for checking by eye.
 
@@ -41,6 +44,7 @@ from benchmarks.benchdoc import DOC, write_section
 from benchmarks.common import ROOT, measured_on
 from cre_models.faces import FaceBox, FaceDetector
 from cre_models.images import read_image
+from cre_models.roi import RoiDetector, RoiStats
 from cre_models.sampling import sample_frames
 from cre_models.training.data import IMAGE_EXTS
 from cre_models.video import VideoLimits, probe_video
@@ -157,6 +161,40 @@ def score_item(item: Item, faces: list[FaceBox], iou_min: float, s: Score) -> No
             s.false_where.append(f"{item.source}#{item.position}")
 
 
+def worker_roi(detector: FaceDetector) -> RoiDetector:
+    """A :class:`RoiDetector` as the worker builds one for a video (its default settings)."""
+    from worker.settings import Settings
+
+    d = Settings()
+    return RoiDetector(
+        detector, full_every=d.detect_full_every, face_px=d.detect_region_face_px or None
+    )
+
+
+@dataclass
+class WorkerPath:
+    """The worker's path over one video: recall and false faces, IoU with whole frames."""
+
+    score: Score
+    ious: list[float]
+    stats: RoiStats
+
+
+def run_worker_path(
+    detector: FaceDetector, items: list[Item], whole: list[list[FaceBox]], iou_min: float
+) -> WorkerPath:
+    """Detect ``items`` (one video's frames, in order) as the worker does; compare with the
+    whole-frame faces ``whole`` (IoU of each whole-frame box with its best match)."""
+    roi = worker_roi(detector)
+    out = WorkerPath(Score(), [], roi.stats)
+    for item, want in zip(items, whole, strict=True):
+        got = roi.detect(item.image)
+        score_item(item, got, iou_min, out.score)
+        for w in want:
+            out.ious.append(max((iou(w.to_list(), g.to_list()) for g in got), default=0.0))
+    return out
+
+
 def time_detector(
     det: FaceDetector, images: list[np.ndarray], batch: int
 ) -> tuple[float, float, list[list[FaceBox]]]:
@@ -247,6 +285,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     timed: dict[tuple[int, int, int, str], int] = defaultdict(int)
     frames: dict[str, int] = defaultdict(int)
     per_video: dict[tuple[int, float, str], Score] = defaultdict(Score)
+    # the worker's detector (its defaults) on whole frames and on the worker's path
+    deployed = FaceDetector(
+        model=base.model, max_side=int(DEFAULTS["max_side"]), score_threshold=DEFAULTS["threshold"]
+    )
+    worker_path: dict[str, WorkerPath] = {}
+    path_cpu = {"whole": 0.0, "worker": 0.0}
     if args.sheets:
         args.sheets.mkdir(parents=True, exist_ok=True)
 
@@ -258,6 +302,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         frames[kind] += len(items)
         if is_1080p:
             frames["1080p"] += len(items)
+        if kind == "frames":
+            c0 = time.process_time()
+            whole = [deployed.detect(image) for image in images]
+            c1 = time.process_time()
+            worker_path[name] = run_worker_path(deployed, items, whole, iou_min)
+            path_cpu["whole"] += c1 - c0
+            path_cpu["worker"] += time.process_time() - c1
         for side in sides:
             det = detectors[side]
             wall, cpu, found = time_detector(det, images, 1)
@@ -316,6 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         frames,
     )
     body += "\n" + render_per_video(per_video, sides, thresholds)
+    body += "\n" + render_worker_path(worker_path, path_cpu)
     print(body)
     if not args.no_docs:
         write_section(args.docs, SECTION, body, heading=HEADING)
@@ -436,6 +488,52 @@ def render_per_video(
         "Worst video's share of face frames found, per setting: "
         + "; ".join(f"{s}/{t:.1f}: {100 * w:.0f}%" for (s, t), w in worst.items())
         + ".",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_worker_path(paths: dict[str, WorkerPath], cpu: dict[str, float]) -> str:
+    """The worker's path per video: recall, false faces, IoU with whole-frame boxes, passes."""
+    from worker.settings import Settings
+
+    d = Settings()
+    n = sum(len(p.ious) for p in paths.values())
+    ious = [x for p in paths.values() for x in p.ious]
+    found = sum(p.score.found for p in paths.values())
+    with_face = sum(p.score.with_face for p in paths.values())
+    frames = sum(p.stats.full + p.stats.region - p.stats.lost for p in paths.values())
+    lines = [
+        "### The worker's path: whole frames now and then, regions between",
+        "",
+        f"`cre_models.roi.RoiDetector` with the worker's defaults (`CRE_DETECT_FULL_EVERY` "
+        f"{d.detect_full_every}, `CRE_DETECT_REGION_FACE_PX` {d.detect_region_face_px}; side "
+        f"{DEFAULTS['max_side']}, score >= {DEFAULTS['threshold']}) over each video's sampled "
+        "frames in order, against the hand-checked faces and against the same detector on "
+        "whole frames (IoU of each whole-frame box with its best match).",
+        "",
+        "| video | frames with a face | found | false faces | mean IoU with whole frames "
+        "| whole-frame passes | region passes (of them lost) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, p in sorted(paths.items()):
+        mean = f"{np.mean(p.ious):.3f}" if p.ious else "-"
+        lines.append(
+            f"| `{name}` | {p.score.with_face} | {_pct(p.score.found, p.score.with_face)} "
+            f"| {p.score.false} | {mean} | {p.stats.full} | {p.stats.region} ({p.stats.lost}) |"
+        )
+    worst = min(
+        (p.score.found / p.score.with_face for p in paths.values() if p.score.with_face),
+        default=0.0,
+    )
+    lines += [
+        "",
+        f"All videos: a face found in {_pct(found, with_face)} of the frames that show one "
+        f"(worst video {100 * worst:.0f}%), "
+        f"{sum(p.score.false for p in paths.values())} false faces; mean IoU with the "
+        f"whole-frame boxes {np.mean(ious) if ious else float('nan'):.3f} over {n} faces "
+        f"(lowest {min(ious, default=float('nan')):.3f}). Detection CPU: "
+        f"{1000 * cpu['worker'] / max(1, frames):.0f} ms per frame on this path against "
+        f"{1000 * cpu['whole'] / max(1, frames):.0f} on whole frames (one thread).",
     ]
     return "\n".join(lines) + "\n"
 

@@ -40,3 +40,64 @@ def test_a_section_is_a_title_an_intro_a_table_and_a_note() -> None:
     text = section("## T", "intro", "| a | b |", ["| 1 | 2 |"], "note")
     assert text == "## T\n\nintro\n\n| a | b |\n| --- | --- |\n| 1 | 2 |\n\nnote"
     assert section("## T", "i", "| a |", [], align="| ---: |").endswith("| a |\n| ---: |")
+
+
+def test_worker_benchmark_picks_480p_and_up_and_reports_the_median_ratio(tmp_path: Path) -> None:
+    from benchmarks.bench_worker import find_clips, render, summarise
+    from tests.synth import write_video
+
+    write_video(tmp_path / "small.mp4", width=320, height=240, seconds=0.5, fps=10)
+    (tmp_path / "sub").mkdir()
+    write_video(tmp_path / "sub" / "big.mp4", width=640, height=480, seconds=0.5, fps=10)
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    clips, skipped = find_clips(tmp_path)
+    assert [c.label for c in clips] == ["sub/big.mp4"]
+    assert (clips[0].width, clips[0].height) == (640, 480)
+    assert any("small.mp4" in s and "320x240" in s for s in skipped)
+    assert any("broken.mp4" in s for s in skipped)
+
+    def clip(total: float, floor: float, decode: float, detect: float, infer: float) -> dict:
+        return {
+            "total": total,
+            "decode_floor": floor,
+            "ratio": total / floor,
+            "decode": decode,
+            "detect": detect,
+            "infer": infer,
+            "largest": "decode",
+            "frames": 32,
+            "faces": 32,
+            "size": "640x480, 10.0 s",
+        }
+
+    per_clip = {
+        "a": clip(1.2, 1.0, 0.8, 0.3, 0.2),
+        "b": clip(3.0, 1.0, 0.1, 1.5, 0.2),
+        "c": clip(1.4, 1.0, 0.9, 0.3, 0.3),
+    }
+    s = summarise(per_clip)
+    assert s["median_ratio"] == 1.4 and s["largest"] == "detect"
+    results = {
+        "clips": per_clip,
+        "summary": s,
+        "real": True,
+        "skipped": skipped,
+        "date": "2026-01-01",
+        "machine": "m",
+        "load": "0",
+        "load_end": "0",
+        "weights": "w",
+        "input_size": 128,
+        "batch_size": 8,
+        "threads": 2,
+        "detection": "d",
+        "repeats": 3,
+        "crops_per_s": 100.0,
+        "rss_10s": {"rss_mb": 600.0},
+        "rss_3min": {"rss_mb": 600.0},
+    }
+    text = render(results)
+    assert "over the 3 clips: 1.40** (meets target <= 1.5" in text
+    assert "the largest is **detect** (misses target" in text
+    assert "the largest stage of a clip: decode in 3, detect in 0, infer in 0" in text
+    assert "`sub/big.mp4`" not in text and "| `a` |" in text

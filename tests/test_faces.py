@@ -378,16 +378,19 @@ def test_loading_the_weights_leaves_a_process_that_can_fork(tmp_path: Path) -> N
         import torch
         from skimage import data
         torch.set_num_threads(2)
-        import cre_models.weights as w
-        from cre_models.faces import FaceDetector
-        w.load_pretrained(w.default_weights_dir())
-        detector = FaceDetector()
+        import numpy as np
+        from worker.scoring import Scorer
+        from worker.settings import Settings
+        # the checkpoint, its fused inference copy and the detector, as a forking worker
+        scorer = Scorer(Settings(weights="default", torch_threads=2))
+        detector = scorer.detector
         pid = os.fork()
         if pid == 0:
             signal.alarm(30)
             torch.set_num_threads(2)
             faces = detector.detect(data.astronaut())  # one thread
             (torch.ones(1 << 20) * 2).sum()  # two threads, as the classifier runs
+            scorer.predict([np.zeros((128, 128, 3), np.uint8)] * 8)
             os._exit(0 if len(faces) == 1 else 3)
         _, status = os.waitpid(pid, 0)
         print("child status", status)

@@ -144,6 +144,7 @@ def test_job_timeout_in_a_warm_worker_leaves_no_decoder_thread_and_no_open_file(
         "CRE_FRAMES_PER_VIDEO": "24",  # more than the buffer holds: the decoder must wait
         "CRE_FETCH_RETRIES": "0",
         "CRE_DETECT_BATCH": "1",  # one frame per detect(), the call slowed down below
+        "CRE_DETECT_FULL_EVERY": "1",  # every frame through detect(), no regions
     }.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()

@@ -323,18 +323,26 @@ def test_batched_detection_scores_like_one_frame_at_a_time(
             img[50 : 50 + 256, 40 * i : 40 * i + 256] = face
         images.append(img)
     frames = [Frame(i, im) for i, im in enumerate(images)]
-    one = Scorer(tiny_settings.model_copy(update={"detect_batch": 1})).score_frames(frames)
+    whole = tiny_settings.model_copy(update={"detect_full_every": 1})  # every frame whole
+    one = Scorer(whole.model_copy(update={"detect_batch": 1})).score_frames(frames)
+    assert one.roi is None
     done: list[int] = []
-    batched_settings = tiny_settings.model_copy(update={"detect_batch": 3})
+    batched_settings = whole.model_copy(update={"detect_batch": 3})
     batched = Scorer(batched_settings).score_frames(frames, on_frame=done.append)
     assert done == [3, 6, 7]
+    # the default: whole frames now and then, regions around the faces in between
+    regions = Scorer(tiny_settings.model_copy(update={"detect_full_every": 8}))
+    followed = regions.score_frames(frames)
+    assert followed.roi is not None and followed.roi.region > 0
     assert [len(f.boxes) for f in one.frames] == [1, 1, 1, 0, 1, 1, 1]
-    assert [len(f.boxes) for f in batched.frames] == [len(f.boxes) for f in one.frames]
+    for other, px in ((batched, 0.2), (followed, 0.1 * 256)):
+        assert [len(f.boxes) for f in other.frames] == [len(f.boxes) for f in one.frames]
+        for a, b in zip(one.frames, other.frames, strict=True):
+            assert a.index == b.index
+            np.testing.assert_allclose(
+                [x.to_list() for x in a.boxes], [x.to_list() for x in b.boxes], atol=px
+            )
     for a, b in zip(one.frames, batched.frames, strict=True):
-        assert a.index == b.index
-        np.testing.assert_allclose(
-            [x.to_list() for x in a.boxes], [x.to_list() for x in b.boxes], atol=0.2
-        )
         np.testing.assert_allclose(a.scores, b.scores, atol=1e-3)
 
 

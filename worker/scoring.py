@@ -33,6 +33,8 @@ import numpy as np
 from cre_models.aggregate import check_strategy
 from cre_models.evaluation.metrics import Platt
 from cre_models.faces import FaceBox, FaceDetector
+from cre_models.inference import optimise_for_inference, torch_threads
+from cre_models.roi import RoiDetector, RoiStats
 from cre_models.sampling import timed
 from cre_models.transforms import FaceTransform
 from worker.errors import ModelUnavailableError
@@ -89,6 +91,8 @@ class ScoredFrames:
     decode_s: float = 0.0
     detect_s: float = 0.0
     infer_s: float = 0.0
+    roi: RoiStats | None = None
+    """Whole-frame and region detector passes (``None``: whole frames in batches)."""
 
     @property
     def frame_scores(self) -> list[float]:
@@ -165,9 +169,9 @@ class Scorer:
             logger.info(
                 "loaded %s v%s in %.2f s", config.name, config.version, time.perf_counter() - t0
             )
-        self.model = model.eval()
-        self.config = config
         self.device = torch.device(settings.device)
+        self.model = model
+        self.config = config
         self.batch_size = settings.batch_size
         self.transform = FaceTransform.from_spec(config.input)
         self.frames_per_video = settings.frames_per_video or config.input.frames_per_video
@@ -189,6 +193,26 @@ class Scorer:
             threads=settings.detect_threads,
         )
         self.detect_batch_size = settings.detect_batch
+        self.detect_full_every = settings.detect_full_every
+        self.region_face_px = settings.detect_region_face_px or None
+
+    @property
+    def model(self) -> Any:
+        """The network (eval mode); inference runs a fused copy of it (:attr:`fast_model`)."""
+        return self._model
+
+    @model.setter
+    def model(self, model: Any) -> None:
+        import torch
+
+        self._model = model.eval() if isinstance(model, torch.nn.Module) else model
+        # built here, once: a forking worker's jobs inherit it (built on one thread, so the
+        # parent's OpenMP pool is not started)
+        self.fast_model: Any = (
+            optimise_for_inference(self._model)
+            if isinstance(self._model, torch.nn.Module) and self.device.type == "cpu"
+            else self._model
+        )
 
     @property
     def model_name(self) -> str:
@@ -210,18 +234,22 @@ class Scorer:
         """Square crops around ``boxes``, as the checkpoint's ``config.json`` says."""
         return [self.transform.crop(image, b) for b in boxes]
 
-    def predict(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        """Probability of "manipulated" for each crop, in batches of ``batch_size``."""
+    def predict(self, crops: Sequence[np.ndarray], threads: int = 0) -> np.ndarray:
+        """Probability of "manipulated" for each crop, in batches of ``batch_size``.
+
+        ``threads``: torch threads for this call (0: the process's setting).
+        """
         global _FORWARD_RAN
         import torch
 
         if not crops:
             return np.zeros(0, dtype=np.float64)
         out: list[torch.Tensor] = []
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(threads):
             for i in range(0, len(crops), self.batch_size):
                 x = self.transform.to_tensor(crops[i : i + self.batch_size]).to(self.device)
-                out.append(self.model.predict_proba(x).float().cpu())
+                x = x.contiguous(memory_format=torch.channels_last)
+                out.append(self.fast_model.predict_proba(x).float().cpu())
         _FORWARD_RAN = True
         return torch.cat(out).numpy().astype(np.float64)
 
@@ -230,20 +258,32 @@ class Scorer:
     ) -> ScoredFrames:
         """Detect, crop and score the faces of every frame.
 
-        Frames are consumed ``detect_batch`` at a time (one detector forward pass; only
-        their crops are kept), and crops are scored as soon as a batch is full, so memory
-        does not grow with the number of frames.
+        Faces are found by a :class:`~cre_models.roi.RoiDetector` (whole frames every
+        ``detect_full_every`` frames, regions around the known faces in between), one
+        frame at a time; with ``detect_full_every`` 1 (or a detector without regions),
+        whole frames ``detect_batch`` at a time (one detector forward pass). Only the crops
+        are kept, and they are scored as soon as ``batch_size`` are waiting, so memory does
+        not grow with the number of frames. The model leaves a core to the decoder thread
+        (one torch thread fewer than the process's, at least one): on two cores, a second
+        torch thread next to a busy core stalls in OpenMP's barriers (docs/BENCHMARKS.md),
+        and the last batch, after decoding, is too small to gain much from it.
 
         Args:
-            frames: sampled frames, upright RGB.
+            frames: sampled frames, upright RGB, in time order (one video).
             on_frame: called with the number of frames done after each frame.
         """
+        import torch
+
         result = ScoredFrames(frames=[])
         pending: list[tuple[FrameScore, np.ndarray]] = []
+        roi = self.roi_detector()
+        per_pass = 1 if roi is not None else self.detect_batch_size
+
+        threads = max(1, torch.get_num_threads() - 1)
 
         def flush() -> None:
             t = time.perf_counter()
-            probs = self.predict([c for _, c in pending])
+            probs = self.predict([c for _, c in pending], threads)
             for (fs, _), p in zip(pending, probs, strict=True):
                 fs.scores.append(float(p))
             result.infer_s += time.perf_counter() - t
@@ -252,7 +292,9 @@ class Scorer:
         def detect_chunk(chunk: list[FrameLike]) -> None:
             t1 = time.perf_counter()
             images = [f.image for f in chunk]
-            if len(chunk) == 1:
+            if roi is not None:
+                all_boxes = [roi.detect(images[0])]
+            elif len(chunk) == 1:
                 all_boxes = [self.detect(images[0])]
             else:
                 all_boxes = self.detect_batch(images)
@@ -269,18 +311,28 @@ class Scorer:
         def add_decode_s(seconds: float) -> None:
             result.decode_s += seconds
 
-        # up to detect_batch frames per detector forward pass; only their crops are kept
         chunk: list[FrameLike] = []
         for frame in timed(frames, add_decode_s):
             chunk.append(frame)
-            if len(chunk) >= self.detect_batch_size:
+            if len(chunk) >= per_pass:
                 detect_chunk(chunk)
                 chunk = []
         if chunk:
             detect_chunk(chunk)
         if pending:
             flush()
+        if roi is not None:
+            result.roi = roi.stats
+            logger.debug("face detection: %s", roi.stats)
         return result
+
+    def roi_detector(self) -> RoiDetector | None:
+        """A fresh region-following detector for one video; ``None`` for whole frames."""
+        if self.detect_full_every <= 1 or not hasattr(self.detector, "detect_region"):
+            return None
+        return RoiDetector(
+            self.detector, full_every=self.detect_full_every, face_px=self.region_face_px
+        )
 
     def calibrate(self, score: float) -> float:
         """The checkpoint's calibration (Platt scaling) of a video or track score."""
@@ -311,6 +363,8 @@ def _cache_key(settings: Settings) -> tuple[Any, ...]:
         settings.detect_score_threshold,
         settings.detect_threads,
         settings.detect_batch,
+        settings.detect_full_every,
+        settings.detect_region_face_px,
         settings.min_face_px,
         settings.max_faces_per_frame,
     )

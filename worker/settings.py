@@ -73,8 +73,8 @@ class Settings(BaseSettings):
     """checkpoint folder or registered model name"""
     device: Literal["cpu", "cuda"] = "cpu"
     """torch device"""
-    batch_size: int = Field(16, ge=1)
-    """face crops per forward pass"""
+    batch_size: int = Field(8, ge=1)
+    """face crops per forward pass (scored as soon as this many wait)"""
     torch_threads: int = Field(0, ge=0)
     """torch intra-op threads; 0 = all cores"""
     decode_threads: int = Field(_LIMITS.decode_threads, ge=0)
@@ -97,7 +97,16 @@ class Settings(BaseSettings):
     detect_threads: int = Field(1, ge=0)
     """torch threads during face detection; 0 = as for the model"""
     detect_batch: int = Field(4, ge=1)
-    """sampled frames per detector forward pass"""
+    """sampled frames per detector forward pass when every frame is detected whole
+    (CRE_DETECT_FULL_EVERY=1)"""
+    detect_full_every: int = Field(8, ge=1)
+    """a video's first sampled frame and then every this many are detected whole; the frames in
+    between only in a region around the previous frame's faces (whole again when that region
+    finds fewer faces); 1 = every frame whole"""
+    detect_region_face_px: int = Field(80, ge=0)
+    """in frames longer than CRE_DETECT_MAX_SIDE, a region is downscaled so that its smallest face
+    is about this many pixels (never finer than the whole-frame copy); 0 = always the
+    whole-frame copy's scale"""
     min_face_px: int = Field(40, ge=8)
     """smallest face side, in original-frame pixels"""
     max_faces_per_frame: int = Field(4, ge=1)

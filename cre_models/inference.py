@@ -1,0 +1,83 @@
+"""CPU inference helpers: torch's thread count for a block, and a faster eval-only copy.
+
+:func:`torch_threads` runs a block with a given number of torch intra-op threads and
+restores the previous count. :func:`optimise_for_inference` returns a copy of an eval-mode
+network that gives the same outputs up to float rounding (about 1e-7 on probabilities)
+in roughly half the CPU time at the worker's batch sizes (docs/BENCHMARKS.md): every
+``Conv2d`` followed by a ``BatchNorm2d`` in an ``nn.Sequential`` is fused into one
+convolution, a ``ReLU`` followed by a ``MaxPool2d`` is moved after the pool (the same
+numbers, since max and ReLU commute, on a quarter of the values), and the weights are
+stored channels-last, where oneDNN's convolutions and pooling are fastest.
+
+Both work under one torch thread (:func:`torch_threads`), so that preparing a model in a
+forking worker's parent never starts torch's OpenMP pool (see ``worker/scoring.py``).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import torch
+from torch import nn
+
+__all__ = ["torch_threads", "channels_last", "optimise_for_inference"]
+
+M = TypeVar("M", bound=nn.Module)
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads (0: leave the count alone)."""
+    previous = torch.get_num_threads()
+    switch = n > 0 and n != previous
+    if switch:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if switch:
+            torch.set_num_threads(previous)
+
+
+def channels_last(model: M) -> M:
+    """``model`` with its 4-D weights stored channels-last (in place; also returned)."""
+    with torch_threads(1), torch.no_grad():
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return model
+
+
+def _fuse_sequential(seq: nn.Sequential) -> None:
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for i in range(len(seq) - 1):
+        a, b = seq[i], seq[i + 1]
+        if isinstance(a, nn.Conv2d) and isinstance(b, nn.BatchNorm2d):
+            seq[i] = fuse_conv_bn_eval(a, b)
+            seq[i + 1] = nn.Identity()
+    # ReLU -> MaxPool2d (Identity between them allowed) becomes MaxPool2d -> ReLU
+    layers = [m for m in seq if not isinstance(m, nn.Identity)]
+    for i in range(len(layers) - 1):
+        a, b = layers[i], layers[i + 1]
+        if type(a) is nn.ReLU and isinstance(b, nn.MaxPool2d):
+            ia = next(k for k, m in enumerate(seq) if m is a)
+            ib = next(k for k, m in enumerate(seq) if m is b)
+            seq[ia], seq[ib] = b, nn.ReLU(inplace=True)
+
+
+def optimise_for_inference(model: M) -> M:
+    """A fused, channels-last copy of ``model`` for inference (see the module docstring).
+
+    The copy is in eval mode and meant for inference only (its batch norms are folded
+    into the convolutions: training it would not train the original). Feed it
+    channels-last input (``x.contiguous(memory_format=torch.channels_last)``) for the
+    speed; any layout gives the same outputs.
+    """
+    with torch_threads(1), torch.no_grad():
+        fast = copy.deepcopy(model).eval()
+        for module in list(fast.modules()):
+            if isinstance(module, nn.Sequential):
+                _fuse_sequential(module)
+        return channels_last(fast)
