@@ -25,27 +25,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
-from .faces import FaceBox
+from .faces import FaceBox, FaceDetector
 
-__all__ = ["RegionDetector", "RoiStats", "RoiDetector", "face_region"]
-
-
-class RegionDetector(Protocol):
-    """What :class:`RoiDetector` needs (:class:`~cre_models.faces.FaceDetector` is one)."""
-
-    def detect(self, image: np.ndarray) -> list[FaceBox]: ...
-
-    def detect_region(
-        self,
-        image: np.ndarray,
-        region: tuple[float, float, float, float],
-        scale: float | None = None,
-        max_fraction: float = 0.75,
-    ) -> list[FaceBox] | None: ...
+__all__ = ["RoiStats", "RoiDetector", "face_region"]
 
 
 @dataclass
@@ -93,7 +78,7 @@ class RoiDetector:
 
     def __init__(
         self,
-        detector: RegionDetector,
+        detector: FaceDetector,  # or anything with its detect and detect_region
         full_every: int = 8,
         pad: float = 1.0,
         max_fraction: float = 0.75,

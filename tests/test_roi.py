@@ -101,13 +101,7 @@ class ScriptedDetector:
         self.calls.append("full")
         return self._faces(image)
 
-    def detect_region(
-        self,
-        image: np.ndarray,
-        region: tuple[float, float, float, float],
-        scale: float | None = None,
-        max_fraction: float = 0.5,
-    ) -> list[FaceBox] | None:
+    def detect_region(self, image: np.ndarray, *_: object, **__: object) -> list[FaceBox] | None:
         self.calls.append("region")
         return self._faces(image)[:1]  # a region only ever finds the first face
 
