@@ -68,7 +68,10 @@ def test_training_cache_and_worker_give_the_same_tensor(
         detect_max_side=scorer.detector.max_side,
         detect_score_threshold=scorer.detector.score_threshold,
         min_face_px=scorer.detector.min_face_px,
+        detect_full_every=scorer.detect_full_every,
+        detect_region_face_px=scorer.region_face_px or 0,
     )
+    assert spec.detect_full_every > 1  # the region path is what is compared
     out = tmp_path / "c.npz"
     n = cache_video(video, spec, FaceDetector(**_detector_args(scorer)), out)
     assert n == 4
@@ -76,7 +79,10 @@ def test_training_cache_and_worker_give_the_same_tensor(
     # the worker: its sampler, its detector, its crop (what score_video and cre eval run)
     limits = Settings().video_limits()
     frames = list(sample_frames(video, probe_video(video, limits), 4, limits))
-    worker_crops = [scorer.crop(f.image, scorer.detect(f.image)[:1])[0] for f in frames]
+    roi = scorer.roi_detector()
+    assert roi is not None
+    worker_crops = [scorer.crop(f.image, roi.detect(f.image)[:1])[0] for f in frames]
+    assert roi.stats.region > 0
     assert torch.equal(scorer.transform.to_tensor(cached), scorer.transform.to_tensor(worker_crops))
 
 

@@ -74,6 +74,12 @@ class CacheSpec:
     """Smallest face score kept."""
     min_face_px: int = 40
     """Smallest face side, in frame pixels."""
+    detect_full_every: int = 8
+    """Whole-frame detection every this many sampled frames, regions between (the worker's
+    ``CRE_DETECT_FULL_EVERY``; :class:`~cre_models.roi.RoiDetector`); 1 = every frame whole."""
+    detect_region_face_px: int = 80
+    """A region's scale: its smallest face about this many pixels (``CRE_DETECT_REGION_FACE_PX``;
+    0 = the whole-frame copy's scale)."""
 
     def key(self) -> str:
         raw = json.dumps({"format": CACHE_FORMAT, **asdict(self)}, sort_keys=True)
@@ -103,6 +109,7 @@ class CachedVideo:
 
 def cache_video(path: Path, spec: CacheSpec, detector: FaceDetector, out: Path) -> int:
     """Sample, detect and crop one video into ``out`` (``.npz``); return the crops kept."""
+    from ..roi import RoiDetector
     from ..sampling import sample_frames
     from ..video import VideoLimits, probe_video
 
@@ -110,8 +117,11 @@ def cache_video(path: Path, spec: CacheSpec, detector: FaceDetector, out: Path) 
     info = probe_video(path, limits)
     transform = spec.transform()
     crops, lms, times, scores = [], [], [], []
+    roi = RoiDetector(
+        detector, full_every=spec.detect_full_every, face_px=spec.detect_region_face_px or None
+    )
     for frame in sample_frames(path, info, spec.frames, limits):
-        boxes = detector.detect(frame.image)
+        boxes = roi.detect(frame.image)  # the worker's detection path, frame after frame
         if not boxes:
             continue
         crop, lm = transform.crop_with_landmarks(frame.image, boxes[0])
