@@ -247,7 +247,7 @@ class FaceDetector:
         full = min(1.0, self.max_side / max(h, w))
         budget = max_fraction * (w * full) * (h * full)
         if scale is None or full >= 1.0 or scale > full * SNAP_SCALE:
-            sw, sh = (max(1, round(w * full)), max(1, round(h * full))) if full < 1 else (w, h)
+            sw, sh = self._copy_size(h, w)
             sx, sy = w / sw, h / sh
             m = PAD_MULTIPLE
             ax0 = max(0, math.floor(region[0] / sx / m) * m)
@@ -294,11 +294,16 @@ class FaceDetector:
     def scaled(self, image: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
         """The detector's copy of a frame (longest side at most ``max_side``) and ``(sx, sy)``."""
         h, w = image.shape[:2]
-        s = min(1.0, self.max_side / max(h, w))
-        if s < 1.0:
-            nw, nh = max(1, round(w * s)), max(1, round(h * s))
+        nw, nh = self._copy_size(h, w)
+        if (nw, nh) != (w, h):
             image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
-        return image, (w / image.shape[1], h / image.shape[0])
+        return image, (w / nw, h / nh)
+
+    def _copy_size(self, h: int, w: int) -> tuple[int, int]:
+        """``(width, height)`` of the detector's copy of an ``h x w`` frame (:meth:`scaled`;
+        :meth:`detect_region` cuts its regions on the same grid)."""
+        s = min(1.0, self.max_side / max(h, w))
+        return (max(1, round(w * s)), max(1, round(h * s))) if s < 1.0 else (w, h)
 
     def _prepare(
         self, images: Sequence[np.ndarray]

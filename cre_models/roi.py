@@ -72,8 +72,8 @@ class RoiDetector:
         max_fraction: a region larger than this share of the frame is not worth it: the
             whole frame is detected instead.
         face_px: the region is downscaled so that the smallest previous face is about this
-            many pixels (never more than a whole-frame pass would); ``None``: the
-            whole-frame scale.
+            many pixels (never more than a whole-frame pass would); ``None`` or 0 (as
+            ``CRE_DETECT_REGION_FACE_PX`` says it): the whole-frame scale.
     """
 
     def __init__(
@@ -103,7 +103,7 @@ class RoiDetector:
         if self._previous and self._since_full < self.full_every:
             region = face_region(self._previous, self.pad)
             scale = None
-            if self.face_px is not None:
+            if self.face_px:
                 scale = self.face_px / min(max(f.width, f.height) for f in self._previous)
             faces = self.detector.detect_region(image, region, scale, self.max_fraction)
             if faces is not None:

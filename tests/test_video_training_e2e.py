@@ -69,7 +69,7 @@ def test_training_cache_and_worker_give_the_same_tensor(
         detect_score_threshold=scorer.detector.score_threshold,
         min_face_px=scorer.detector.min_face_px,
         detect_full_every=scorer.detect_full_every,
-        detect_region_face_px=scorer.region_face_px or 0,
+        detect_region_face_px=scorer.region_face_px,
     )
     assert spec.detect_full_every > 1  # the region path is what is compared
     out = tmp_path / "c.npz"

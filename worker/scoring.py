@@ -194,7 +194,7 @@ class Scorer:
         )
         self.detect_batch_size = settings.detect_batch
         self.detect_full_every = settings.detect_full_every
-        self.region_face_px = settings.detect_region_face_px or None
+        self.region_face_px = settings.detect_region_face_px
 
     @property
     def model(self) -> Any:

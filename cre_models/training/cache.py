@@ -118,7 +118,7 @@ def cache_video(path: Path, spec: CacheSpec, detector: FaceDetector, out: Path) 
     transform = spec.transform()
     crops, lms, times, scores = [], [], [], []
     roi = RoiDetector(
-        detector, full_every=spec.detect_full_every, face_px=spec.detect_region_face_px or None
+        detector, full_every=spec.detect_full_every, face_px=spec.detect_region_face_px
     )
     for frame in sample_frames(path, info, spec.frames, limits):
         boxes = roi.detect(frame.image)  # the worker's detection path, frame after frame
