@@ -67,6 +67,24 @@ def test_committed_split_matches_the_rule() -> None:
     assert load_split() == committed["clips"]
 
 
+def test_degraded_versions_are_named_and_seeded_apart() -> None:
+    from cre_models.training.cache import _check_version, _deg_seed, degraded_versions
+
+    assert degraded_versions(0) == ()
+    assert degraded_versions(3) == ("deg", "deg2", "deg3")
+    with pytest.raises(ValueError):
+        degraded_versions(-1)
+    for ok in degraded_versions(4):
+        _check_version(ok)
+    for bad in ("orig2", "deg1", "deg0", "degx", "de", "deg-2"):
+        with pytest.raises(ValueError, match="unknown version"):
+            _check_version(bad)
+    clip = Clip("a/000.mp4", 0, "youtube")
+    seeds = {_deg_seed(0, clip, v) for v in degraded_versions(3)}
+    assert len(seeds) == 3  # each copy is its own draw
+    assert _deg_seed(0, clip, "deg") == _deg_seed(0, clip, "deg")
+
+
 def test_read_labels_rejects_bad_files(tmp_path: Path) -> None:
     bad = tmp_path / "l.tsv"
     bad.write_text("file\tlabel\nx.mp4\tmaybe\n")

@@ -106,12 +106,23 @@ def test_train_videos_then_eval_videos_fit(clips: tuple[Path, Path], tmp_path: P
     args = ["--data", str(root), "--labels", str(labels), "--split", str(split)]
     tiny = ["--frames", "3", "--steps", "2", "--batch-size", "4", "--eval-every", "1"]
     tiny += ["--rgb-stream", "seed", "--size", "64", "--threads", "1", "--warmup", "1"]
-    rc = train_main([*args, "--out", str(out), "--cache-dir", str(tmp_path / "cache"), *tiny])
+    cache = tmp_path / "cache"
+    with pytest.raises(SystemExit, match="deg-copies"):
+        train_main(
+            [*args, "--out", str(out), "--cache-dir", str(cache), *tiny, "--deg-copies", "0"]
+        )
+    rc = train_main(
+        [*args, "--out", str(out), "--cache-dir", str(cache), *tiny, "--deg-copies", "2"]
+    )
     assert rc == 0
     ckpt = out / "checkpoint"
     cfg = load_checkpoint_config(ckpt)
     assert cfg.input.size == 64 and cfg.input.crop_margin == 0.25
     assert cfg.training["provenance"]["train_clips"] == 2
+    assert cfg.training["provenance"]["reencoded_copies"] == 2
+    # two re-encoded copies of each training clip, one of each validation clip
+    copies = sorted(p.name.split(".mp4.")[1] for p in (cache / "videos").iterdir())
+    assert copies == ["deg.mp4"] * 4 + ["deg2.mp4"] * 2
     rows = (out / "metrics.csv").read_text().splitlines()
     assert len(rows) == 3 and "val_auc_orig" in rows[0]
     # the test split is refused for fitting; validation is used

@@ -11,6 +11,8 @@ manipulated one, and a second face would carry the wrong label.
 Versions: ``orig`` is the file as delivered; ``deg`` is a re-encoded copy drawn per video
 (H.264 at a random CRF, often downscaled first: the ``TRAIN_DEGRADE_*`` constants), so
 training sees the real codec's artefacts at the frame level, not only simulated ones.
+``deg2``, ``deg3``, ... are further copies, each drawn with its own seed
+(:func:`degraded_versions`), so one clip is seen at several sizes and qualities.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ __all__ = [
     "CachedVideo",
     "degraded_copy",
     "deg_path",
+    "degraded_versions",
     "cache_video",
     "build_cache",
     "load_cached",
@@ -160,9 +163,28 @@ def degraded_copy(src: Path, dst: Path, seed: int) -> dict[str, object]:
     return params.to_dict()
 
 
-def deg_path(cache_dir: Path, clip: Clip) -> Path:
-    """Where the re-encoded training copy of ``clip`` is kept."""
-    return cache_dir / "videos" / (clip.file.replace("/", "__") + ".deg.mp4")
+def degraded_versions(copies: int) -> tuple[str, ...]:
+    """Names of ``copies`` re-encoded versions: ``deg``, ``deg2``, ``deg3``, ..."""
+    if copies < 0:
+        raise ValueError(f"copies must be >= 0, not {copies}")
+    return tuple("deg" if i == 1 else f"deg{i}" for i in range(1, copies + 1))
+
+
+def deg_path(cache_dir: Path, clip: Clip, version: str = "deg") -> Path:
+    """Where the re-encoded training copy ``version`` of ``clip`` is kept."""
+    return cache_dir / "videos" / (clip.file.replace("/", "__") + f".{version}.mp4")
+
+
+def _check_version(version: str) -> None:
+    tail = version[3:]
+    if not version.startswith("deg") or (tail and not (tail.isdigit() and int(tail) >= 2)):
+        raise ValueError(f"unknown version {version!r}: orig, deg, deg2, deg3, ...")
+
+
+def _deg_seed(seed: int, clip: Clip, version: str) -> int:
+    """The draw of one re-encoded copy (``deg`` keeps the seed of the first caches)."""
+    tag = f"{seed}:{clip.file}" if version == "deg" else f"{seed}:{clip.file}:{version}"
+    return int(hashlib.sha256(tag.encode()).hexdigest()[:8], 16)
 
 
 def build_cache(
@@ -196,12 +218,12 @@ def build_cache(
             continue
         t0 = time.perf_counter()
         path = src
-        if version == "deg":
-            path = deg_path(cache_dir, clip)
+        if version != "orig":
+            _check_version(version)
+            path = deg_path(cache_dir, clip, version)
             if not path.exists():
-                seed_i = int(hashlib.sha256(f"{seed}:{clip.file}".encode()).hexdigest()[:8], 16)
-                params = degraded_copy(src, path, seed_i)
-                logger.info("%s: degraded copy %s", clip.file, params)
+                params = degraded_copy(src, path, _deg_seed(seed, clip, version))
+                logger.info("%s: degraded copy %s %s", clip.file, version, params)
         try:
             n = cache_video(path, spec, detector, out)
         except Exception as e:  # a clip that cannot be read is reported, not silently skipped

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..weights import DecisionSpec, InputSpec, save_pretrained
-from .cache import CacheSpec, build_cache, load_cached
+from .cache import CacheSpec, build_cache, degraded_versions, load_cached
 from .loop import LoopConfig, train_loop
 from .options import add_options
 from .splits import load_split, read_labels, split_file
@@ -41,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-only", action="store_true", help="build the crop cache and stop")
     p.add_argument("--frames", type=int, default=32, help="frames sampled per training video")
     p.add_argument("--align", action="store_true", help="eye-levelled crops")
+    p.add_argument(
+        "--deg-copies",
+        type=int,
+        default=1,
+        help="re-encoded copies per training clip (validation always scores orig + deg)",
+    )
     p.add_argument("--resume", action="store_true")
     p.add_argument("--name", default="cre-ffpp")
     p.add_argument("--version", default="0.2.0")
@@ -64,7 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     val = [c for c in clips if split[c.file] == "validation"]
     spec = CacheSpec(size=args.size, margin=args.margin, align=args.align, frames=args.frames)
     cache = Path(args.cache_dir)
-    build_cache(train + val, data, cache, spec, versions=("orig", "deg"))
+    if args.deg_copies < 1:
+        raise SystemExit(f"--deg-copies must be >= 1, not {args.deg_copies}")
+    train_versions = ("orig", *degraded_versions(args.deg_copies))
+    build_cache(train, data, cache, spec, versions=train_versions)
+    build_cache(val, data, cache, spec, versions=("orig", "deg"))
     if args.cache_only:
         return 0
     cfg = LoopConfig(
@@ -75,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if f.name not in ("out", "extra")
         },
     )
-    train_v = load_cached(train, cache, spec, ("orig", "deg"))
+    train_v = load_cached(train, cache, spec, train_versions)
     val_v = load_cached(val, cache, spec, ("orig", "deg"))
     model, summary = train_loop(cfg, train_v, val_v, resume=args.resume)
     n_real = sum(1 for c in train if c.label == 0)
@@ -100,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "validation_clips": len(val),
                 "crops": sum(v.n for v in train_v),
                 "frames_per_video": args.frames,
+                "reencoded_copies": args.deg_copies,
                 "cache_spec": dataclasses.asdict(spec),
             },
             "machine": f"{platform.machine()}, {platform.python_version()}",
