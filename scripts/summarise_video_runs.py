@@ -28,6 +28,11 @@ def main() -> None:
         if cfg.get("freeze_blocks", 0) and cfg["rgb_stream"] == "efficientnet_lite0":
             notes.append(f"{cfg['freeze_blocks']} blocks frozen")
         notes.append(f"{cfg['size']} px")
+        data = cfg.get("extra", {})
+        if data.get("frames", 32) != 32 or data.get("deg_copies", 1) != 1:
+            notes.append(
+                f"{data.get('frames', 32)} frames, {data.get('deg_copies', 1)} re-encoded copies"
+            )
         if cfg.get("denoiser"):
             notes.append(f"denoised input (L1 weight {cfg['recon_weight']:g})")
         if cfg.get("twin_pairs"):
