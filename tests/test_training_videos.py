@@ -106,6 +106,30 @@ def test_metrics_match_hand_computed_values() -> None:
     assert expected_calibration_error([0, 0], [0.95, 0.95]) == pytest.approx(0.95)
 
 
+def test_auc_interval_brackets_the_auc_and_narrows_with_more_videos() -> None:
+    from cre_models.evaluation.metrics import auc_interval
+
+    rng = np.random.default_rng(1)
+
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = np.repeat([0, 1], n)
+        return y, rng.normal(y * 1.0, 1.0)  # a real separation, not a perfect one
+
+    y, s = draw(12)
+    lo, hi = auc_interval(y, s)
+    assert lo < auc(y, s) < hi
+    assert auc_interval(y, s) == (lo, hi)  # seeded
+    y2, s2 = draw(400)
+    lo2, hi2 = auc_interval(y2, s2, n_boot=400)
+    assert hi2 - lo2 < (hi - lo) / 2  # 33x the videos: a much narrower interval
+    assert lo2 < auc(y2, s2) < hi2
+    # perfect separation: every resample is perfect too
+    assert auc_interval([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == (1.0, 1.0)
+    assert all(np.isnan(auc_interval([1, 1], [0.2, 0.3])))
+    with pytest.raises(ValueError, match="level"):
+        auc_interval(y, s, level=1.5)
+
+
 def test_platt_fixes_an_overconfident_score() -> None:
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 400)

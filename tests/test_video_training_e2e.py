@@ -141,6 +141,9 @@ def test_train_videos_then_eval_videos_fit(clips: tuple[Path, Path], tmp_path: P
     assert set(metrics["table"]) == {"as-delivered", "half-crf35"}
     assert metrics["table"]["as-delivered"]["all"]["n"] == 2
     assert "drift" in metrics["table"]["half-crf35"]["all"]
+    a = metrics["table"]["as-delivered"]["all"]
+    assert a["auc_lo"] <= a["auc"] <= a["auc_hi"]
+    assert "video AUC [95% CI]" in (tmp_path / "e1" / "report.md").read_text()
     assert (tmp_path / "e1" / "roc_reliability.png").stat().st_size > 1000
     recs = (tmp_path / "e1" / "records.jsonl").read_text().splitlines()
     assert len(recs) == 4

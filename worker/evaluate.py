@@ -38,6 +38,7 @@ from cre_models.aggregate import STRATEGIES, aggregate
 from cre_models.evaluation.metrics import (
     Platt,
     auc,
+    auc_interval,
     balanced_accuracy,
     choose_threshold,
     expected_calibration_error,
@@ -131,6 +132,7 @@ def _metrics(
     out = {
         "n": float(len(rows)),
         "auc": auc(y, s),
+        **dict(zip(("auc_lo", "auc_hi"), auc_interval(y, s), strict=True)),
         "balanced_accuracy": balanced_accuracy(y, s, threshold),
         "logloss": logloss(y, s),
         "ece": expected_calibration_error(y, s),
@@ -182,15 +184,20 @@ def format_report(table: dict[str, dict[str, dict[str, float]]], threshold: floa
     def f(x: float) -> str:
         return "-" if x != x else f"{x:.3f}"
 
+    def ci(a: dict[str, float]) -> str:  # tables written before the interval have none
+        lo, hi = a.get("auc_lo", float("nan")), a.get("auc_hi", float("nan"))
+        return "" if lo != lo else f" [{lo:.2f}, {hi:.2f}]"
+
     lines = [
-        f"| condition | videos | unscored | video AUC | balanced acc. @ {threshold:.3f} "
+        f"| condition | videos | unscored | video AUC [95% CI] "
+        f"| balanced acc. @ {threshold:.3f} "
         "| log-loss | ECE | mean abs. drift |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for cond, t in table.items():
         a = t["all"]
         lines.append(
-            f"| {cond} | {int(a['n'])} | {int(a.get('unscored', 0))} | {f(a['auc'])} "
+            f"| {cond} | {int(a['n'])} | {int(a.get('unscored', 0))} | {f(a['auc'])}{ci(a)} "
             f"| {f(a['balanced_accuracy'])} | {f(a['logloss'])} | {f(a['ece'])} "
             f"| {f(a.get('drift', float('nan')))} |"
         )

@@ -142,6 +142,10 @@ def write_model_card(
     (directory / "MODEL_CARD.md").write_text("\n".join(lines))
 
 
+def _copies(n: int) -> str:
+    return "one re-encoded copy" if n == 1 else f"{n} re-encoded copies"
+
+
 def video_model_card(checkpoint: Path, validation: EvalTable, test: EvalTable | None = None) -> str:
     """``MODEL_CARD.md`` of a ``cre train-videos`` checkpoint, every number from its files.
 
@@ -193,7 +197,7 @@ def video_model_card(checkpoint: Path, validation: EvalTable, test: EvalTable | 
         "validation clips of the identity-disjoint split "
         f"`cre_models/training/{tr.get('split', 'ffpp_split.json')}` (no person in two splits); "
         f"{prov.get('crops', '?')} face crops ({prov.get('frames_per_video', '?')} sampled frames "
-        "per clip, as delivered and one re-encoded copy each).",
+        "per clip, as delivered and " + _copies(int(prov.get("reencoded_copies", 1))) + " each).",
         "- Sources: FaceForensics++ c23 clips (real YouTube originals; Deepfakes, Face2Face, "
         "FaceSwap fakes) and real talking-head clips of other people (LivePortrait, SadTalker, "
         "video-retalking repositories), listed with checksums in `shared/data/external/"
