@@ -260,3 +260,63 @@ def test_twin_training_runs_and_needs_both_versions(tmp_path: Path) -> None:
     assert summary["best_step"] == 2 and not model.training
     with pytest.raises(ValueError, match="both versions"):
         train_loop(cfg, [v for v in videos if v.version == "orig"], [])
+
+
+def test_ema_update_is_a_lerp_of_floats_and_a_copy_of_counters() -> None:
+    from cre_models.training.loop import ema_update
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    ema = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    before = {k: v.clone() for k, v in ema.state_dict().items()}
+    model[1].num_batches_tracked += 7
+    ema_update(ema, model, 0.9)
+    for k, v in ema.state_dict().items():
+        m = model.state_dict()[k]
+        want = m if not v.dtype.is_floating_point else 0.9 * before[k] + 0.1 * m
+        assert torch.allclose(v, want), k
+    assert int(ema[1].num_batches_tracked) == 7
+
+
+def test_ema_training_keeps_the_average_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cre_models.training.loop import LoopConfig, train_loop
+
+    rng = np.random.default_rng(2)
+    lms = np.tile(
+        np.array([[20, 25], [44, 25], [32, 34], [24, 44], [40, 44]], np.float32), (3, 1, 1)
+    )
+    videos = [
+        load_cached_like(clip, rng.integers(0, 255, size=(3, 64, 64, 3), dtype=np.uint8), lms)
+        for clip in (Clip("real/000.mp4", 0, "youtube"), Clip("fake/001_002.mp4", 1, "Deepfakes"))
+    ]
+    tiny = {"rgb_stream": "seed", "pretrained": False, "size": 64, "warmup": 1, "threads": 1}
+    run = tmp_path / "run"
+    cfg = LoopConfig(out=str(run), batch_size=4, steps=4, eval_every=2, ema=0.9, **tiny)
+    model, summary = train_loop(cfg, videos, videos)
+    state = torch.load(run / "resume.pt", weights_only=True)
+    assert set(state) >= {"model", "ema"}
+    # the kept weights are the average, not the last raw step
+    kept = torch.load(run / "best_state.pt", weights_only=True)
+    step = summary["best_step"]
+    if step == 4:
+        assert all(torch.equal(kept[k], v) for k, v in state["ema"].items())
+    raw, avg = state["model"], state["ema"]
+    assert any(not torch.equal(raw[k], avg[k]) for k in raw if raw[k].dtype.is_floating_point)
+    # resuming restores the average too (a fresh one would restart from the raw weights)
+    import cre_models.training.loop as loop
+
+    seen: list[dict[str, torch.Tensor]] = []
+    real_update = loop.ema_update
+
+    def spy(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+        if not seen:
+            seen.append({k: v.clone() for k, v in ema.state_dict().items()})
+        real_update(ema, model, decay)
+
+    monkeypatch.setattr(loop, "ema_update", spy)
+    more = LoopConfig(out=str(run), batch_size=4, steps=6, eval_every=2, ema=0.9, **tiny)
+    train_loop(more, videos, videos, resume=True)
+    assert torch.load(run / "resume.pt", weights_only=True)["step"] == 6
+    assert all(torch.equal(seen[0][k], v) for k, v in avg.items())

@@ -12,13 +12,15 @@ self-blended fake is compressed after blending, as a real fake is.
 
 Validation: every validation video's cached crops (both versions) are scored; a video's
 score is the mean of its frames; the checkpoint kept as ``best`` maximises the mean video
-AUC over the two versions. Progress, metrics (``metrics.csv``) and ``resume.pt`` are
-written every ``eval_every`` steps so an interrupted run loses little and ``--resume``
-continues it.
+AUC over the two versions (with ``ema`` set, the moving average of the weights is what is
+validated and kept, see :func:`ema_update`). Progress, metrics (``metrics.csv``) and
+``resume.pt`` are written every ``eval_every`` steps so an interrupted run loses little and
+``--resume`` continues it.
 """
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import logging
@@ -57,6 +59,7 @@ __all__ = [
     "twin_index",
     "train_loop",
     "score_videos",
+    "ema_update",
 ]
 
 logger = logging.getLogger(__name__)
@@ -92,6 +95,7 @@ class LoopConfig:
     denoiser_warmup: int = 150  # denoiser-only steps (reconstruction loss) before the joint ones
     twin_pairs: int = 0  # per batch: the same face as delivered and re-encoded (replace 2 items)
     twin_weight: float = 1.0  # weight of the squared score difference between the twins
+    ema: float = 0.0  # weight moving average's decay (0: off); validated and kept: the average
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -294,6 +298,18 @@ def _validate(
     return row
 
 
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """``ema <- decay * ema + (1 - decay) * model``, parameters and BatchNorm statistics alike
+    (integer buffers such as batch counters are copied). The loop ramps the decay up as
+    ``min(ema, (1 + step) / (10 + step))`` so the first steps do not drag the initial weights."""
+    for e, m in zip(ema.state_dict().values(), model.state_dict().values(), strict=True):
+        if e.dtype.is_floating_point:
+            e.lerp_(m, 1.0 - decay)
+        else:
+            e.copy_(m)
+
+
 def _lr(cfg: LoopConfig, step: int) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
@@ -333,10 +349,13 @@ def train_loop(
         len(val),
     )
     start, best, best_step, seconds = 0, -1.0, -1, 0.0
+    ema = copy.deepcopy(model).eval() if cfg.ema else None
     state_file = out / "resume.pt"
     if resume and state_file.exists():
         state = torch.load(state_file, weights_only=True)
         model.load_state_dict(state["model"], strict=True)
+        if ema is not None:
+            ema.load_state_dict(state["ema"], strict=True)
         opt.load_state_dict(state["optimizer"])
         start, best, best_step = int(state["step"]), float(state["best"]), int(state["best_step"])
         seconds = float(state["seconds"])
@@ -373,6 +392,8 @@ def train_loop(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if ema is not None:
+            ema_update(ema, model, min(cfg.ema, (1 + step) / (10 + step)))
         sums["loss"] += float(loss.detach()) * len(y)
         sums["correct"] += float((logits.argmax(1) == y).sum())
         sums["n"] += len(y)
@@ -384,18 +405,20 @@ def train_loop(
                 "train_loss": sums["loss"] / sums["n"],
                 "train_acc": sums["correct"] / sums["n"],
             }
-            row.update(_validate(model, val, cfg) if val else {})
+            judged = model if ema is None else ema  # the weights that would ship
+            row.update(_validate(judged, val, cfg) if val else {})
             row["seconds"] = round(seconds, 1)
             _set_train(model, cfg)
             score = row.get("val_score", float("nan"))
             if score == score and score > best:
                 best, best_step = float(score), step + 1
-                torch.save(model.state_dict(), out / "best_state.pt")
+                torch.save(judged.state_dict(), out / "best_state.pt")
             _append_csv(out / "metrics.csv", row)
             logger.info("step %d: %s", step + 1, {k: round(float(v), 4) for k, v in row.items()})
             torch.save(
                 {
                     "model": model.state_dict(),
+                    **({} if ema is None else {"ema": ema.state_dict()}),
                     "optimizer": opt.state_dict(),
                     "step": step + 1,
                     "best": best,
