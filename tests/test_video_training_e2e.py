@@ -147,6 +147,16 @@ def test_train_videos_then_eval_videos_fit(clips: tuple[Path, Path], tmp_path: P
     assert (tmp_path / "e1" / "roc_reliability.png").stat().st_size > 1000
     recs = (tmp_path / "e1" / "records.jsonl").read_text().splitlines()
     assert len(recs) == 4
+    # records of other weights are refused, never mixed into one table
+    from cre_models.weights import load_pretrained, save_pretrained
+
+    model, c = load_pretrained(ckpt)
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    save_pretrained(model, tmp_path / "other", input_spec=c.input, decision=c.decision)
+    other = [str(tmp_path / "other") if a == str(ckpt) else a for a in ev]
+    with pytest.raises(SystemExit, match="other weights"):
+        eval_main([*other, "--subset", "validation", "--out", str(tmp_path / "e1")])
     # a rerun resumes from records.jsonl instead of scoring again
     rc = eval_main([*ev, "--subset", "validation", "--out", str(tmp_path / "e1")])
     assert rc == 0

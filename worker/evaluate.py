@@ -303,6 +303,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     by_file = {c.file: c for c in clips}
     rec_path = out / "records.jsonl"
     scored = _load_records(rec_path, by_file)
+    sha = scorer.config.weights_sha256
+    other = {
+        str(w)
+        for w in (s.record.get("model", {}).get("weights_sha256") for s in scored)
+        if w != sha
+    }
+    if other:  # resuming must never mix two models' scores in one table
+        raise SystemExit(
+            f"{rec_path} holds records scored by other weights (sha256 {', '.join(sorted(other))}"
+            f", not {sha}): give this checkpoint its own --out"
+        )
     have = {(s.condition, s.clip.file) for s in scored}
     todo = [(cond, c) for cond in conds for c in clips if (cond, c.file) not in have]
     tag = f"{scorer.model_name}-{scorer.model_version}"
