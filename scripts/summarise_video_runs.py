@@ -37,7 +37,11 @@ def main() -> None:
             notes.append(f"denoised input (L1 weight {cfg['recon_weight']:g})")
         if cfg.get("twin_pairs"):
             notes.append(f"{cfg['twin_pairs']} twin pairs (weight {cfg['twin_weight']:g})")
+        if cfg.get("ema"):
+            notes.append(f"weight EMA {cfg['ema']:g}")
         notes.append(f"lr {cfg['lr']:g}, SBI share {cfg['sbi_share']:g}")
+        if cfg.get("seed", 0):
+            notes.append(f"seed {cfg['seed']}")
         notes.append("domain-balanced" if "ffpp_share" in cfg else "not domain-balanced")
         with (run / "metrics.csv").open() as f:
             rows = list(csv.DictReader(f))
