@@ -45,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
         "--deg-copies",
         type=int,
         default=1,
-        help="re-encoded copies per training clip (validation always scores orig + deg)",
+        help="re-encoded copies per training clip, each one more video in the draw (so "
+        "N/(N+1) of the items are re-encoded); validation always scores orig + deg",
     )
     p.add_argument("--resume", action="store_true")
     p.add_argument("--name", default="cre-ffpp")
