@@ -29,10 +29,9 @@ def main() -> None:
             notes.append(f"{cfg['freeze_blocks']} blocks frozen")
         notes.append(f"{cfg['size']} px")
         data = cfg.get("extra", {})
-        if data.get("frames", 32) != 32 or data.get("deg_copies", 1) != 1:
-            notes.append(
-                f"{data.get('frames', 32)} frames, {data.get('deg_copies', 1)} re-encoded copies"
-            )
+        frames, copies = data.get("frames", 32), data.get("deg_copies", 1)  # the CLI's defaults
+        if (frames, copies) != (32, 1):
+            notes.append(f"{frames} frames, {copies} re-encoded copies")
         if cfg.get("denoiser"):
             notes.append(f"denoised input (L1 weight {cfg['recon_weight']:g})")
         if cfg.get("twin_pairs"):

@@ -76,7 +76,7 @@ def test_degraded_versions_are_named_and_seeded_apart() -> None:
         degraded_versions(-1)
     for ok in degraded_versions(4):
         _check_version(ok)
-    for bad in ("orig2", "deg1", "deg0", "degx", "de", "deg-2"):
+    for bad in ("orig2", "deg1", "deg0", "degx", "de", "deg-2", "deg02"):
         with pytest.raises(ValueError, match="unknown version"):
             _check_version(bad)
     clip = Clip("a/000.mp4", 0, "youtube")

@@ -330,3 +330,9 @@ def test_ema_training_keeps_the_average_and_resumes(
     train_loop(more, videos, videos, resume=True)
     assert torch.load(run / "resume.pt", weights_only=True)["step"] == 6
     assert all(torch.equal(seen[0][k], v) for k, v in avg.items())
+    # a run saved without the average cannot be resumed with one: a clear error, not a KeyError
+    plain = LoopConfig(out=str(tmp_path / "plain"), batch_size=4, steps=2, eval_every=2, **tiny)
+    train_loop(plain, videos, videos)
+    again = LoopConfig(**{**plain.__dict__, "steps": 4, "ema": 0.9})
+    with pytest.raises(ValueError, match="no weight average"):
+        train_loop(again, videos, videos, resume=True)

@@ -129,10 +129,12 @@ def _metrics(
 ) -> dict[str, float]:
     y = [c.label for c, _ in rows]
     s = [p for _, p in rows]
+    lo, hi = auc_interval(y, s)
     out = {
         "n": float(len(rows)),
         "auc": auc(y, s),
-        **dict(zip(("auc_lo", "auc_hi"), auc_interval(y, s), strict=True)),
+        "auc_lo": lo,
+        "auc_hi": hi,
         "balanced_accuracy": balanced_accuracy(y, s, threshold),
         "logloss": logloss(y, s),
         "ece": expected_calibration_error(y, s),

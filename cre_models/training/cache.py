@@ -176,8 +176,10 @@ def deg_path(cache_dir: Path, clip: Clip, version: str = "deg") -> Path:
 
 
 def _check_version(version: str) -> None:
+    """A re-encoded version's name must be one :func:`degraded_versions` makes."""
     tail = version[3:]
-    if not version.startswith("deg") or (tail and not (tail.isdigit() and int(tail) >= 2)):
+    copies = int(tail) if tail.isdigit() else 0 if tail else 1
+    if not version.startswith("deg") or version not in degraded_versions(copies):
         raise ValueError(f"unknown version {version!r}: orig, deg, deg2, deg3, ...")
 
 

@@ -74,8 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.deg_copies < 1:
         raise SystemExit(f"--deg-copies must be >= 1, not {args.deg_copies}")
     train_versions = ("orig", *degraded_versions(args.deg_copies))
+    val_versions = ("orig", *degraded_versions(1))  # runs stay comparable whatever N
     build_cache(train, data, cache, spec, versions=train_versions)
-    build_cache(val, data, cache, spec, versions=("orig", "deg"))
+    build_cache(val, data, cache, spec, versions=val_versions)
     if args.cache_only:
         return 0
     cfg = LoopConfig(
@@ -88,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
     )
     train_v = load_cached(train, cache, spec, train_versions)
-    val_v = load_cached(val, cache, spec, ("orig", "deg"))
+    val_v = load_cached(val, cache, spec, val_versions)
     model, summary = train_loop(cfg, train_v, val_v, resume=args.resume)
     n_real = sum(1 for c in train if c.label == 0)
     save_pretrained(

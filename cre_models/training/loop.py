@@ -355,6 +355,8 @@ def train_loop(
         state = torch.load(state_file, weights_only=True)
         model.load_state_dict(state["model"], strict=True)
         if ema is not None:
+            if "ema" not in state:
+                raise ValueError(f"{state_file} has no weight average: resume with the run's --ema")
             ema.load_state_dict(state["ema"], strict=True)
         opt.load_state_dict(state["optimizer"])
         start, best, best_step = int(state["step"]), float(state["best"]), int(state["best_step"])
