@@ -32,6 +32,8 @@ def main() -> None:
         frames, copies = data.get("frames", 32), data.get("deg_copies", 1)  # the CLI's defaults
         if (frames, copies) != (32, 1):
             notes.append(f"{frames} frames, {copies} re-encoded copies")
+        if _aligned(run, data):
+            notes.append("eye-levelled crops")
         if cfg.get("denoiser"):
             notes.append(f"denoised input (L1 weight {cfg['recon_weight']:g})")
         if cfg.get("twin_pairs"):
@@ -53,6 +55,15 @@ def main() -> None:
                 f"| {float(r['val_auc_orig']):.3f} | {float(r['val_auc_deg']):.3f} "
                 f"| {float(r['val_score']):.3f} | {float(r['seconds']) / 60:.1f} |"
             )
+
+
+def _aligned(run: Path, extra: dict[str, object]) -> bool:
+    """Eye-levelled crops: recorded in ``extra`` since the fifth session, and always in the
+    checkpoint's input contract (the fallback for older runs)."""
+    if "align" in extra:
+        return bool(extra["align"])
+    config = run / "checkpoint" / "config.json"
+    return config.is_file() and bool(json.loads(config.read_text())["input"].get("align"))
 
 
 if __name__ == "__main__":

@@ -121,7 +121,7 @@ def test_train_videos_then_eval_videos_fit(clips: tuple[Path, Path], tmp_path: P
     assert cfg.training["provenance"]["train_clips"] == 2
     assert cfg.training["provenance"]["reencoded_copies"] == 2
     loop = json.loads((out / "loop_config.json").read_text())
-    assert loop["extra"] == {"frames": 3, "deg_copies": 2}
+    assert loop["extra"] == {"frames": 3, "deg_copies": 2, "align": False}
     # two re-encoded copies of each training clip, one of each validation clip
     copies = sorted(p.name.split(".mp4.")[1] for p in (cache / "videos").iterdir())
     assert copies == ["deg.mp4"] * 4 + ["deg2.mp4"] * 2

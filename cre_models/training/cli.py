@@ -81,7 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     cfg = LoopConfig(
         out=args.out,
-        extra={"frames": args.frames, "deg_copies": args.deg_copies},  # the crops trained on
+        # the crops trained on
+        extra={"frames": args.frames, "deg_copies": args.deg_copies, "align": args.align},
         **{
             f.name: getattr(args, f.name)
             for f in dataclasses.fields(LoopConfig)
