@@ -16,6 +16,7 @@ forking worker's parent never starts torch's OpenMP pool (see ``worker/scoring.p
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -23,7 +24,15 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-__all__ = ["torch_threads", "channels_last", "optimise_for_inference"]
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "torch_threads",
+    "channels_last",
+    "optimise_for_inference",
+    "native_bfloat16",
+    "check_precision",
+]
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -40,6 +49,29 @@ def torch_threads(n: int) -> Iterator[None]:
     finally:
         if switch:
             torch.set_num_threads(previous)
+
+
+def native_bfloat16() -> bool:
+    """Whether this CPU has native bfloat16 arithmetic (AMX tiles or AVX512-BF16).
+
+    Where it has not, bfloat16 is emulated by oneDNN and slower than float32.
+    """
+    cpu = getattr(torch, "cpu", None)
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
+
+
+def check_precision(precision: str, device: str) -> str:
+    """``precision`` (``float32`` or ``bfloat16``) if it can run; a warning where it is slow.
+
+    bfloat16 on a CPU without native units (:func:`native_bfloat16`) is emulated, and
+    slower than float32: it runs, with a logged warning.
+    """
+    if precision not in ("float32", "bfloat16"):
+        raise ValueError(f"precision must be float32 or bfloat16, not {precision!r}")
+    if precision == "bfloat16" and device == "cpu" and not native_bfloat16():
+        logger.warning("bfloat16 on a CPU without native bfloat16: slower than float32")
+    return precision
 
 
 def channels_last(model: M) -> M:

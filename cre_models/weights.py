@@ -43,6 +43,8 @@ __all__ = [
     "create_model",
     "resolve_weights",
     "default_weights_dir",
+    "shipped_weights_dir",
+    "SHIPPED",
     "MODEL_NAMES",
     "WEIGHTS_FILE",
     "CONFIG_FILE",
@@ -251,13 +253,28 @@ def load_pretrained(
     return model, cfg
 
 
+SHIPPED: dict[str, str] = {
+    "default": "the shipped checkpoint (cre_models/weights/default): the most accurate",
+    "fast": "the previous shipped checkpoint (cre_models/weights/fast): 160 px, half the "
+    "model time, lower AUC (docs/EVALUATION.md)",
+}
+"""Checkpoints shipped inside the package, by name: ``cre_models/weights/<name>``."""
+
+
+def shipped_weights_dir(name: str) -> Path:
+    """The folder of a checkpoint shipped inside the package (see :data:`SHIPPED`)."""
+    if name not in SHIPPED:
+        raise WeightsError(f"{name!r} is not a shipped checkpoint ({', '.join(SHIPPED)})")
+    return Path(__file__).parent / "weights" / name
+
+
 def default_weights_dir() -> Path:
     """The checkpoint shipped inside the package (``cre_models/weights/default``)."""
-    return Path(__file__).parent / "weights" / "default"
+    return shipped_weights_dir("default")
 
 
 MODEL_NAMES: dict[str, str] = {
-    "default": "the shipped, trained checkpoint (cre_models/weights/default)",
+    **SHIPPED,
     "cre-seed": "the seed architecture, randomly initialised (embedding 512, latent 256)",
     "cre-seed-srm": "the seed architecture with fixed SRM residual kernels, randomly initialised",
 }
@@ -266,7 +283,8 @@ MODEL_NAMES: dict[str, str] = {
 def resolve_weights(name_or_path: str | Path) -> str | Path:
     """What a weights name means: a registered untrained network's name or a checkpoint folder.
 
-    ``default`` is the shipped folder, which must hold a ``config.json``; a registered
+    ``default`` and ``fast`` are shipped folders (:data:`SHIPPED`), which must hold a
+    ``config.json``; a registered
     name (``cre-seed``...) comes back as it is; anything else must be an existing folder
     (``~`` expanded), returned as a :class:`~pathlib.Path`. Nothing is loaded.
 
@@ -274,11 +292,11 @@ def resolve_weights(name_or_path: str | Path) -> str | Path:
         WeightsError: with what to do about it.
     """
     key = str(name_or_path)
-    if key == "default":
-        folder = default_weights_dir()
+    if key in SHIPPED:
+        folder = shipped_weights_dir(key)
         if not (folder / CONFIG_FILE).is_file():
             raise WeightsError(
-                f"no trained checkpoint at {folder} (the default weights): train one with "
+                f"no trained checkpoint at {folder} (the {key} weights): train one with "
                 "`cre train`, or name a checkpoint folder (config.json + model.safetensors), "
                 "or 'cre-seed' for an untrained network"
             )

@@ -85,14 +85,17 @@ def test_the_readme_example_record_comes_from_the_shipped_checkpoint() -> None:
     assert rec["options"]["frames"] == cfg.input.frames_per_video
 
 
-def test_the_shipped_model_card_is_what_the_card_writer_makes_of_its_config() -> None:
+@pytest.mark.parametrize("name", ["default", "fast"])
+def test_the_shipped_model_card_is_what_the_card_writer_makes_of_its_config(name: str) -> None:
     """Re-rendered from ``config.json`` (and its own evaluation tables), the card is unchanged."""
     from cre_models.training.card import EvalTable, video_model_card
+    from cre_models.weights import shipped_weights_dir
 
-    card = (default_weights_dir() / "MODEL_CARD.md").read_text()
+    folder = shipped_weights_dir(name)
+    card = (folder / "MODEL_CARD.md").read_text()
     split = (
         r"(Validation|Test) split \((\d+) clips; [^)]*\):\n\n(.*?)(?=\nTest split|\nConditions:)"
     )
     tables = {m[1]: EvalTable(int(m[2]), m[3]) for m in re.finditer(split, card, re.S)}
     assert set(tables) == {"Validation", "Test"}
-    assert video_model_card(default_weights_dir(), tables["Validation"], tables["Test"]) == card
+    assert video_model_card(folder, tables["Validation"], tables["Test"]) == card

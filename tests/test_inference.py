@@ -80,3 +80,19 @@ def test_torch_threads_sets_and_restores() -> None:
     with pytest.raises(RuntimeError), torch_threads(1):
         raise RuntimeError("restored on the way out too")
     assert torch.get_num_threads() == before
+
+
+def test_precision_is_checked_and_emulated_bfloat16_warned(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from cre_models import inference
+
+    assert inference.check_precision("float32", "cpu") == "float32"
+    monkeypatch.setattr(inference, "native_bfloat16", lambda: True)
+    assert inference.check_precision("bfloat16", "cpu") == "bfloat16"
+    assert not caplog.records
+    monkeypatch.setattr(inference, "native_bfloat16", lambda: False)
+    assert inference.check_precision("bfloat16", "cpu") == "bfloat16"
+    assert "slower than float32" in caplog.text
+    with pytest.raises(ValueError, match="precision must be"):
+        inference.check_precision("float16", "cpu")

@@ -255,9 +255,12 @@ def test_missing_default_checkpoint_fails_clearly(
     from worker.errors import ModelUnavailableError
     from worker.scoring import Scorer
 
-    monkeypatch.setattr(weights, "default_weights_dir", lambda: tmp_path / "nowhere")
-    with pytest.raises(weights.WeightsError, match="no trained checkpoint"):
-        weights.resolve_weights("default")
+    monkeypatch.setattr(weights, "shipped_weights_dir", lambda name: tmp_path / "nowhere" / name)
+    for name in ("default", "fast"):
+        with pytest.raises(
+            weights.WeightsError, match=f"no trained checkpoint.*the {name} weights"
+        ):
+            weights.resolve_weights(name)
     with pytest.raises(ModelUnavailableError, match="CRE_WEIGHTS='default': no trained"):
         Scorer(Settings(weights="default"))
     with pytest.raises(ModelUnavailableError, match="no such checkpoint folder"):

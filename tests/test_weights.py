@@ -189,12 +189,27 @@ def test_one_resolver_for_every_weights_name(
 ) -> None:
     _, path = saved
     assert resolve_weights("default") == default_weights_dir()
+    assert resolve_weights("fast") == default_weights_dir().parent / "fast"
     assert resolve_weights("cre-seed") == "cre-seed"
     assert resolve_weights(str(path)) == path
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("x")
     with pytest.raises(WeightsError, match="no such checkpoint folder"):
         resolve_weights(not_a_folder)
+
+
+def test_the_shipped_checkpoints_load_and_differ_as_documented() -> None:
+    """``default`` and ``fast`` both load strictly (checksums verified), and ``fast`` is the
+    smaller input: the trade the README states."""
+    from cre_models.weights import SHIPPED, load_checkpoint_config, shipped_weights_dir
+
+    configs = {name: load_checkpoint_config(shipped_weights_dir(name)) for name in SHIPPED}
+    assert configs["fast"].input.size < configs["default"].input.size
+    assert configs["fast"].weights_sha256 != configs["default"].weights_sha256
+    model, _ = create_model("fast")
+    assert sum(p.numel() for p in model.parameters()) > 0
+    with pytest.raises(WeightsError, match="not a shipped checkpoint"):
+        shipped_weights_dir("retinaface")
 
 
 def test_reading_a_config_does_not_import_torch() -> None:

@@ -33,7 +33,7 @@ import numpy as np
 from cre_models.aggregate import check_strategy
 from cre_models.evaluation.metrics import Platt
 from cre_models.faces import FaceBox, FaceDetector
-from cre_models.inference import optimise_for_inference, torch_threads
+from cre_models.inference import check_precision, optimise_for_inference, torch_threads
 from cre_models.roi import RoiDetector, RoiStats
 from cre_models.sampling import timed
 from cre_models.transforms import FaceTransform
@@ -170,6 +170,8 @@ class Scorer:
                 "loaded %s v%s in %.2f s", config.name, config.version, time.perf_counter() - t0
             )
         self.device = torch.device(settings.device)
+        self.precision = check_precision(settings.precision, self.device.type)
+        logger.info("face model arithmetic: %s (CRE_PRECISION)", self.precision)
         self.model = model
         self.config = config
         self.batch_size = settings.batch_size
@@ -245,7 +247,12 @@ class Scorer:
         if not crops:
             return np.zeros(0, dtype=np.float64)
         out: list[torch.Tensor] = []
-        with torch.inference_mode(), torch_threads(threads):
+        bf16 = self.precision == "bfloat16"
+        with (
+            torch.inference_mode(),
+            torch_threads(threads),
+            torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16),
+        ):
             for i in range(0, len(crops), self.batch_size):
                 x = self.transform.to_tensor(crops[i : i + self.batch_size]).to(self.device)
                 x = x.contiguous(memory_format=torch.channels_last)

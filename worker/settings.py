@@ -70,13 +70,19 @@ class Settings(BaseSettings):
 
     # --- Model and inference -------------------------------------------------------------
     weights: str = "default"
-    """checkpoint folder or registered model name"""
+    """checkpoint folder or registered model name (default: the shipped checkpoint; fast: the
+    previous one, 160 px, faster and less accurate)"""
     device: Literal["cpu", "cuda"] = "cpu"
     """torch device"""
     batch_size: int = Field(8, ge=1)
     """face crops per forward pass (scored as soon as this many wait)"""
     torch_threads: int = Field(0, ge=0)
     """torch intra-op threads; 0 = all cores"""
+    precision: Literal["float32", "bfloat16"] = "float32"
+    """the face model's arithmetic: bfloat16 autocast runs about 2x faster on CPUs with
+    native bfloat16 (AMX, AVX512-BF16) but moved validation scores enough to cost AUC and
+    the fitted threshold's accuracy (docs/BENCHMARKS.md): use it only with a decision
+    re-fitted under it (cre eval --fit)"""
     decode_threads: int = Field(_LIMITS.decode_threads, ge=0)
     """FFmpeg decoder threads (slice threading); 0 = FFmpeg decides"""
     frames_per_video: int | None = Field(None, ge=1)
