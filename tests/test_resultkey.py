@@ -61,6 +61,7 @@ def test_checkpoint_identity_of_an_untrained_network_and_of_nothing(tmp_path: Pa
         ({"aggregation": "topk_mean", "aggregation_topk": 0.5}, None, None),
         ({"aggregation": "max"}, 4, "topk_mean"),
         ({}, 7, "confident"),
+        ({"precision": "bfloat16"}, None, None),
     ],
 )
 def test_submitter_and_worker_resolve_the_same_key(
@@ -84,6 +85,7 @@ def test_submitter_and_worker_resolve_the_same_key(
             default_aggregation=scorer.aggregation,
             topk=scorer.topk,
             threshold=scorer.threshold,
+            precision=scorer.precision,
         ),
     )
     submit_side = expected_key(settings, checkpoint_identity(settings.weights), frames, aggregation)
@@ -159,3 +161,14 @@ def test_reuse_rules_for_urls() -> None:
         _key().model, ScoringOptions(frames=9, aggregation="mean", threshold=0.5)
     )
     assert "options differ" in (reuse_refusal(_record(url, downloaded), url, other_opts) or "")
+
+
+def test_the_arithmetic_is_part_of_the_key_and_old_records_were_float32() -> None:
+    from worker.results import ScoringOptions
+
+    common = {"default_frames": 32, "default_aggregation": "mean", "topk": 0.25, "threshold": 0.5}
+    f32 = scoring_options(None, None, **common)  # type: ignore[arg-type]
+    bf16 = scoring_options(None, None, precision="bfloat16", **common)  # type: ignore[arg-type]
+    assert f32.precision == "float32" and f32 != bf16
+    old = ScoringOptions.model_validate({"frames": 32, "aggregation": "mean", "threshold": 0.5})
+    assert old == f32  # a record from before CRE_PRECISION is reused by a float32 worker

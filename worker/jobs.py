@@ -263,6 +263,7 @@ def score_video(
             default_aggregation=scorer.aggregation,
             topk=scorer.topk,
             threshold=scorer.threshold,
+            precision=scorer.precision,
         )
         aggregation, n_frames = run_options.aggregation, run_options.frames
         progress("fetching")

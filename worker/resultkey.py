@@ -12,16 +12,17 @@ what the worker would use now; anything else is scored again:
 * **the checkpoint**: name, version and weights SHA-256 from its ``config.json``
   (``CRE_WEIGHTS``), read without importing torch;
 * **the options** (:class:`~worker.results.ScoringOptions`): frames sampled, aggregation
-  (and its top-k share), decision threshold, as resolved from the job's options, the
-  ``CRE_*`` settings and the checkpoint's defaults.
+  (and its top-k share), decision threshold and the face model's arithmetic, as resolved
+  from the job's options, the ``CRE_*`` settings and the checkpoint's defaults.
 
 The submitter resolves checkpoint and options from *its own* settings, so it must run with
 the same ``CRE_WEIGHTS`` (and ``CRE_FRAMES_PER_VIDEO``, ``CRE_AGGREGATION``,
-``CRE_AGGREGATION_TOPK``, ``CRE_THRESHOLD``) as the workers; when they differ, every
-resubmission is scored again, and ``submit.py`` prints why. A record that lacks any part of
-the key (written by an older version, or a failure before the file was read) is never
-reused. ``--force`` scores again regardless; ``--retry-failed`` scores again the matching
-``failed`` records.
+``CRE_AGGREGATION_TOPK``, ``CRE_THRESHOLD``, ``CRE_PRECISION``) as the workers; when they
+differ, every resubmission is scored again, and ``submit.py`` prints why. A record that
+lacks any part of the key (written by an older version, or a failure before the file was
+read) is never reused; the one exception is the arithmetic, which records from before
+``CRE_PRECISION`` lack and which was float32 then. ``--force`` scores again regardless;
+``--retry-failed`` scores again the matching ``failed`` records.
 """
 
 from __future__ import annotations
@@ -144,6 +145,7 @@ def scoring_options(
     default_aggregation: str,
     topk: float,
     threshold: float,
+    precision: str = "float32",
 ) -> ScoringOptions:
     """The options a job is scored with: the job's own, else the worker's defaults.
 
@@ -156,6 +158,7 @@ def scoring_options(
         aggregation=agg,
         topk=topk if agg == "topk_mean" else None,
         threshold=threshold,
+        precision=precision,
     )
 
 
@@ -172,6 +175,7 @@ def expected_key(
             default_aggregation=settings.aggregation or checkpoint.aggregation,
             topk=settings.aggregation_topk,
             threshold=checkpoint.threshold if settings.threshold is None else settings.threshold,
+            precision=settings.precision,
         ),
     )
 

@@ -140,12 +140,14 @@ class ContentInfo(_Model):
 
 class ScoringOptions(_Model):
     """The options that shaped the score: frames sampled, aggregation (``topk`` share for
-    ``topk_mean``, else ``None``) and decision threshold."""
+    ``topk_mean``, else ``None``), decision threshold and the face model's arithmetic
+    (``CRE_PRECISION``; records written before it existed were float32)."""
 
     frames: int = Field(ge=1)
     aggregation: str
     topk: float | None = None
     threshold: float = Field(ge=0, le=1)
+    precision: Literal["float32", "bfloat16"] = "float32"
 
 
 class Timings(_Model):
