@@ -114,6 +114,7 @@ def test_resubmission_rules_end_to_end(
         "aggregation": "mean",
         "topk": None,
         "threshold": 0.5,
+        "precision": "float32",
     }
 
     # 2. the same files, checkpoint and options: nothing is scored again
