@@ -36,7 +36,7 @@ from pathlib import Path
 
 from worker.fetch import is_url
 from worker.results import ContentInfo, ModelInfo, ResultRecord, ScoringOptions
-from worker.settings import Settings
+from worker.settings import Precision, Settings
 
 __all__ = [
     "CheckpointIdentity",
@@ -145,7 +145,7 @@ def scoring_options(
     default_aggregation: str,
     topk: float,
     threshold: float,
-    precision: str = "float32",
+    precision: Precision = "float32",
 ) -> ScoringOptions:
     """The options a job is scored with: the job's own, else the worker's defaults.
 

@@ -32,7 +32,7 @@ import redis
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from worker.security import redact_url
-from worker.settings import Settings, get_settings
+from worker.settings import Precision, Settings, get_settings
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -147,7 +147,7 @@ class ScoringOptions(_Model):
     aggregation: str
     topk: float | None = None
     threshold: float = Field(ge=0, le=1)
-    precision: Literal["float32", "bfloat16"] = "float32"
+    precision: Precision = "float32"
 
 
 class Timings(_Model):

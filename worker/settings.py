@@ -17,12 +17,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cre_models.video import VideoLimits
 
-__all__ = ["Settings", "get_settings", "DEFAULT_REDIS_URL"]
+__all__ = ["Settings", "get_settings", "DEFAULT_REDIS_URL", "Precision"]
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 """Where ``submit.py``, ``results.py`` and workers connect when ``CRE_REDIS_URL`` is unset."""
 
 _LIMITS = VideoLimits()
+
+Precision = Literal["float32", "bfloat16"]
+"""The face model's arithmetic (``CRE_PRECISION``, and a record's ``options.precision``)."""
 
 
 class Settings(BaseSettings):
@@ -78,7 +81,7 @@ class Settings(BaseSettings):
     """face crops per forward pass (scored as soon as this many wait)"""
     torch_threads: int = Field(0, ge=0)
     """torch intra-op threads; 0 = all cores"""
-    precision: Literal["float32", "bfloat16"] = "float32"
+    precision: Precision = "float32"
     """the face model's arithmetic: bfloat16 autocast runs about 2x faster on CPUs with
     native bfloat16 (AMX, AVX512-BF16) but moved validation scores enough to cost AUC and
     the fitted threshold's accuracy (docs/BENCHMARKS.md): use it only with a decision
