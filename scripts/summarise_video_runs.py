@@ -34,6 +34,8 @@ def main() -> None:
             notes.append(f"{frames} frames, {copies} re-encoded copies")
         if _aligned(run, data):
             notes.append("eye-levelled crops")
+        if data.get("extra_reals"):
+            notes.append(f"{data['extra_reals']} extra real photos/videos")
         if cfg.get("denoiser"):
             notes.append(f"denoised input (L1 weight {cfg['recon_weight']:g})")
         if cfg.get("twin_pairs"):

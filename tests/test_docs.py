@@ -99,3 +99,18 @@ def test_the_shipped_model_card_is_what_the_card_writer_makes_of_its_config(name
     tables = {m[1]: EvalTable(int(m[2]), m[3]) for m in re.finditer(split, card, re.S)}
     assert set(tables) == {"Validation", "Test"}
     assert video_model_card(folder, tables["Validation"], tables["Test"]) == card
+
+
+def test_the_model_card_names_extra_real_faces_and_their_terms(tmp_path: Path) -> None:
+    from cre_models.training.card import EvalTable, video_model_card
+    from cre_models.weights import shipped_weights_dir
+
+    cfg = json.loads((shipped_weights_dir("fast") / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    table = EvalTable(24, "| condition |\n")
+    assert "--extra-reals" not in video_model_card(tmp_path, table)
+    cfg["training"]["provenance"]["extra_reals"] = {"/x/shared/data/faces": 126}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    card = video_model_card(tmp_path, table)
+    assert "`--extra-reals`, 126 files): `data/faces` (126)" in card
+    assert "S-Lab non-commercial" in card

@@ -48,8 +48,11 @@ def _table(*runs: Path) -> list[str]:
 
 
 def test_rows_marks_best_and_names_the_recipe(tmp_path: Path) -> None:
-    run = _run_dir(tmp_path, "a", {"frames": 64, "deg_copies": 3, "align": True})
+    run = _run_dir(
+        tmp_path, "a", {"frames": 64, "deg_copies": 3, "align": True, "extra_reals": 132}
+    )
     head, _, first, second = _table(run)
+    assert "132 extra real photos/videos" in first
     assert head.startswith("| run |")
     assert "64 frames, 3 re-encoded copies" in first and "eye-levelled crops" in first
     assert "seed 1" in first
@@ -65,3 +68,4 @@ def test_align_read_from_the_checkpoint_for_older_runs(tmp_path: Path) -> None:
     assert all("eye-levelled crops" in r for r in rows[:2])
     assert not any("eye-levelled crops" in r for r in rows[2:])
     assert not any("re-encoded copies" in r for r in rows)  # the CLI's defaults are not named
+    assert not any("extra real" in r for r in rows)

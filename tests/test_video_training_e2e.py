@@ -111,18 +111,23 @@ def test_train_videos_then_eval_videos_fit(clips: tuple[Path, Path], tmp_path: P
         train_main(
             [*args, "--out", str(out), "--cache-dir", str(cache), *tiny, "--deg-copies", "0"]
         )
+    photos = tmp_path / "photos"
+    _photo(photos / "a.png")
+    extra = ["--extra-reals", str(photos)]
     rc = train_main(
-        [*args, "--out", str(out), "--cache-dir", str(cache), *tiny, "--deg-copies", "2"]
+        [*args, "--out", str(out), "--cache-dir", str(cache), *tiny, "--deg-copies", "2", *extra]
     )
     assert rc == 0
     ckpt = out / "checkpoint"
     cfg = load_checkpoint_config(ckpt)
     assert cfg.input.size == 64 and cfg.input.crop_margin == 0.25
-    assert cfg.training["provenance"]["train_clips"] == 2
-    assert cfg.training["provenance"]["reencoded_copies"] == 2
+    provenance = cfg.training["provenance"]
+    assert provenance["train_clips"] == 2 and provenance["train_real_clips"] == 1
+    assert provenance["extra_reals"] == {str(photos): 1}
+    assert provenance["reencoded_copies"] == 2
     loop = json.loads((out / "loop_config.json").read_text())
-    assert loop["extra"] == {"frames": 3, "deg_copies": 2, "align": False}
-    # two re-encoded copies of each training clip, one of each validation clip
+    assert loop["extra"] == {"frames": 3, "deg_copies": 2, "align": False, "extra_reals": 1}
+    # two re-encoded copies of each training clip, one of each validation clip, none of a photo
     copies = sorted(p.name.split(".mp4.")[1] for p in (cache / "videos").iterdir())
     assert copies == ["deg.mp4"] * 4 + ["deg2.mp4"] * 2
     rows = (out / "metrics.csv").read_text().splitlines()
@@ -336,3 +341,89 @@ def test_ema_training_keeps_the_average_and_resumes(
     again = LoopConfig(**{**plain.__dict__, "steps": 4, "ema": 0.9})
     with pytest.raises(ValueError, match="no weight average"):
         train_loop(again, videos, videos, resume=True)
+
+
+# --- real photos and videos of other people (``--extra-reals``) ----------------------------
+
+
+def _photo(path: Path, seed: int = 0, grey: bool = False) -> Path:
+    import cv2
+
+    from tests.synth import synth_frames
+
+    frame = synth_frames(1, 256, 192, seed=seed)[0]
+    if grey:
+        frame = np.repeat(frame.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def test_extra_real_clips_finds_photos_and_videos_and_refuses_bad_folders(tmp_path: Path) -> None:
+    from cre_models.training.cli import extra_real_clips
+    from cre_models.training.splits import EXTRA_METHOD
+
+    _photo(tmp_path / "people/a/123.png")
+    write_video(tmp_path / "people/b.mp4", width=128, height=96, seconds=0.5, fps=4)
+    (tmp_path / "people/notes.txt").write_text("not media")
+    clips = extra_real_clips([str(tmp_path / "people")])
+    assert [Path(c.file).name for c in clips] == ["123.png", "b.mp4"]
+    assert all(c.label == 0 and c.method == EXTRA_METHOD for c in clips)
+    assert all(Path(c.file).is_absolute() for c in clips)
+    with pytest.raises(SystemExit, match="not a folder"):
+        extra_real_clips([str(tmp_path / "nope")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match="no image or video"):
+        extra_real_clips([str(tmp_path / "empty")])
+
+
+def test_a_photo_is_cropped_as_the_worker_crops_a_frame_and_never_re_encoded(
+    tmp_path: Path,
+) -> None:
+    from cre_models.images import read_image
+    from cre_models.training.cache import build_cache, is_still
+    from cre_models.training.splits import EXTRA_METHOD
+
+    colour = _photo(tmp_path / "p/colour.png")
+    grey = _photo(tmp_path / "p/grey.jpg", grey=True)
+    clips = [Clip(str(colour), 0, EXTRA_METHOD), Clip(str(grey), 0, EXTRA_METHOD)]
+    assert all(is_still(c) for c in clips)
+    spec = CacheSpec(size=64, frames=4)
+    cache = tmp_path / "cache"
+    done = build_cache(clips, tmp_path, cache, spec, versions=("orig", "deg"))
+    assert sorted(done.values()) == [0, 1]  # the grey photo keeps no crop
+    assert not (cache / "videos").exists()  # no re-encoded copy of a still
+    loaded = load_cached(clips, cache, spec, versions=("orig", "deg"))
+    assert [(Path(v.clip.file).name, v.version, v.n) for v in loaded] == [
+        ("colour.png", "orig", 1),
+        ("grey.jpg", "orig", 0),
+    ]
+    image = read_image(colour)
+    det = FaceDetector(
+        max_side=spec.detect_max_side,
+        score_threshold=spec.detect_score_threshold,
+        min_face_px=spec.min_face_px,
+    )
+    crop, lm = spec.transform().crop_with_landmarks(image, det.detect(image)[0])
+    assert np.array_equal(loaded[0].crops[0], crop)
+    assert lm is not None and np.allclose(loaded[0].landmarks[0], lm)
+
+
+def test_extra_reals_are_the_other_domain_whatever_their_names() -> None:
+    from cre_models.training.loop import LoopConfig, _domain, draw_item
+    from cre_models.training.splits import EXTRA_METHOD
+
+    five = np.array([[20, 25], [44, 25], [32, 34], [24, 44], [40, 44]], np.float32)
+    lms = np.tile(five, (2, 1, 1))
+    dark = np.full((2, 64, 64, 3), 10, np.uint8)
+    light = np.full((2, 64, 64, 3), 200, np.uint8)
+    ffpp = load_cached_like(Clip("real/000.mp4", 0, "youtube"), dark, lms)
+    # named like an FF++ clip (three digits), but an extra photo
+    extra = load_cached_like(Clip("/photos/123.png", 0, EXTRA_METHOD), light, lms)
+    assert _domain(ffpp) == "ffpp" and _domain(extra) == "other"
+    assert _domain(load_cached_like(Clip("/photos/123.png", 0, "youtube"), light, lms)) == "ffpp"
+    only_other = LoopConfig(size=64, margin=0.25, ffpp_share=0.0, simulate_prob=0.0)
+    for seed in range(6):
+        img, label, kind = draw_item([ffpp, extra], [], only_other, np.random.default_rng(seed))
+        assert kind in ("real", "sbi") and label == int(kind == "sbi")
+        assert img.mean() > 150  # drawn from the extra photo, never the FF++ clip

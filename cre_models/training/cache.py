@@ -13,6 +13,10 @@ Versions: ``orig`` is the file as delivered; ``deg`` is a re-encoded copy drawn 
 training sees the real codec's artefacts at the frame level, not only simulated ones.
 ``deg2``, ``deg3``, ... are further copies, each drawn with its own seed
 (:func:`degraded_versions`), so one clip is seen at several sizes and qualities.
+
+A clip may also be a still photo (``cre train-videos --extra-reals``): its largest face is
+cached as a one-crop "video" (:func:`cache_image`), as delivered only: a still has no codec
+ladder to re-encode, and the training loop's compression simulator degrades it instead.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ __all__ = [
     "deg_path",
     "degraded_versions",
     "cache_video",
+    "cache_image",
+    "is_still",
     "build_cache",
     "load_cached",
     "TRAIN_DEGRADE_CRF",
@@ -132,6 +138,48 @@ def cache_video(path: Path, spec: CacheSpec, detector: FaceDetector, out: Path) 
         lms.append(np.zeros((5, 2), np.float32) if lm is None else np.asarray(lm, np.float32))
         times.append(frame.time_s)
         scores.append(boxes[0].score)
+    _save(out, spec, crops, lms, times, scores)
+    return len(crops)
+
+
+def is_still(clip: Clip) -> bool:
+    """Whether a clip is a still photo (cached as delivered only, see the module doc)."""
+    from .data import IMAGE_EXTS
+
+    return Path(clip.file).suffix.lower() in IMAGE_EXTS
+
+
+def cache_image(path: Path, spec: CacheSpec, detector: FaceDetector, out: Path) -> int:
+    """Detect and crop the largest face of a photo into ``out`` (``.npz``); return 0 or 1.
+
+    A grey photo keeps no crop (the worker sees colour video), nor does a photo without a
+    face the detector accepts; both are logged, never an error.
+    """
+    from ..images import read_image
+    from .data import is_grayscale
+
+    image = read_image(path)
+    boxes = [] if is_grayscale(image) else detector.detect(image)
+    crops, lms, scores = [], [], []
+    if boxes:
+        crop, lm = spec.transform().crop_with_landmarks(image, boxes[0])
+        crops.append(crop)
+        lms.append(np.zeros((5, 2), np.float32) if lm is None else np.asarray(lm, np.float32))
+        scores.append(boxes[0].score)
+    else:
+        logger.info("%s: no colour face kept", path)
+    _save(out, spec, crops, lms, [0.0] * len(crops), scores)
+    return len(crops)
+
+
+def _save(
+    out: Path,
+    spec: CacheSpec,
+    crops: list[np.ndarray],
+    lms: list[np.ndarray],
+    times: list[float],
+    scores: list[float],
+) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp.npz")
     np.savez(
@@ -142,7 +190,6 @@ def cache_video(path: Path, spec: CacheSpec, detector: FaceDetector, out: Path) 
         det_scores=np.asarray(scores, np.float32),
     )
     tmp.replace(out)  # atomic: an interrupted build never leaves a half file behind
-    return len(crops)
 
 
 def degraded_copy(src: Path, dst: Path, seed: int) -> dict[str, object]:
@@ -197,7 +244,9 @@ def build_cache(
     versions: Sequence[str] = ("orig",),
     seed: int = 0,
 ) -> dict[str, int]:
-    """Cache every clip's crops (skipping what is cached); return crops per cached file."""
+    """Cache every clip's crops (skipping what is cached); return crops per cached file.
+
+    Still photos (:func:`is_still`) are cached as delivered only, whatever ``versions``."""
     from tqdm import tqdm
 
     from ..faces import FaceDetector
@@ -211,7 +260,8 @@ def build_cache(
     root.mkdir(parents=True, exist_ok=True)
     (root / "spec.json").write_text(json.dumps(asdict(spec), indent=1))
     done: dict[str, int] = {}
-    jobs = [(c, v) for v in versions for c in clips]  # every "orig" first
+    # every "orig" first; a still photo has no re-encoded versions
+    jobs = [(c, v) for v in versions for c in clips if v == "orig" or not is_still(c)]
     for clip, version in tqdm(jobs, desc="crop cache", unit="video"):
         src = data_root / clip.file
         out = root / version / (clip.file.replace("/", "__") + ".npz")
@@ -227,7 +277,7 @@ def build_cache(
                 params = degraded_copy(src, path, _deg_seed(seed, clip, version))
                 logger.info("%s: degraded copy %s %s", clip.file, version, params)
         try:
-            n = cache_video(path, spec, detector, out)
+            n = (cache_image if is_still(clip) else cache_video)(path, spec, detector, out)
         except Exception as e:  # a clip that cannot be read is reported, not silently skipped
             logger.error("%s (%s): %s", clip.file, version, e)
             raise
@@ -239,11 +289,13 @@ def build_cache(
 def load_cached(
     clips: Sequence[Clip], cache_dir: Path, spec: CacheSpec, versions: Sequence[str] = ("orig",)
 ) -> list[CachedVideo]:
-    """The cached crops of ``clips`` (raises when one is missing: build the cache first)."""
+    """The cached crops of ``clips`` (raises when one is missing: build the cache first).
+
+    Still photos load as delivered only (:func:`build_cache`)."""
     root = cache_dir / spec.key()
     out = []
     for clip in clips:
-        for version in versions:
+        for version in ("orig",) if is_still(clip) else versions:
             f = root / version / (clip.file.replace("/", "__") + ".npz")
             if not f.exists():
                 raise FileNotFoundError(f"{f} is not cached: run the cache build first")

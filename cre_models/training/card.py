@@ -146,6 +146,20 @@ def _copies(n: int) -> str:
     return "one re-encoded copy" if n == 1 else f"{n} re-encoded copies"
 
 
+def _extra_reals(folders: dict[str, int]) -> list[str]:
+    """The card's bullet for ``cre train-videos --extra-reals`` (none without them)."""
+    if not folders:
+        return []
+    named = ", ".join(f"`{'/'.join(Path(d).parts[-2:])}` ({n})" for d, n in folders.items())
+    return [
+        f"- Extra real faces (`--extra-reals`, {sum(folders.values())} files): {named}; photos "
+        "and videos of other people, used as reals and self-blend sources only, never for "
+        "validation. From the project's shared development data (`shared/data/README.md`: "
+        "public repositories and packages, terms mostly research-only, S-Lab non-commercial "
+        "for CodeFormer's inputs, unstated for the rest); the weights inherit those terms."
+    ]
+
+
 def video_model_card(checkpoint: Path, validation: EvalTable, test: EvalTable | None = None) -> str:
     """``MODEL_CARD.md`` of a ``cre train-videos`` checkpoint, every number from its files.
 
@@ -203,6 +217,7 @@ def video_model_card(checkpoint: Path, validation: EvalTable, test: EvalTable | 
         "video-retalking repositories), listed with checksums in `shared/data/external/"
         "MANIFEST.tsv`. FaceForensics++ terms of use: non-commercial research, no "
         "redistribution. The weights inherit those restrictions.",
+        *_extra_reals(prov.get("extra_reals") or {}),
         "- Fakes: the labelled FF++ fakes, and self-blended fakes made from every real crop "
         "with a mask from the five RetinaFace landmarks (SBI, Shiohara & Yamasaki 2022).",
         "- Face detector: RetinaFace MobileNet-0.25 (MIT), trained on WIDER FACE (research "

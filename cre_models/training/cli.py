@@ -24,9 +24,9 @@ from ..weights import DecisionSpec, InputSpec, save_pretrained
 from .cache import CacheSpec, build_cache, degraded_versions, load_cached
 from .loop import LoopConfig, train_loop
 from .options import add_options
-from .splits import load_split, read_labels, split_file
+from .splits import EXTRA_METHOD, Clip, load_split, read_labels, split_file
 
-__all__ = ["main"]
+__all__ = ["main", "extra_real_clips"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +48,50 @@ def _parser() -> argparse.ArgumentParser:
         help="re-encoded copies per training clip, each one more video in the draw (so "
         "N/(N+1) of the items are re-encoded); validation always scores orig + deg",
     )
+    p.add_argument(
+        "--extra-reals",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder of real photos and/or videos of other people (repeatable): their "
+        "faces join training as reals and self-blend sources, in the domain of the "
+        "non-FF++ clips; never validation",
+    )
     p.add_argument("--resume", action="store_true")
     p.add_argument("--name", default="cre-ffpp")
     p.add_argument("--version", default="0.2.0")
     fields = [f.name for f in dataclasses.fields(LoopConfig) if f.name not in ("out", "extra")]
     add_options(p, LoopConfig(), fields)
     return p
+
+
+def _root(folder: str) -> str:
+    return str(Path(folder).resolve()) + "/"
+
+
+def extra_real_clips(folders: Sequence[str]) -> list[Clip]:
+    """Every image and video under ``folders`` as a real clip (absolute paths, sorted).
+
+    Raises:
+        SystemExit: a folder that does not exist or holds no image or video.
+    """
+    from .data import IMAGE_EXTS, VIDEO_EXTS
+
+    out: list[Clip] = []
+    for folder in folders:
+        root = Path(folder)
+        if not root.is_dir():
+            raise SystemExit(f"--extra-reals {folder}: not a folder")
+        found = [
+            p.resolve()
+            for p in sorted(root.rglob("*"))
+            if p.is_file() and p.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS
+        ]
+        if not found:
+            raise SystemExit(f"--extra-reals {folder}: no image or video in it")
+        out += [Clip(str(p), 0, EXTRA_METHOD) for p in found]
+    logger.info("%d extra real files from %d folder(s)", len(out), len(folders))
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"{len(missing)} clips are not in {args.split}, e.g. {missing[0]}")
     train = [c for c in clips if split[c.file] == "train"]
     val = [c for c in clips if split[c.file] == "validation"]
+    extra = extra_real_clips(args.extra_reals)
+    train += extra
     spec = CacheSpec(size=args.size, margin=args.margin, align=args.align, frames=args.frames)
     cache = Path(args.cache_dir)
     if args.deg_copies < 1:
@@ -82,7 +122,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = LoopConfig(
         out=args.out,
         # the crops trained on
-        extra={"frames": args.frames, "deg_copies": args.deg_copies, "align": args.align},
+        extra={
+            "frames": args.frames,
+            "deg_copies": args.deg_copies,
+            "align": args.align,
+            **({"extra_reals": len(extra)} if extra else {}),
+        },
         **{
             f.name: getattr(args, f.name)
             for f in dataclasses.fields(LoopConfig)
@@ -92,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     train_v = load_cached(train, cache, spec, train_versions)
     val_v = load_cached(val, cache, spec, val_versions)
     model, summary = train_loop(cfg, train_v, val_v, resume=args.resume)
-    n_real = sum(1 for c in train if c.label == 0)
+    n_real = sum(1 for c in train if c.label == 0) - len(extra)
     save_pretrained(
         model,
         Path(args.out) / "checkpoint",
@@ -108,9 +153,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "split": Path(args.split).name,
             "provenance": {
                 "labels": Path(args.labels).name,
-                "train_clips": len(train),
+                "train_clips": len(train) - len(extra),
+                "extra_reals": {
+                    str(Path(d)): sum(1 for c in extra if c.file.startswith(_root(d)))
+                    for d in args.extra_reals
+                },
                 "train_real_clips": n_real,
-                "train_fake_clips": len(train) - n_real,
+                "train_fake_clips": len(train) - len(extra) - n_real,
                 "validation_clips": len(val),
                 "crops": sum(v.n for v in train_v),
                 "frames_per_video": args.frames,

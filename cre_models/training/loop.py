@@ -48,7 +48,7 @@ from ..model import (
 from ..transforms import to_tensor
 from .cache import CachedVideo
 from .sbi import make_sbi
-from .splits import identities
+from .splits import EXTRA_METHOD, identities
 
 __all__ = [
     "LoopConfig",
@@ -164,6 +164,10 @@ def _jitter(img: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def _domain(video: CachedVideo) -> str:
+    """``ffpp`` for FaceForensics++ clips; ``other`` for the rest (talking heads, and the
+    ``--extra-reals`` photos and videos, whatever their file names)."""
+    if video.clip.method == EXTRA_METHOD:
+        return "other"
     return "ffpp" if identities(video.clip.file) else "other"
 
 

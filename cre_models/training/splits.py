@@ -33,6 +33,7 @@ from pathlib import Path
 __all__ = [
     "Clip",
     "SPLITS",
+    "EXTRA_METHOD",
     "identities",
     "read_labels",
     "make_split",
@@ -41,6 +42,9 @@ __all__ = [
 ]
 
 SPLITS = ("train", "validation", "test")
+EXTRA_METHOD = "extra"
+"""``Clip.method`` of real photos and videos added with ``cre train-videos --extra-reals``:
+always training, in the loop's "other" domain, never in a split file."""
 FFPP_METHODS = ("Deepfakes", "Face2Face", "FaceSwap")
 """Manipulation methods that test and validation must each contain."""
 _FFPP_NAME = re.compile(r"^(\d{3})(?:_(\d{3}))?$")
