@@ -175,3 +175,27 @@ def test_job_timeout_in_a_warm_worker_leaves_no_decoder_thread_and_no_open_file(
     assert at_delete == [([], [])], "decoder still running when the download was deleted"
     assert _prefetch_threads() == [] and _open_files_under(downloads) == []
     assert list(downloads.iterdir()) == []
+
+
+def test_lookahead_says_when_the_producer_is_idle() -> None:
+    from worker.prefetch import Lookahead
+
+    release = threading.Event()
+
+    def gen() -> Iterator[int]:
+        yield 0
+        release.wait(5)  # busy producing the next item until released
+        yield from range(1, 6)
+
+    probe = Lookahead()
+    assert not probe.producer_idle()  # not started
+    it = prefetch(gen(), depth=2, lookahead=probe)
+    assert next(it) == 0
+    assert not probe.producer_idle()  # working on item 1, buffer not full
+    release.set()
+    deadline = time.monotonic() + 5
+    while not probe.producer_idle() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert probe.producer_idle()  # two items waiting: it waits for the consumer
+    assert list(it) == [1, 2, 3, 4, 5]
+    assert probe.producer_idle()  # ran out of items

@@ -663,3 +663,47 @@ def test_settings_table_lists_every_setting() -> None:
     table = settings_table()
     for name in Settings.model_fields:
         assert f"`CRE_{name.upper()}`" in table
+
+
+def test_a_batch_gets_every_torch_thread_only_while_the_decoder_is_idle(
+    tiny_settings: Settings,
+) -> None:
+    import torch
+
+    from worker.scoring import Scorer
+
+    class OneFace:
+        def detect(self, image: np.ndarray) -> list[FaceBox]:
+            return [FaceBox(10, 10, 42, 42)]
+
+    class Frame:
+        def __init__(self, i: int) -> None:
+            self.index, self.time_s = i, i / 10
+            self.image = np.random.default_rng(i).integers(0, 255, (80, 120, 3), dtype=np.uint8)
+
+    scorer = Scorer(tiny_settings.model_copy(update={"detect_batch": 1, "batch_size": 2}))
+    scorer.detector = OneFace()  # type: ignore[assignment]
+    asked: list[int] = []
+    real_predict = scorer.predict
+
+    def predict(crops: list[np.ndarray], threads: int = 0) -> np.ndarray:
+        asked.append(threads)
+        return real_predict(crops, threads)
+
+    scorer.predict = predict  # type: ignore[method-assign]
+    idle = iter([False, True, True])
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        out = scorer.score_frames([Frame(i) for i in range(6)], decoder_idle=lambda: next(idle))
+        assert asked == [1, 2, 2]  # one core left to a working decoder, both when it waits
+        assert (out.batches, out.batches_all_threads) == (3, 2)
+        asked.clear()
+        out = scorer.score_frames([Frame(i) for i in range(6)])  # no signal: always beside it
+        assert asked == [1, 1, 1] and out.batches_all_threads == 0
+        torch.set_num_threads(1)  # one thread (e.g. one of several workers): nothing to give
+        asked.clear()
+        out = scorer.score_frames([Frame(i) for i in range(4)], decoder_idle=lambda: True)
+        assert asked == [1, 1] and out.batches_all_threads == 0
+    finally:
+        torch.set_num_threads(before)

@@ -225,7 +225,7 @@ def score_video(
     from cre_models.sampling import sample_frames
     from cre_models.video import SampleStats, probe_video
     from worker.fetch import fetch
-    from worker.prefetch import prefetch
+    from worker.prefetch import Lookahead, prefetch
 
     t_start = time.perf_counter()
     if video_id is None:
@@ -289,11 +289,16 @@ def score_video(
             # decode in a background thread while this one detects and scores; closing it
             # on any way out (error, job timeout) stops the thread and closes the decoder
             # before the fetch context deletes a download
-            decoded = prefetch(sample_frames(fetched.path, info, n_frames, limits, stats=stats))
+            lookahead = Lookahead()
+            decoded = prefetch(
+                sample_frames(fetched.path, info, n_frames, limits, stats=stats),
+                lookahead=lookahead,
+            )
             with contextlib.closing(decoded):
                 scored = scorer.score_frames(
                     decoded,
                     on_frame=lambda k: progress("scoring", k, n_frames),
+                    decoder_idle=lookahead.producer_idle,
                 )
         timings.decode += scored.decode_s
         timings.detect = scored.detect_s

@@ -8,6 +8,10 @@ producer, closes the source iterator (e.g. the decoder and its file) and waits f
 thread. Close it explicitly (``contextlib.closing``) when the consumer may stop early,
 before deleting anything the source reads: a suspended generator is only closed when it
 is garbage-collected, and an exception's traceback keeps it alive.
+
+A :class:`Lookahead` passed in tells the consumer whether the producer is idle (its buffer
+full, or the source exhausted): the scorer then lets torch use the core the decoder
+would otherwise need (:meth:`worker.scoring.Scorer.score_frames`).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import threading
 from collections.abc import Generator, Iterable
 from typing import TypeVar
 
-__all__ = ["prefetch"]
+__all__ = ["prefetch", "Lookahead"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +36,29 @@ class _Raised:
         self.exc = exc
 
 
+class Lookahead:
+    """What the consumer of a running :func:`prefetch` can ask about its producer."""
+
+    def __init__(self) -> None:
+        self._buf: queue.Queue[object] | None = None
+        self._finished = threading.Event()
+
+    def producer_idle(self) -> bool:
+        """True while the producer cannot be working: its buffer is full (it waits for the
+        consumer, which is busy with this call's caller) or it has run out of items.
+
+        At most the item it was producing when the buffer filled overlaps what the caller
+        does next; before :func:`prefetch` starts, False.
+        """
+        buf = self._buf
+        return self._finished.is_set() or (buf is not None and buf.full())
+
+
 def prefetch(
-    items: Iterable[T], depth: int = 4, name: str = "cre-prefetch"
+    items: Iterable[T],
+    depth: int = 4,
+    name: str = "cre-prefetch",
+    lookahead: Lookahead | None = None,
 ) -> Generator[T, None, None]:
     """Yield the items of ``items``, produced by a daemon thread up to ``depth`` ahead.
 
@@ -41,11 +66,14 @@ def prefetch(
         items: any iterable; it is iterated (and, if a generator, closed) in the thread.
         depth: how many items may wait in the buffer; bounds the memory held.
         name: the thread's name, for debugging.
+        lookahead: filled in to tell the consumer when the producer is idle.
     """
     if depth < 1:
         raise ValueError(f"depth must be >= 1, got {depth}")
     buf: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
+    if lookahead is not None:
+        lookahead._buf = buf
 
     def put(item: object) -> bool:
         while not stop.is_set():
@@ -70,6 +98,8 @@ def prefetch(
             close = getattr(it, "close", None)
             if close is not None:
                 close()
+            if lookahead is not None:
+                lookahead._finished.set()
 
     thread = threading.Thread(target=produce, name=name, daemon=True)
     thread.start()

@@ -93,6 +93,10 @@ class ScoredFrames:
     infer_s: float = 0.0
     roi: RoiStats | None = None
     """Whole-frame and region detector passes (``None``: whole frames in batches)."""
+    batches: int = 0
+    """Model batches run."""
+    batches_all_threads: int = 0
+    """Of those, batches given every torch thread (the decoder idle, see ``score_frames``)."""
 
     @property
     def frame_scores(self) -> list[float]:
@@ -261,7 +265,10 @@ class Scorer:
         return torch.cat(out).numpy().astype(np.float64)
 
     def score_frames(
-        self, frames: Iterable[FrameLike], on_frame: Callable[[int], None] | None = None
+        self,
+        frames: Iterable[FrameLike],
+        on_frame: Callable[[int], None] | None = None,
+        decoder_idle: Callable[[], bool] | None = None,
     ) -> ScoredFrames:
         """Detect, crop and score the faces of every frame.
 
@@ -272,12 +279,15 @@ class Scorer:
         are kept, and they are scored as soon as ``batch_size`` are waiting, so memory does
         not grow with the number of frames. The model leaves a core to the decoder thread
         (one torch thread fewer than the process's, at least one): on two cores, a second
-        torch thread next to a busy core stalls in OpenMP's barriers (docs/BENCHMARKS.md),
-        and the last batch, after decoding, is too small to gain much from it.
+        torch thread next to a busy core stalls in OpenMP's barriers (docs/BENCHMARKS.md).
+        When ``decoder_idle()`` says the decoder cannot be working during a batch (its
+        look-ahead buffer is full, or the video is decoded: :class:`worker.prefetch.Lookahead`),
+        that batch gets every thread of the process.
 
         Args:
             frames: sampled frames, upright RGB, in time order (one video).
             on_frame: called with the number of frames done after each frame.
+            decoder_idle: asked before each batch; ``None``: the decoder may always be busy.
         """
         import torch
 
@@ -286,10 +296,15 @@ class Scorer:
         roi = self.roi_detector()
         per_pass = 1 if roi is not None else self.detect_batch_size
 
-        threads = max(1, torch.get_num_threads() - 1)
+        every = torch.get_num_threads()
+        beside_decoder = max(1, every - 1)
 
         def flush() -> None:
             t = time.perf_counter()
+            idle = decoder_idle is not None and decoder_idle()
+            threads = every if idle else beside_decoder
+            result.batches += 1
+            result.batches_all_threads += int(idle and every > beside_decoder)
             probs = self.predict([c for _, c in pending], threads)
             for (fs, _), p in zip(pending, probs, strict=True):
                 fs.scores.append(float(p))
