@@ -104,6 +104,14 @@ def test_cre_eval_writes_table_and_roc(
     assert roc.is_file() and roc.stat().st_size > 1000
 
 
+def test_the_roc_plot_goes_beside_the_report_unless_named() -> None:
+    from cre_models.evaluation.cli import roc_path
+
+    assert roc_path("runs/a/eval.md", None) == Path("runs/a/eval_roc.png")
+    assert roc_path("eval.md", None) == Path("eval_roc.png")
+    assert roc_path("runs/a/eval.md", "plots/roc.png") == Path("plots/roc.png")
+
+
 def test_shipped_checkpoint_loads_strictly_and_scores_a_dev_crop() -> None:
     if not (default_weights_dir() / "model.safetensors").is_file():
         pytest.skip("no shipped checkpoint in this checkout")

@@ -1,8 +1,9 @@
 """``cre eval --data DIR``: a checkpoint on labelled face crops, under every condition.
 
 See :mod:`cre_models.evaluation.crops` for what is measured. A Markdown table goes to
-stdout and to ``--out``; ROC curves to ``--roc`` (PNG). ``cre eval --videos`` (labelled
-videos through the worker's own path) is :mod:`worker.evaluate`.
+stdout and to ``--out``; ROC curves to ``--roc`` (PNG, by default beside ``--out``).
+``cre eval --videos`` (labelled videos through the worker's own path) is
+:mod:`worker.evaluate`.
 """
 
 from __future__ import annotations
@@ -73,7 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", default="eval.md", help="Markdown report file")
-    p.add_argument("--roc", default="roc.png", help="ROC curves (PNG)")
+    p.add_argument(
+        "--roc", default=None, help="ROC curves (PNG; default: beside --out, as NAME_roc.png)"
+    )
     p.add_argument(
         "--cache-dir", default=None, help="face-crop cache (default $CRE_CACHE or ~/.cache/cre)"
     )
@@ -135,6 +138,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     report += format_aggregation_table(results) + "\n"
     print(report)
     Path(args.out).write_text(report)
-    plot_roc(results, args.roc)
-    logger.info("wrote %s and %s", args.out, args.roc)
+    roc = roc_path(args.out, args.roc)
+    plot_roc(results, str(roc))
+    logger.info("wrote %s and %s", args.out, roc)
     return 0
+
+
+def roc_path(out: str, roc: str | None) -> Path:
+    """``--roc``, or beside the report: ``--out runs/a.md`` -> ``runs/a_roc.png`` (so two
+    reports written to two folders never overwrite one ``roc.png`` in the working folder)."""
+    return Path(roc) if roc else Path(out).with_name(Path(out).stem + "_roc.png")
