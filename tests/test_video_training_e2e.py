@@ -375,6 +375,12 @@ def test_extra_real_clips_finds_photos_and_videos_and_refuses_bad_folders(tmp_pa
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match="no image or video"):
         extra_real_clips([str(tmp_path / "empty")])
+    # a folder given twice, or inside another, adds its files once
+    twice = extra_real_clips([str(tmp_path / "people"), str(tmp_path / "people/a")])
+    assert [Path(c.file).name for c in twice] == ["123.png", "b.mp4"]
+    # a labelled file (a fake, maybe) is never trained as a real
+    with pytest.raises(SystemExit, match="labelled set"):
+        extra_real_clips([str(tmp_path / "people")], [tmp_path / "people" / "b.mp4"])
 
 
 def test_a_photo_is_cropped_as_the_worker_crops_a_frame_and_never_re_encoded(

@@ -69,15 +69,19 @@ def _root(folder: str) -> str:
     return str(Path(folder).resolve()) + "/"
 
 
-def extra_real_clips(folders: Sequence[str]) -> list[Clip]:
-    """Every image and video under ``folders`` as a real clip (absolute paths, sorted).
+def extra_real_clips(folders: Sequence[str], labelled: Sequence[Path] = ()) -> list[Clip]:
+    """Every image and video under ``folders`` as a real clip (absolute paths, sorted; a file
+    under two of the folders counts once).
 
     Raises:
-        SystemExit: a folder that does not exist or holds no image or video.
+        SystemExit: a folder that does not exist or holds no image or video, or one that
+            holds a file of the labelled set (``labelled``): a fake there would train as real.
     """
     from .data import IMAGE_EXTS, VIDEO_EXTS
 
+    known = {p.resolve() for p in labelled}
     out: list[Clip] = []
+    seen: set[Path] = set()
     for folder in folders:
         root = Path(folder)
         if not root.is_dir():
@@ -89,7 +93,14 @@ def extra_real_clips(folders: Sequence[str]) -> list[Clip]:
         ]
         if not found:
             raise SystemExit(f"--extra-reals {folder}: no image or video in it")
-        out += [Clip(str(p), 0, EXTRA_METHOD) for p in found]
+        listed = [p for p in found if p in known]
+        if listed:
+            raise SystemExit(
+                f"--extra-reals {folder}: {len(listed)} file(s) of the labelled set, e.g. "
+                f"{listed[0]}; give a folder of real media that --labels does not list"
+            )
+        out += [Clip(str(p), 0, EXTRA_METHOD) for p in found if p not in seen]
+        seen.update(found)
     logger.info("%d extra real files from %d folder(s)", len(out), len(folders))
     return out
 
@@ -107,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"{len(missing)} clips are not in {args.split}, e.g. {missing[0]}")
     train = [c for c in clips if split[c.file] == "train"]
     val = [c for c in clips if split[c.file] == "validation"]
-    extra = extra_real_clips(args.extra_reals)
+    extra = extra_real_clips(args.extra_reals, [data / c.file for c in clips])
     train += extra
     spec = CacheSpec(size=args.size, margin=args.margin, align=args.align, frames=args.frames)
     cache = Path(args.cache_dir)
