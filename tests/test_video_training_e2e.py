@@ -360,7 +360,7 @@ def _photo(path: Path, seed: int = 0, grey: bool = False) -> Path:
 
 
 def test_extra_real_clips_finds_photos_and_videos_and_refuses_bad_folders(tmp_path: Path) -> None:
-    from cre_models.training.cli import extra_real_clips
+    from cre_models.training.cli import _files_per_folder, extra_real_clips
     from cre_models.training.splits import EXTRA_METHOD
 
     _photo(tmp_path / "people/a/123.png")
@@ -376,8 +376,10 @@ def test_extra_real_clips_finds_photos_and_videos_and_refuses_bad_folders(tmp_pa
     with pytest.raises(SystemExit, match="no image or video"):
         extra_real_clips([str(tmp_path / "empty")])
     # a folder given twice, or inside another, adds its files once
-    twice = extra_real_clips([str(tmp_path / "people"), str(tmp_path / "people/a")])
+    folders = [str(tmp_path / "people"), str(tmp_path / "people/a")]
+    twice = extra_real_clips(folders)
     assert [Path(c.file).name for c in twice] == ["123.png", "b.mp4"]
+    assert _files_per_folder(folders, twice) == {folders[0]: 2, folders[1]: 0}
     # a labelled file (a fake, maybe) is never trained as a real
     with pytest.raises(SystemExit, match="labelled set"):
         extra_real_clips([str(tmp_path / "people")], [tmp_path / "people" / "b.mp4"])

@@ -144,9 +144,9 @@ def cache_video(path: Path, spec: CacheSpec, detector: FaceDetector, out: Path) 
 
 def is_still(clip: Clip) -> bool:
     """Whether a clip is a still photo (cached as delivered only, see the module doc)."""
-    from .data import IMAGE_EXTS
+    from .data import media_kind
 
-    return Path(clip.file).suffix.lower() in IMAGE_EXTS
+    return media_kind(Path(clip.file)) == "image"
 
 
 def cache_image(path: Path, spec: CacheSpec, detector: FaceDetector, out: Path) -> int:

@@ -65,8 +65,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _root(folder: str) -> str:
-    return str(Path(folder).resolve()) + "/"
+def _files_per_folder(folders: Sequence[str], extra: Sequence[Clip]) -> dict[str, int]:
+    """How many of the ``extra`` clips each folder added: a file under two of them counts
+    for the first, as :func:`extra_real_clips` adds it once."""
+    roots = [(str(Path(d)), str(Path(d).resolve()) + "/") for d in folders]
+    counts = dict.fromkeys((name for name, _ in roots), 0)
+    for clip in extra:
+        counts[next(name for name, root in roots if clip.file.startswith(root))] += 1
+    return counts
 
 
 def extra_real_clips(folders: Sequence[str], labelled: Sequence[Path] = ()) -> list[Clip]:
@@ -77,7 +83,7 @@ def extra_real_clips(folders: Sequence[str], labelled: Sequence[Path] = ()) -> l
         SystemExit: a folder that does not exist or holds no image or video, or one that
             holds a file of the labelled set (``labelled``): a fake there would train as real.
     """
-    from .data import IMAGE_EXTS, VIDEO_EXTS
+    from .data import media_under
 
     known = {p.resolve() for p in labelled}
     out: list[Clip] = []
@@ -86,11 +92,7 @@ def extra_real_clips(folders: Sequence[str], labelled: Sequence[Path] = ()) -> l
         root = Path(folder)
         if not root.is_dir():
             raise SystemExit(f"--extra-reals {folder}: not a folder")
-        found = [
-            p.resolve()
-            for p in sorted(root.rglob("*"))
-            if p.is_file() and p.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS
-        ]
+        found = [item.path.resolve() for item in media_under(root, 0)]
         if not found:
             raise SystemExit(f"--extra-reals {folder}: no image or video in it")
         listed = [p for p in found if p in known]
@@ -165,10 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "provenance": {
                 "labels": Path(args.labels).name,
                 "train_clips": len(train) - len(extra),
-                "extra_reals": {
-                    str(Path(d)): sum(1 for c in extra if c.file.startswith(_root(d)))
-                    for d in args.extra_reals
-                },
+                "extra_reals": _files_per_folder(args.extra_reals, extra),
                 "train_real_clips": n_real,
                 "train_fake_clips": len(train) - len(extra) - n_real,
                 "validation_clips": len(val),

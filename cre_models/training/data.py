@@ -44,6 +44,8 @@ __all__ = [
     "MediaItem",
     "FaceSample",
     "discover_media",
+    "media_kind",
+    "media_under",
     "extract_faces",
     "load_face_samples",
     "default_cache_dir",
@@ -89,7 +91,8 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "cre"
 
 
-def _kind(path: Path) -> Literal["image", "video"] | None:
+def media_kind(path: Path) -> Literal["image", "video"] | None:
+    """``image`` or ``video`` by the file's extension; ``None`` for anything else."""
     ext = path.suffix.lower()
     if ext in IMAGE_EXTS:
         return "image"
@@ -98,10 +101,11 @@ def _kind(path: Path) -> Literal["image", "video"] | None:
     return None
 
 
-def _media_under(root: Path, label: int) -> list[MediaItem]:
+def media_under(root: Path, label: int) -> list[MediaItem]:
+    """Every image and video file below ``root`` (sorted), all with ``label``."""
     items = []
     for p in sorted(root.rglob("*")):
-        kind = _kind(p)
+        kind = media_kind(p)
         if kind is not None and p.is_file():
             items.append(MediaItem(p, label, kind))
     return items
@@ -111,7 +115,7 @@ def discover_media(root: str | Path) -> list[MediaItem]:
     """Images and videos under ``root`` with labels from the folder layout (see module doc)."""
     root = Path(root)
     if root.is_file():
-        kind = _kind(root)
+        kind = media_kind(root)
         if kind is None:
             raise ValueError(
                 f"{root}: not an image or video ({', '.join(sorted(IMAGE_EXTS | VIDEO_EXTS))})"
@@ -121,11 +125,11 @@ def discover_media(root: str | Path) -> list[MediaItem]:
         raise FileNotFoundError(f"{root}: no such file or folder")
     real, fake = root / "real", root / "fake"
     if real.is_dir() or fake.is_dir():
-        return _media_under(real, 0) + _media_under(fake, 1)
+        return media_under(real, 0) + media_under(fake, 1)
     orig, manip = root / "original_sequences", root / "manipulated_sequences"
     if orig.is_dir() or manip.is_dir():
-        return _media_under(orig, 0) + _media_under(manip, 1)
-    return _media_under(root, 0)
+        return media_under(orig, 0) + media_under(manip, 1)
+    return media_under(root, 0)
 
 
 def is_grayscale(image: np.ndarray, tol: int = 3) -> bool:
