@@ -45,12 +45,20 @@ __all__ = [
     "validate_images",
     "MIN_INPUT_SIZE",
     "RGB_STREAMS",
+    "RESIDUAL_NORMS",
 ]
 
 MIN_INPUT_SIZE = 32
 """Smallest accepted height/width: four 2x poolings must leave at least 2x2 pixels."""
 
 RGB_STREAMS = ("seed", "efficientnet_lite0")
+RESIDUAL_NORMS = ("none", "rms")
+"""How the noise residual is scaled before its stream: ``none`` (as filtered) or ``rms``
+(each image's residual divided by its own root mean square, so that the stream sees where
+the high frequencies are, relative to the rest of the face, and not how much of them the
+codec left: a re-encoded face has less of them everywhere)."""
+RESIDUAL_RMS_FLOOR = 1e-3
+"""Smallest RMS divided by (a flat image's residual is not blown up to noise)."""
 ClassifierInput = Literal["input", "denoised"]
 
 
@@ -66,9 +74,14 @@ class EmbedderConfig:
     blur_sigma: float = 1.0
     fusion_dropout: float = 0.1
     rgb_pretrained: bool = False  # load ImageNet weights at build time (efficientnet_lite0)
+    residual_norm: str = "none"  # one of RESIDUAL_NORMS
 
     def __post_init__(self) -> None:
         self.channels = tuple(self.channels)
+        if self.residual_norm not in RESIDUAL_NORMS:
+            raise ValueError(
+                f"residual_norm must be one of {RESIDUAL_NORMS}, got {self.residual_norm!r}"
+            )
         if self.embedding_dim < 2 or self.embedding_dim % 2:
             raise ValueError(f"embedding_dim must be even and >= 2, got {self.embedding_dim}")
         if self.residual not in RESIDUAL_EXTRACTORS:
@@ -182,8 +195,16 @@ class ResilientEmbedder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         validate_images(x)
         rgb = self.rgb_stream(x)  # (B, D/2)
-        noise = self.noise_stream(self.residual(x))  # (B, D/2)
+        noise = self.noise_stream(self.noise_residual(x))  # (B, D/2)
         return self.fusion(torch.cat([rgb, noise], dim=1))  # (B, D)
+
+    def noise_residual(self, x: torch.Tensor) -> torch.Tensor:
+        """The noise stream's input: the filtered residual, scaled as ``residual_norm`` says."""
+        r = self.residual(x)  # (B, C, H, W)
+        if self.config.residual_norm == "rms":
+            rms = r.float().pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()
+            r = r / rms.clamp_min(RESIDUAL_RMS_FLOOR).to(r.dtype)
+        return r
 
 
 def _build_rgb_stream(config: EmbedderConfig, out_dim: int) -> nn.Module:

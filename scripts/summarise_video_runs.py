@@ -36,6 +36,8 @@ def main() -> None:
             notes.append("eye-levelled crops")
         if data.get("extra_reals"):
             notes.append(f"{data['extra_reals']} extra real photos/videos")
+        if cfg.get("residual_norm", "none") != "none":
+            notes.append(f"residual {cfg['residual_norm']}-normalised")
         if cfg.get("denoiser"):
             notes.append(f"denoised input (L1 weight {cfg['recon_weight']:g})")
         if cfg.get("twin_pairs"):

@@ -207,3 +207,36 @@ def test_config_validation() -> None:
         EmbedderConfig(embedding_dim=33)
     with pytest.raises(ValueError, match="needs a denoiser"):
         NetworkConfig(denoiser=None, classifier_input="denoised")
+    with pytest.raises(ValueError, match="residual_norm"):
+        EmbedderConfig(residual_norm="l1")
+
+
+@pytest.mark.parametrize("residual", ["gaussian", "srm"])
+def test_rms_residual_norm_ignores_how_much_high_frequency_is_left(residual: str) -> None:
+    """With ``residual_norm="rms"`` the noise stream sees each residual at unit RMS: the same
+    face with its high frequencies scaled down (as a codec does, crudely) looks the same to
+    it. Without it, the stream's input shrinks with them."""
+    x = rand_images(2, 48)
+    for norm in ("rms", "none"):
+        emb = ResilientEmbedder(
+            config=EmbedderConfig(
+                embedding_dim=16, channels=(4, 8), residual=residual, residual_norm=norm
+            )
+        ).eval()
+        r, r_weak = emb.noise_residual(x), emb.noise_residual(0.25 * x)  # linear filters
+        if norm == "rms":
+            torch.testing.assert_close(r, r_weak, atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(r.pow(2).mean(dim=(1, 2, 3)), torch.ones(2))
+        else:
+            torch.testing.assert_close(r_weak, 0.25 * r)
+    flat = torch.full((1, 3, 32, 32), 0.3)  # no residual: the floor keeps it zero, not NaN
+    emb = ResilientEmbedder(config=EmbedderConfig(embedding_dim=16, residual_norm="rms"))
+    assert emb.noise_residual(flat).abs().max() < 1e-3
+
+
+def test_configs_without_residual_norm_load_as_before() -> None:
+    """Checkpoints written before the option have no ``residual_norm`` key: they load with
+    the residual as filtered, which is what they were trained on."""
+    d = NetworkConfig().to_dict()
+    del d["embedder"]["residual_norm"]
+    assert NetworkConfig.from_dict(d).embedder.residual_norm == "none"

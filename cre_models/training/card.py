@@ -187,7 +187,13 @@ def video_model_card(checkpoint: Path, validation: EvalTable, test: EvalTable | 
             if net.embedder.rgb_stream == "efficientnet_lite0"
             else ""
         )
-        + f", noise-residual stream `{net.embedder.residual}`, embedding "
+        + f", noise-residual stream `{net.embedder.residual}`"
+        + (
+            " (each crop's residual divided by its own RMS)"
+            if net.embedder.residual_norm == "rms"
+            else ""
+        )
+        + ", embedding "
         f"{net.embedder.embedding_dim}, head {net.head_hidden}; no denoiser "
         f"({n_params} parameters).",
         f"- Input: {cfg.input.size}x{cfg.input.size} RGB, mean {list(cfg.input.mean)} std "

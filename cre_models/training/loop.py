@@ -72,6 +72,7 @@ class LoopConfig:
     out: str = "runs/videos"  # run folder: metrics.csv, resume.pt, best_state.pt, checkpoint/
     rgb_stream: str = "efficientnet_lite0"  # or "seed" (the small CNN of the first recipe)
     residual: str = "srm"  # noise-residual filter of the second stream ("constrained", ...)
+    residual_norm: str = "none"  # "rms": each crop's residual divided by its own RMS
     pretrained: bool = True  # ImageNet weights for an EfficientNet RGB stream
     embedding_dim: int = 512  # fused embedding (half from each stream)
     head_hidden: int = 256  # classifier head's hidden units
@@ -114,6 +115,7 @@ def build_network(cfg: LoopConfig) -> CompressionResilientNetwork:
         embedder=EmbedderConfig(
             embedding_dim=cfg.embedding_dim,
             residual=cfg.residual,
+            residual_norm=cfg.residual_norm,
             rgb_stream=cfg.rgb_stream,
             rgb_pretrained=cfg.pretrained and cfg.rgb_stream == "efficientnet_lite0",
         ),
