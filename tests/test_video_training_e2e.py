@@ -435,3 +435,29 @@ def test_extra_reals_are_the_other_domain_whatever_their_names() -> None:
         img, label, kind = draw_item([ffpp, extra], [], only_other, np.random.default_rng(seed))
         assert kind in ("real", "sbi") and label == int(kind == "sbi")
         assert img.mean() > 150  # drawn from the extra photo, never the FF++ clip
+
+
+def test_training_logs_its_progress_between_validations(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A long run says where it is, how fast it goes and how long it has left, not only at
+    its validations."""
+    from cre_models.training.loop import LoopConfig, train_loop
+
+    rng = np.random.default_rng(3)
+    lms = np.tile(
+        np.array([[20, 25], [44, 25], [32, 34], [24, 44], [40, 44]], np.float32), (3, 1, 1)
+    )
+    videos = [
+        load_cached_like(clip, rng.integers(0, 255, size=(3, 64, 64, 3), dtype=np.uint8), lms)
+        for clip in (Clip("real/000.mp4", 0, "youtube"), Clip("fake/001_002.mp4", 1, "Deepfakes"))
+    ]
+    tiny = {"rgb_stream": "seed", "pretrained": False, "size": 64, "warmup": 1, "threads": 1}
+    cfg = LoopConfig(
+        out=str(tmp_path / "run"), batch_size=4, steps=4, eval_every=4, log_every=2, **tiny
+    )
+    with caplog.at_level("INFO", logger="cre_models.training.loop"):
+        train_loop(cfg, videos, videos)
+    lines = [r.getMessage() for r in caplog.records if "s/step" in r.getMessage()]
+    assert [line.split(":")[0] for line in lines] == ["step 2/4", "step 4/4"]
+    assert all("min left" in line and "train loss" in line for line in lines)

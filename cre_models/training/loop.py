@@ -89,6 +89,7 @@ class LoopConfig:
     simulate_prob: float = 0.5
     severities: tuple[str, ...] = ("light", "medium", "heavy")
     eval_every: int = 200
+    log_every: int = 25  # a progress line (loss, seconds per step, time left) every N steps
     seed: int = 0
     threads: int = 2
     denoiser: bool = False  # the classifier reads the denoiser's reconstruction (see below)
@@ -323,6 +324,21 @@ def _lr(cfg: LoopConfig, step: int) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
+def _log_progress(done: int, step: int, steps: int, elapsed: float, sums: dict[str, float]) -> None:
+    """One progress line: where the run is, the loss since the last validation, its pace
+    (validations included) and the time left at that pace."""
+    per_step = elapsed / max(done, 1)
+    left = per_step * (steps - step)
+    logger.info(
+        "step %d/%d: train loss %.4f, %.1f s/step, about %d min left",
+        step,
+        steps,
+        sums["loss"] / max(sums["n"], 1.0),
+        per_step,
+        round(left / 60),
+    )
+
+
 def train_loop(
     cfg: LoopConfig,
     train: Sequence[CachedVideo],
@@ -378,6 +394,7 @@ def train_loop(
     pairs = twin_index(train) if cfg.twin_pairs else []
     if cfg.twin_pairs and not pairs:
         raise ValueError("twin_pairs needs clips cached in both versions (orig and deg)")
+    t_start = time.time()
     for step in range(start, cfg.steps):
         rng = np.random.default_rng([cfg.seed, step])
         a, b, ty = _twin_batch(pairs, cfg, rng) if pairs else ([], [], [])
@@ -405,6 +422,8 @@ def train_loop(
         sums["loss"] += float(loss.detach()) * len(y)
         sums["correct"] += float((logits.argmax(1) == y).sum())
         sums["n"] += len(y)
+        if cfg.log_every > 0 and (step + 1) % cfg.log_every == 0:
+            _log_progress(step + 1 - start, step + 1, cfg.steps, time.time() - t_start, sums)
         if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
             seconds += time.time() - t0
             row: dict[str, Any] = {
