@@ -111,6 +111,11 @@ def test_train_videos_then_eval_videos_fit(clips: tuple[Path, Path], tmp_path: P
         train_main(
             [*args, "--out", str(out), "--cache-dir", str(cache), *tiny, "--deg-copies", "0"]
         )
+    with pytest.raises(SystemExit, match="residual-norm"):  # refused before any caching
+        train_main(
+            [*args, "--out", str(out), "--cache-dir", str(cache), *tiny, "--residual-norm", "l1"]
+        )
+    assert not cache.exists()
     photos = tmp_path / "photos"
     _photo(photos / "a.png")
     extra = ["--extra-reals", str(photos)]
