@@ -233,6 +233,26 @@ def load_cached_like(
     return CachedVideo(clip, version, crops, landmarks, t)
 
 
+FACE_LANDMARKS = np.tile(
+    np.array([[20, 25], [44, 25], [32, 34], [24, 44], [40, 44]], np.float32), (3, 1, 1)
+)
+"""Five landmarks of a face filling a 64 px crop, for each of three frames."""
+TINY_LOOP = {"rgb_stream": "seed", "pretrained": False, "size": 64, "warmup": 1, "threads": 1}
+"""A seed-CNN loop at 64 px on one thread: seconds per run."""
+
+
+def tiny_clips(seed: int, versions: tuple[str, ...] = ("orig",)) -> list[Any]:
+    """A real and a fake clip of three random 64 px crops each, in every one of ``versions``."""
+    rng = np.random.default_rng(seed)
+    return [
+        load_cached_like(
+            clip, rng.integers(0, 255, size=(3, 64, 64, 3), dtype=np.uint8), FACE_LANDMARKS, v
+        )
+        for clip in (Clip("real/000.mp4", 0, "youtube"), Clip("fake/001_002.mp4", 1, "Deepfakes"))
+        for v in versions
+    ]
+
+
 def test_twins_are_one_moment_of_one_clip_in_both_versions() -> None:
     from cre_models.training.loop import LoopConfig, draw_twins, twin_index
 
@@ -263,18 +283,9 @@ def test_twins_are_one_moment_of_one_clip_in_both_versions() -> None:
 def test_twin_training_runs_and_needs_both_versions(tmp_path: Path) -> None:
     from cre_models.training.loop import LoopConfig, train_loop
 
-    rng = np.random.default_rng(1)
-    lms = np.tile(
-        np.array([[20, 25], [44, 25], [32, 34], [24, 44], [40, 44]], np.float32), (3, 1, 1)
-    )
-    videos = []
-    for clip in (Clip("real/000.mp4", 0, "youtube"), Clip("fake/001_002.mp4", 1, "Deepfakes")):
-        for version in ("orig", "deg"):
-            crops = rng.integers(0, 255, size=(3, 64, 64, 3), dtype=np.uint8)
-            videos.append(load_cached_like(clip, crops, lms, version))
-    tiny = {"rgb_stream": "seed", "pretrained": False, "size": 64, "steps": 2, "warmup": 1}
+    videos = tiny_clips(1, ("orig", "deg"))
     cfg = LoopConfig(
-        out=str(tmp_path / "run"), batch_size=6, eval_every=2, threads=1, twin_pairs=2, **tiny
+        out=str(tmp_path / "run"), batch_size=6, steps=2, eval_every=2, twin_pairs=2, **TINY_LOOP
     )
     model, summary = train_loop(cfg, videos, videos)
     assert summary["best_step"] == 2 and not model.training
@@ -303,17 +314,9 @@ def test_ema_training_keeps_the_average_and_resumes(
 ) -> None:
     from cre_models.training.loop import LoopConfig, train_loop
 
-    rng = np.random.default_rng(2)
-    lms = np.tile(
-        np.array([[20, 25], [44, 25], [32, 34], [24, 44], [40, 44]], np.float32), (3, 1, 1)
-    )
-    videos = [
-        load_cached_like(clip, rng.integers(0, 255, size=(3, 64, 64, 3), dtype=np.uint8), lms)
-        for clip in (Clip("real/000.mp4", 0, "youtube"), Clip("fake/001_002.mp4", 1, "Deepfakes"))
-    ]
-    tiny = {"rgb_stream": "seed", "pretrained": False, "size": 64, "warmup": 1, "threads": 1}
+    videos = tiny_clips(2)
     run = tmp_path / "run"
-    cfg = LoopConfig(out=str(run), batch_size=4, steps=4, eval_every=2, ema=0.9, **tiny)
+    cfg = LoopConfig(out=str(run), batch_size=4, steps=4, eval_every=2, ema=0.9, **TINY_LOOP)
     model, summary = train_loop(cfg, videos, videos)
     state = torch.load(run / "resume.pt", weights_only=True)
     assert set(state) >= {"model", "ema"}
@@ -336,12 +339,14 @@ def test_ema_training_keeps_the_average_and_resumes(
         real_update(ema, model, decay)
 
     monkeypatch.setattr(loop, "ema_update", spy)
-    more = LoopConfig(out=str(run), batch_size=4, steps=6, eval_every=2, ema=0.9, **tiny)
+    more = LoopConfig(out=str(run), batch_size=4, steps=6, eval_every=2, ema=0.9, **TINY_LOOP)
     train_loop(more, videos, videos, resume=True)
     assert torch.load(run / "resume.pt", weights_only=True)["step"] == 6
     assert all(torch.equal(seen[0][k], v) for k, v in avg.items())
     # a run saved without the average cannot be resumed with one: a clear error, not a KeyError
-    plain = LoopConfig(out=str(tmp_path / "plain"), batch_size=4, steps=2, eval_every=2, **tiny)
+    plain = LoopConfig(
+        out=str(tmp_path / "plain"), batch_size=4, steps=2, eval_every=2, **TINY_LOOP
+    )
     train_loop(plain, videos, videos)
     again = LoopConfig(**{**plain.__dict__, "steps": 4, "ema": 0.9})
     with pytest.raises(ValueError, match="no weight average"):
@@ -449,17 +454,9 @@ def test_training_logs_its_progress_between_validations(
     its validations."""
     from cre_models.training.loop import LoopConfig, train_loop
 
-    rng = np.random.default_rng(3)
-    lms = np.tile(
-        np.array([[20, 25], [44, 25], [32, 34], [24, 44], [40, 44]], np.float32), (3, 1, 1)
-    )
-    videos = [
-        load_cached_like(clip, rng.integers(0, 255, size=(3, 64, 64, 3), dtype=np.uint8), lms)
-        for clip in (Clip("real/000.mp4", 0, "youtube"), Clip("fake/001_002.mp4", 1, "Deepfakes"))
-    ]
-    tiny = {"rgb_stream": "seed", "pretrained": False, "size": 64, "warmup": 1, "threads": 1}
+    videos = tiny_clips(3)
     cfg = LoopConfig(
-        out=str(tmp_path / "run"), batch_size=4, steps=4, eval_every=4, log_every=2, **tiny
+        out=str(tmp_path / "run"), batch_size=4, steps=4, eval_every=4, log_every=2, **TINY_LOOP
     )
     with caplog.at_level("INFO", logger="cre_models.training.loop"):
         train_loop(cfg, videos, videos)
