@@ -20,7 +20,7 @@ import platform
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..model import RESIDUAL_NORMS
+from ..model import EmbedderConfig
 from ..weights import DecisionSpec, InputSpec, save_pretrained
 from .cache import CacheSpec, build_cache, degraded_versions, load_cached
 from .loop import LoopConfig, train_loop
@@ -127,10 +127,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     cache = Path(args.cache_dir)
     if args.deg_copies < 1:
         raise SystemExit(f"--deg-copies must be >= 1, not {args.deg_copies}")
-    if args.residual_norm not in RESIDUAL_NORMS:  # before minutes of crop caching
-        raise SystemExit(
-            f"--residual-norm must be one of {RESIDUAL_NORMS}, not {args.residual_norm!r}"
+    try:  # the embedder's own checks, before minutes of crop caching
+        EmbedderConfig(
+            rgb_stream=args.rgb_stream, residual=args.residual, residual_norm=args.residual_norm
         )
+    except ValueError as e:
+        raise SystemExit(f"--rgb-stream / --residual / --residual-norm: {e}") from None
     train_versions = ("orig", *degraded_versions(args.deg_copies))
     val_versions = ("orig", *degraded_versions(1))  # runs stay comparable whatever N
     build_cache(train, data, cache, spec, versions=train_versions)
