@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cre_models.evaluation.metrics import auc, choose_threshold
+from cre_models.evaluation.metrics import auc, choose_threshold, fit_logistic
 from cre_models.training.splits import read_labels
 from cre_models.video import VideoLimits
 from worker.evaluate import CONDITIONS, _load_records, video_scores
@@ -68,35 +68,6 @@ def features(r: Row, terms: Sequence[str]) -> list[float]:
     return [*x, 1.0]
 
 
-def fit(x: np.ndarray, y: np.ndarray, l2: float = 1e-2) -> np.ndarray:
-    """Logistic regression on Platt's smoothed targets, L2 towards the identity (Newton with
-    backtracking, as :func:`cre_models.evaluation.metrics.fit_platt`)."""
-    n1, n0 = y.sum(), (1 - y).sum()
-    t = np.where(y == 1, (n1 + 1) / (n1 + 2), 1 / (n0 + 2))
-    prior = np.zeros(x.shape[1])
-    prior[0] = 1.0
-    reg = np.eye(x.shape[1]) * l2
-    reg[-1, -1] = 0.0  # the intercept is free
-
-    def nll(w: np.ndarray) -> float:
-        z = x @ w
-        return float((np.logaddexp(0, z) - t * z).sum() + 0.5 * (w - prior) @ reg @ (w - prior))
-
-    w = prior.copy()
-    for _ in range(100):
-        p = 0.5 * (1 + np.tanh(x @ w / 2))
-        g = x.T @ (p - t) + reg @ (w - prior)
-        h = (x * (p * (1 - p))[:, None]).T @ x + reg + 1e-6 * np.eye(len(w))
-        step = np.linalg.solve(h, g)
-        lr, f0 = 1.0, nll(w)
-        while nll(w - lr * step) > f0 and lr > 1e-6:
-            lr /= 2
-        w = w - lr * step
-        if np.abs(lr * step).max() < 1e-9:
-            break
-    return w
-
-
 def predict(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return 0.5 * (1 + np.tanh(x @ w / 2))
 
@@ -109,7 +80,7 @@ def leave_one_clip_out(rows: Sequence[Row], terms: Sequence[str]) -> dict[str, f
         train = [r for r in rows if r.file != f]
         x = np.array([features(r, terms) for r in train])
         y = np.array([r.label for r in train])
-        w = fit(x, y)
+        w = fit_logistic(x, y)
         threshold = choose_threshold(y.tolist(), predict(x, w).tolist())
         for r in rows:
             if r.file == f:
@@ -196,7 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("| --- " * (len(head) + 2) + "|")  # noqa: T201
     for name, terms in VARIANTS.items():
         res = leave_one_clip_out(rows, terms)
-        w = fit(np.array([features(r, terms) for r in rows]), np.array([r.label for r in rows]))
+        w = fit_logistic(
+            np.array([features(r, terms) for r in rows]), np.array([r.label for r in rows])
+        )
         cells = " | ".join(f"{res[h]:.3f}" for h in head)
         print(f"| {name} | {cells} | {np.round(w, 2).tolist()} |")  # noqa: T201
     return 0

@@ -24,6 +24,7 @@ __all__ = [
     "choose_threshold",
     "Platt",
     "fit_platt",
+    "fit_logistic",
 ]
 
 EPS = 1e-6
@@ -165,24 +166,41 @@ def fit_platt(labels: Labels, scores: Scores, l2: float = 1e-2) -> Platt:
     keep a small validation set from producing 0 / 1 probabilities.
     """
     y, s = _arrays(labels, scores)
+    x = np.log(np.clip(s, EPS, 1 - EPS) / (1 - np.clip(s, EPS, 1 - EPS)))
+    w = fit_logistic(np.stack([x, np.ones_like(x)], axis=1), y, l2)
+    return Platt(float(w[0]), float(w[1]))
+
+
+def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = 1e-2) -> np.ndarray:
+    """Weights ``w`` of ``p = sigmoid(features @ w)`` on Platt's smoothed targets (see
+    :func:`fit_platt`, which is this with the columns ``logit(score), 1``).
+
+    The first column is the score's logit, whose weight is pulled towards 1 (identity); the
+    last is the intercept, left free; every other column's weight is pulled towards 0, all
+    with an L2 weight ``l2``. Newton's method with backtracking.
+    """
+    y = np.asarray(labels, dtype=float)
     if len(set(y.tolist())) < 2:
         raise ValueError("calibration needs both classes")
     n_pos, n_neg = int(y.sum()), int((1 - y).sum())
     t = np.where(y == 1, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
-    x = np.log(np.clip(s, EPS, 1 - EPS) / (1 - np.clip(s, EPS, 1 - EPS)))
+    k = features.shape[1]
+    prior = np.zeros(k)
+    prior[0] = 1.0
+    penalty = np.full(k, l2)
+    penalty[-1] = 0.0  # the intercept is free
+    jitter = np.where(penalty == 0, 1e-9, 0.0)  # keeps a free weight's Hessian invertible
 
     def nll(w: np.ndarray) -> float:
-        z = w[0] * x + w[1]
+        z = features @ w
         # log(1 + e^z) - t z, written stably
-        return float((np.logaddexp(0, z) - t * z).sum() + 0.5 * l2 * (w[0] - 1) ** 2)
+        return float((np.logaddexp(0, z) - t * z).sum() + 0.5 * (penalty * (w - prior) ** 2).sum())
 
-    w = np.array([1.0, 0.0])
+    w = prior.copy()
     for _ in range(100):
-        z = w[0] * x + w[1]
-        p = 0.5 * (1 + np.tanh(z / 2))  # sigmoid without overflow
-        g = np.array([((p - t) * x).sum() + l2 * (w[0] - 1), (p - t).sum()])
-        r = p * (1 - p)
-        h = np.array([[(r * x * x).sum() + l2, (r * x).sum()], [(r * x).sum(), r.sum() + 1e-9]])
+        p = 0.5 * (1 + np.tanh(features @ w / 2))  # sigmoid without overflow
+        g = features.T @ (p - t) + penalty * (w - prior)
+        h = (features * (p * (1 - p))[:, None]).T @ features + np.diag(penalty + jitter)
         step = np.linalg.solve(h, g)
         lr, f0 = 1.0, nll(w)
         while nll(w - lr * step) > f0 and lr > 1e-6:  # backtracking keeps Newton from overshooting
@@ -190,4 +208,4 @@ def fit_platt(labels: Labels, scores: Scores, l2: float = 1e-2) -> Platt:
         w = w - lr * step
         if np.abs(lr * step).max() < 1e-9:
             break
-    return Platt(float(w[0]), float(w[1]))
+    return w
