@@ -28,6 +28,7 @@ from torch import nn
 
 __all__ = [
     "LITE0_BLOCKS",
+    "LITE0_DEPTH",
     "MBConv",
     "EfficientNetLite0",
     "EfficientNetLite0Stream",
@@ -49,6 +50,7 @@ LITE0_BLOCKS: tuple[tuple[int, int, int, int, int], ...] = (
     (6, 5, 2, 192, 4),
     (6, 3, 1, 320, 1),
 )
+LITE0_DEPTH = sum(stage[-1] for stage in LITE0_BLOCKS)  # 16 MBConv blocks
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
 BN_EPS = 1e-3  # the TensorFlow default these weights were trained with
@@ -113,8 +115,30 @@ class EfficientNetLite0(nn.Module):
             nn.Conv2d(cin, HEAD_CHANNELS, 1, bias=False), _bn(HEAD_CHANNELS), nn.ReLU6(inplace=True)
         )
 
+    def truncate(self, blocks: int) -> None:
+        """Keep the stem and the first ``blocks`` MBConv blocks; a new 1x1 head (random
+        init) maps their output to the usual 1280 channels.
+
+        Fewer blocks means a smaller receptive field: after 8 blocks (stride 16, 80
+        channels) one feature sees at most 147x147 input pixels, and in practice its centre;
+        the pooled features are then a bag of local textures rather than a whole-face
+        descriptor, which leaves less room to learn who a face is.
+        """
+        if not 1 <= blocks <= len(self.blocks):
+            raise ValueError(f"blocks must be in 1..{len(self.blocks)}, got {blocks}")
+        if blocks == len(self.blocks):
+            return
+        kept = list(self.blocks)[:blocks]
+        self.blocks = nn.Sequential(*kept)
+        last = kept[-1]
+        assert isinstance(last, MBConv)
+        cin = next(m for m in last.project if isinstance(m, nn.Conv2d)).out_channels
+        self.head = nn.Sequential(
+            nn.Conv2d(cin, HEAD_CHANNELS, 1, bias=False), _bn(HEAD_CHANNELS), nn.ReLU6(inplace=True)
+        )
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.blocks(self.stem(x)))  # (B, 1280, H/32, W/32)
+        return self.head(self.blocks(self.stem(x)))  # (B, 1280, H/s, W/s), s = 32 untruncated
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x)
@@ -199,15 +223,23 @@ def load_imagenet_weights(trunk: EfficientNetLite0, path: str | Path | None = No
 class EfficientNetLite0Stream(nn.Module):
     """RGB stream for :class:`~cre_models.model.ResilientEmbedder`.
 
-    ``(B, 3, H, W)`` in ``[-1, 1]`` -> ``(B, out_dim)``: the Lite0 trunk, global average
+    ``(B, 3, H, W)`` in ``[-1, 1]`` -> ``(B, out_dim)``: the Lite0 trunk (its first
+    ``blocks`` MBConv blocks, see :meth:`EfficientNetLite0.truncate`), global average
     pooling, dropout and a linear projection.
     """
 
-    def __init__(self, out_dim: int, pretrained: bool = False, dropout: float = 0.2) -> None:
+    def __init__(
+        self,
+        out_dim: int,
+        pretrained: bool = False,
+        dropout: float = 0.2,
+        blocks: int = LITE0_DEPTH,
+    ) -> None:
         super().__init__()
         self.trunk = EfficientNetLite0()
         if pretrained:
-            load_imagenet_weights(self.trunk)
+            load_imagenet_weights(self.trunk)  # all of it, strictly; then cut
+        self.trunk.truncate(blocks)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.proj = nn.Linear(HEAD_CHANNELS, out_dim)

