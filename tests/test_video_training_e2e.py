@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -463,3 +464,46 @@ def test_training_logs_its_progress_between_validations(
     lines = [r.getMessage() for r in caplog.records if "s/step" in r.getMessage()]
     assert [line.split(":")[0] for line in lines] == ["step 2/4", "step 4/4"]
     assert all("min left" in line and "train loss" in line for line in lines)
+
+
+def test_soften_reals_softens_real_clips_and_self_blend_sources_only() -> None:
+    """``soften_reals=1``: every crop drawn from a real clip (a real, or a self-blend's
+    source) is resampled before the rest; labelled fakes come as they are. At 0 the draws
+    are bit-identical to a config without the option."""
+    from cre_models.training.loop import LoopConfig, draw_pair, soften
+
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 255, size=(4, 64, 64, 3), dtype=np.uint8)
+    five = np.array([[20, 25], [44, 25], [32, 34], [24, 44], [40, 44]], np.float32)
+    lms = np.tile(five, (4, 1, 1))
+    real = load_cached_like(Clip("real/000.mp4", 0, "youtube"), crops, lms)
+    fake = load_cached_like(Clip("fake/001_002.mp4", 1, "Deepfakes"), crops[::-1].copy(), lms)
+
+    def detail(img: np.ndarray) -> float:
+        return float(cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
+
+    soft = soften(crops[0], np.random.default_rng(1))
+    assert soft.shape == crops[0].shape and soft.dtype == np.uint8
+    assert detail(soft) < 0.5 * detail(crops[0])
+    assert np.array_equal(soft, soften(crops[0], np.random.default_rng(1)))  # seeded
+
+    base = dict(size=64, margin=0.25, simulate_prob=0.0, sbi_share=0.5)
+    kinds = set()
+    for seed in range(12):
+        plain = draw_pair([real], [fake], LoopConfig(**base), np.random.default_rng(seed))
+        off = draw_pair(
+            [real], [fake], LoopConfig(**base, soften_reals=0.0), np.random.default_rng(seed)
+        )
+        assert np.array_equal(plain[0], off[0]) and plain[2:] == off[2:]
+        img, _, _, kind = draw_pair(
+            [real], [fake], LoopConfig(**base, soften_reals=1.0), np.random.default_rng(seed)
+        )
+        kinds.add(kind)
+        assert kind == off[3]  # the label and kind are drawn before the softening
+        if kind == "labelled":  # untouched, and the same draw as without the option
+            assert np.array_equal(img, off[0])
+        else:
+            assert detail(img) < 0.6 * detail(off[0])
+    assert kinds == {"real", "sbi", "labelled"}
+    with pytest.raises(ValueError, match="soften_reals"):
+        LoopConfig(soften_reals=1.5)

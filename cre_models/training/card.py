@@ -240,7 +240,13 @@ def video_model_card(checkpoint: Path, validation: EvalTable, test: EvalTable | 
         f"{loop.get('lr')} (warm-up {loop.get('warmup')}, cosine), weight decay "
         f"{loop.get('weight_decay')}; EfficientNet stem + first {loop.get('freeze_blocks')} "
         "blocks frozen.",
-        f"- Half real, half fake; of the fakes {loop.get('sbi_share')} self-blended. Jitter "
+        f"- Half real, half fake; of the fakes {loop.get('sbi_share')} self-blended"
+        + (
+            f"; {loop['soften_reals']} of the crops from real clips resampled at 0.5-0.9x first"
+            if loop.get("soften_reals")
+            else ""
+        )
+        + ". Jitter "
         f"(flip, +-4 % shift/scale); simulator severities {loop.get('severities')} on "
         f"{loop.get('simulate_prob')} of the items; real H.264 re-encodes (CRF 23-40, 0.5-1x "
         "size) through the crop cache.",

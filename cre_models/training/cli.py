@@ -138,6 +138,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(
             f"--rgb-stream / --rgb-blocks / --residual / --residual-norm: {e}"
         ) from None
+    shares = ("sbi_share", "ffpp_share", "simulate_prob", "soften_reals")
+    try:  # the loop's own checks, before the caching too
+        LoopConfig(**{name: getattr(args, name) for name in shares})
+    except ValueError as e:
+        raise SystemExit(f"--{str(e).split()[0].replace('_', '-')}: {e}") from None
     train_versions = ("orig", *degraded_versions(args.deg_copies))
     val_versions = ("orig", *degraded_versions(1))  # runs stay comparable whatever N
     build_cache(train, data, cache, spec, versions=train_versions)

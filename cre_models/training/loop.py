@@ -61,6 +61,8 @@ __all__ = [
     "train_loop",
     "score_videos",
     "ema_update",
+    "soften",
+    "SOFTEN_SCALES",
 ]
 
 logger = logging.getLogger(__name__)
@@ -87,6 +89,7 @@ class LoopConfig:
     warmup: int = 100  # warm-up steps
     freeze_blocks: int = 6  # EfficientNet stream: stem + this many blocks keep ImageNet weights
     sbi_share: float = 0.5  # of the FF++-domain fakes: self-blended (the rest: labelled)
+    soften_reals: float = 0.0  # share of crops from real clips resampled at 0.5-0.9x first
     ffpp_share: float = 0.75  # items drawn from FF++ clips (the rest: other real clips)
     simulate_prob: float = 0.5
     severities: tuple[str, ...] = ("light", "medium", "heavy")
@@ -101,6 +104,12 @@ class LoopConfig:
     twin_weight: float = 1.0  # weight of the squared score difference between the twins
     ema: float = 0.0  # weight moving average's decay (0: off); validated and kept: the average
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("sbi_share", "ffpp_share", "simulate_prob", "soften_reals"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
 
 
 DENOISER = DenoiserConfig(latent_dim=256, channels=(32, 64, 128, 256))
@@ -169,6 +178,27 @@ def _jitter(img: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
+SOFTEN_SCALES = (0.5, 0.9)
+"""Range of the down-and-up resampling factor of ``--soften-reals``."""
+
+
+def soften(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``img`` shrunk by a factor drawn from :data:`SOFTEN_SCALES` (area) and enlarged back
+    (linear): the same face, geometry and landmarks, with less fine detail.
+
+    Labelled FaceForensics++ fakes are blurrier than the real clips they come from (their
+    generated faces are resampled; inner-face Laplacian variance of the cached training
+    crops, median per clip: reals 93, Deepfakes 38, docs/EVALUATION.md), so "soft face =
+    fake" is a shortcut in the data, and a re-encoded real face takes it.
+    """
+    h, w = img.shape[:2]
+    f = float(rng.uniform(*SOFTEN_SCALES))
+    small = cv2.resize(
+        img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA
+    )
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 def _domain(video: CachedVideo) -> str:
     """``ffpp`` for FaceForensics++ clips; ``other`` for the rest (talking heads, and the
     ``--extra-reals`` photos and videos, whatever their file names)."""
@@ -201,6 +231,10 @@ def draw_pair(
     so the label never follows from the look of a source: the other clips are all real, and
     drawn as they come they taught a first run "FF++ look = fake" (real FF++ validation
     videos scored 0.9). Their fakes are self-blends of themselves.
+
+    With ``cfg.soften_reals`` > 0, that share of the crops drawn from real clips (reals and
+    self-blend sources alike, so that softness tells neither apart) is :func:`soften`-ed
+    first; labelled fakes are left as they are. At 0 the draws are those of before.
     """
     is_fake = rng.random() < 0.5
     by_domain = {d: [v for v in reals if _domain(v) == d] for d in ("ffpp", "other")}
@@ -213,6 +247,8 @@ def draw_pair(
     k = int(rng.integers(video.n))
     img = video.crops[k]
     kind = "real"
+    if cfg.soften_reals > 0 and (not is_fake or sbi) and rng.random() < cfg.soften_reals:
+        img = soften(img, rng)
     if sbi:
         img, _ = make_sbi(img, rng, cfg.margin, landmarks=video.landmarks[k])
         kind = "sbi"
