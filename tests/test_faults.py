@@ -131,10 +131,7 @@ def test_sigkilled_worker_job_is_rerun_by_another_and_resubmission_skips_done(
 def _abandon(conn: redis.Redis, job_id: str) -> None:
     """Make a queued job look like one whose worker died: started, registry entry expired."""
     from rq.job import JobStatus
-    from rq.registry import StartedJobRegistry
 
-    from worker.queue import SERIALIZER
-    from worker.reliability import abandoned_job_handler
     from worker.workers import WarmWorker
 
     job = job_of(conn, job_id)
@@ -144,6 +141,17 @@ def _abandon(conn: redis.Redis, job_id: str) -> None:
     w.prepare_execution(job)
     w.prepare_job_execution(job)
     assert job_of(conn, job_id).get_status() == JobStatus.STARTED
+    _maintenance_pass(conn)
+
+
+def _maintenance_pass(conn: redis.Redis) -> None:
+    """One pass of RQ's started-registry cleanup with the workers' handler, as if every
+    entry had expired."""
+    from rq.registry import StartedJobRegistry
+
+    from worker.queue import SERIALIZER
+    from worker.reliability import abandoned_job_handler
+
     registry = StartedJobRegistry("cre", connection=conn, serializer=SERIALIZER)
     far_future = 2**40
     registry.cleanup(timestamp=far_future, exception_handlers=[abandoned_job_handler])
@@ -179,6 +187,50 @@ def test_abandoned_job_is_rerun_once_then_failed_with_a_record(
         assert (rec.error.code, rec.attempt) == ("worker_died", 2)
         assert "not retried" in rec.error.message
         assert job_status(conn, vid) == "failed"
+    finally:
+        get_settings.cache_clear()
+
+
+def test_a_stop_inside_the_abandoned_handler_leaves_the_job_to_the_next_pass(
+    conn: redis.Redis,
+    valkey_url: str,
+    clips: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A SIGTERM (RQ's StopRequested) landing while the handler records an abandoned job
+    ends the maintenance pass: the job is neither failed nor re-queued by that pass, and the
+    next pass re-queues it. Swallowed, it would leave the retry half set up: job failed."""
+    from rq.exceptions import StopRequested
+
+    import worker.results
+    from worker.queue import enqueue
+    from worker.settings import get_settings
+
+    monkeypatch.setenv("CRE_ABANDONED_RETRIES", "1")
+    get_settings.cache_clear()
+    try:
+        settings = get_settings()
+        (sub,) = enqueue([str(clips["c"])], _settings(valkey_url), conn=conn)
+        vid = sub.video_id
+        assert vid is not None
+        save, stops = worker.results.save_result, []
+
+        def save_or_stop(*args: object, **kwargs: object) -> object:
+            if not stops:
+                stops.append(1)
+                raise StopRequested()  # what RQ's SIGTERM handler raises in an idle worker
+            return save(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(worker.results, "save_result", save_or_stop)
+        with pytest.raises(StopRequested):
+            _abandon(conn, vid)
+        assert job_status(conn, vid) == "started"  # untouched by the interrupted pass
+        _maintenance_pass(conn)  # the next pass, by this worker or another
+        rec = worker.results.load_result(conn, vid, settings)
+        assert rec is not None and rec.error is not None
+        assert (rec.error.code, rec.attempt) == ("worker_died", 1)
+        assert "re-queued" in rec.error.message
+        assert job_status(conn, vid) == "queued"
     finally:
         get_settings.cache_clear()
 
@@ -288,14 +340,18 @@ def test_redis_killed_and_restarted_mid_batch_loses_nothing(
         for vid, created in before.items():  # nothing written before the crash is lost
             r = load_result(conn, vid, settings)
             assert r is not None and r.created_at == created
-        records = wait_until(
-            lambda: (
-                all((rs := _records(conn, settings, ids)).values())
-                and all(job_status(conn, i) == "finished" for i in ids)
-                and rs
-            ),
-            what="the batch to complete after the restart",
-        )
+        try:
+            records = wait_until(
+                lambda: (
+                    all((rs := _records(conn, settings, ids)).values())
+                    and all(job_status(conn, i) == "finished" for i in ids)
+                    and rs
+                ),
+                what="the batch to complete after the restart",
+            )
+        except AssertionError as e:  # say where each job is and what the workers said
+            states = {i: (job_status(conn, i), _records(conn, settings, [i])[i]) for i in ids}
+            raise AssertionError(f"{e}\n{states}\n" + "\n".join(tail(lg) for lg in logs)) from e
         assert {r.status for r in records.values()} == {"done"}, {
             k: r.error for k, r in records.items()
         }

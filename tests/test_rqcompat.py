@@ -128,3 +128,31 @@ def test_request_stop_sets_the_local_shutdown_date(
         worker.request_stop(signal.SIGTERM, None)
     assert rqcompat.stop_was_requested(worker)
     assert worker.shutdown_requested_date is None  # the public one reads Redis: not written
+
+
+def test_a_lost_stop_request_ends_the_idle_loop(conn: redis.Redis, restore_signals: None) -> None:
+    """RQ's idle loop goes round after every dequeue timeout without reading the stop flag;
+    a request whose StopRequested was swallowed (here: raised in another thread) must still
+    end ``work()`` within a few dequeue timeouts, not at ``max_idle_time`` (30 s)."""
+    import threading
+
+    from worker.workers import WarmWorker
+
+    for cls in (_Sticky, WarmWorker):
+        worker = cls(["cre"], connection=conn, worker_ttl=16)  # dequeue timeout: 1 s
+
+        def lost_stop(w: Any = worker) -> None:
+            try:
+                w._shutdown()  # idle: sets the flag, then RQ raises, and nobody hears it
+            except StopRequested:
+                pass
+
+        timer = threading.Timer(1.5, lost_stop)
+        timer.start()
+        t0 = time.monotonic()
+        try:
+            worker.work(burst=False, max_idle_time=30, logging_level="WARNING")
+        finally:
+            timer.cancel()
+        assert worker.stop_requested(), cls.__name__
+        assert time.monotonic() - t0 < 10, cls.__name__

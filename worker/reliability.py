@@ -108,7 +108,7 @@ def abandoned_job_handler(job: Any, exc_type: Any, exc_value: Any, traceback: An
     Returns:
         ``None`` (carry on with the next handler).
     """
-    from rq.exceptions import AbandonedJobError
+    from rq.exceptions import AbandonedJobError, StopRequested
 
     if exc_type is not AbandonedJobError:
         return None
@@ -151,6 +151,12 @@ def abandoned_job_handler(job: Any, exc_type: Any, exc_value: Any, traceback: An
         logger.warning(
             "job %s (%s) abandoned by worker %s: %s", job.id, source, job.worker_name, note
         )
+    except StopRequested:
+        # A stop signal landed here: let it end the maintenance pass. RQ then neither
+        # re-queues nor fails this job and leaves it in the started registry, so the next
+        # pass (this worker's or another's) handles it whole; swallowing it could leave the
+        # retry half set up and the job failed instead of re-run.
+        raise
     except Exception:
         logger.exception("could not handle abandoned job %s", job.id)
     return None

@@ -9,7 +9,8 @@ renames or changes one fails there, not in production:
   public read; :func:`has_exception_handler` keeps ``push_exc_handler`` idempotent.
 * ``BaseWorker._shutdown()`` and ``BaseWorker._stop_requested``: RQ's warm-shutdown step
   and the flag its work loop checks; :class:`StopRequestSticks` sets the flag before RQ
-  raises ``StopRequested``, which can be lost (see there).
+  raises ``StopRequested``, which can be lost, and honours it where RQ's idle loop asks
+  the public ``should_run_maintenance_tasks`` before each dequeue (see there).
 * ``BaseWorker._shutdown_requested_date``: set in the process by ``request_stop`` (SIGTERM,
   SIGINT). The public ``shutdown_requested_date`` reads Redis, where RQ writes it only for
   a busy worker; :func:`stop_was_requested` reads the local one.
@@ -23,6 +24,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from typing import Any
+
+from rq.exceptions import StopRequested
 
 __all__ = [
     "PRIVATE_NAMES",
@@ -57,9 +60,15 @@ class StopRequestSticks:
 
     RQ stops an idle worker by raising ``StopRequested`` from the signal handler and only
     sets ``_stop_requested`` for a busy one. A signal that lands inside code which swallows
-    exceptions (seen: logging's at-fork hook while the scheduler process forks) loses that
-    exception, and the worker would then run until a second signal. Setting the flag first
-    makes the loop stop at its next check (at most one dequeue timeout later).
+    exceptions (seen: logging's at-fork hook while the scheduler process forks; any
+    ``except Exception`` in a maintenance pass, which an idle worker with a short
+    maintenance interval is often inside) loses that exception. Setting the flag first is
+    not enough on its own: RQ's idle loop (``dequeue_job_and_maintain_ttl``) goes round
+    after every dequeue timeout without reading the flag, so the worker would run until a
+    job arrived or a second signal. RQ reads ``should_run_maintenance_tasks`` before every
+    dequeue attempt, in that loop and in the outer one, never with a job in hand; it raises
+    ``StopRequested`` there once the flag is set, so the worker stops at most one dequeue
+    timeout after the request.
 
     Mix it in before the RQ worker class: ``class W(StopRequestSticks, SimpleWorker)``.
     """
@@ -69,6 +78,13 @@ class StopRequestSticks:
     def _shutdown(self) -> None:
         self._stop_requested = True
         super()._shutdown()  # type: ignore[misc]
+
+    @property
+    def should_run_maintenance_tasks(self) -> bool:
+        """RQ's own answer, once no stop was requested; raises ``StopRequested`` after one."""
+        if self._stop_requested:
+            raise StopRequested()
+        return bool(super().should_run_maintenance_tasks)  # type: ignore[misc]
 
     def stop_requested(self) -> bool:
         """Whether the work loop will stop at its next check."""
