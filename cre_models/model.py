@@ -48,6 +48,8 @@ __all__ = [
     "RGB_STREAMS",
     "RESIDUAL_NORMS",
     "LITE0_DEPTH",
+    "MIN_DETAIL_PX",
+    "cap_detail",
 ]
 
 MIN_INPUT_SIZE = 32
@@ -61,6 +63,8 @@ the high frequencies are, relative to the rest of the face, and not how much of 
 codec left: a re-encoded face has less of them everywhere)."""
 RESIDUAL_RMS_FLOOR = 1e-3
 """Smallest RMS divided by (a flat image's residual is not blown up to noise)."""
+MIN_DETAIL_PX = 32
+"""Smallest ``EmbedderConfig.detail_px`` other than 0 (off)."""
 ClassifierInput = Literal["input", "denoised"]
 
 
@@ -78,9 +82,14 @@ class EmbedderConfig:
     rgb_pretrained: bool = False  # load ImageNet weights at build time (efficientnet_lite0)
     residual_norm: str = "none"  # one of RESIDUAL_NORMS
     rgb_blocks: int = LITE0_DEPTH  # efficientnet_lite0: MBConv blocks kept (fewer: local features)
+    detail_px: int = 0  # > 0: both streams see the input shrunk to this side and enlarged back
 
     def __post_init__(self) -> None:
         self.channels = tuple(self.channels)
+        if self.detail_px != 0 and self.detail_px < MIN_DETAIL_PX:
+            raise ValueError(
+                f"detail_px must be 0 (off) or at least {MIN_DETAIL_PX}, got {self.detail_px}"
+            )
         if not 1 <= self.rgb_blocks <= LITE0_DEPTH:
             raise ValueError(f"rgb_blocks must be in 1..{LITE0_DEPTH}, got {self.rgb_blocks}")
         if self.rgb_blocks != LITE0_DEPTH and self.rgb_stream != "efficientnet_lite0":
@@ -169,6 +178,19 @@ def validate_images(x: Any, min_size: int = MIN_INPUT_SIZE) -> torch.Tensor:
     return x
 
 
+def cap_detail(x: torch.Tensor, detail_px: int) -> torch.Tensor:
+    """``x`` shrunk (area average) so that its longer side is at most ``detail_px`` and
+    enlarged back (bilinear) to its own size: detail finer than that scale, the first thing a
+    codec or a downscale removes, is gone at every quality. ``0`` or a smaller input: ``x``."""
+    h, w = x.shape[-2:]
+    if detail_px <= 0 or max(h, w) <= detail_px:
+        return x
+    scale = detail_px / max(h, w)
+    small = (max(1, round(h * scale)), max(1, round(w * scale)))
+    shrunk = F.interpolate(x, size=small, mode="area")
+    return F.interpolate(shrunk, size=(h, w), mode="bilinear", align_corners=False)
+
+
 class ResilientEmbedder(nn.Module):
     """Two-stream embedder: RGB stream + noise-residual stream, fused.
 
@@ -203,6 +225,7 @@ class ResilientEmbedder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         validate_images(x)
+        x = cap_detail(x, self.config.detail_px)
         rgb = self.rgb_stream(x)  # (B, D/2)
         noise = self.noise_stream(self.noise_residual(x))  # (B, D/2)
         return self.fusion(torch.cat([rgb, noise], dim=1))  # (B, D)

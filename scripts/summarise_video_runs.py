@@ -38,6 +38,8 @@ def main() -> None:
             notes.append(f"{data['extra_reals']} extra real photos/videos")
         if cfg.get("soften_reals", 0):
             notes.append(f"{cfg['soften_reals']:g} of real-clip crops softened")
+        if cfg.get("detail_px", 0):
+            notes.append(f"detail capped at {cfg['detail_px']} px")
         if cfg.get("rgb_blocks", 16) != 16:
             notes.append(f"RGB stream cut after {cfg['rgb_blocks']} blocks")
         if cfg.get("residual_norm", "none") != "none":

@@ -8,12 +8,14 @@ import torch
 
 from cre_models.layers import ConstrainedConvResidual, GaussianResidual, SRMResidual
 from cre_models.model import (
+    MIN_DETAIL_PX,
     CompressionResilientNetwork,
     DenoiserConfig,
     DenoisingAutoencoder,
     EmbedderConfig,
     NetworkConfig,
     ResilientEmbedder,
+    cap_detail,
     extract_resilient_features,
 )
 from cre_models.transforms import to_tensor
@@ -240,3 +242,39 @@ def test_configs_without_residual_norm_load_as_before() -> None:
     d = NetworkConfig().to_dict()
     del d["embedder"]["residual_norm"]
     assert NetworkConfig.from_dict(d).embedder.residual_norm == "none"
+
+
+def test_detail_px_is_checked_and_old_configs_load_without_a_cap() -> None:
+    with pytest.raises(ValueError, match="detail_px"):
+        EmbedderConfig(detail_px=MIN_DETAIL_PX - 1)
+    assert EmbedderConfig(detail_px=0).detail_px == 0
+    d = NetworkConfig().to_dict()
+    del d["embedder"]["detail_px"]  # checkpoints written before the option
+    assert NetworkConfig.from_dict(d).embedder.detail_px == 0
+
+
+def test_cap_detail_keeps_size_and_coarse_content_and_drops_fine_detail() -> None:
+    x = rand_images(2, 64)
+    assert cap_detail(x, 0) is x and cap_detail(x, 64) is x  # off, or nothing to cap
+    capped = cap_detail(x, 32)
+    assert capped.shape == x.shape
+    smooth = torch.nn.functional.interpolate(x[:, :, ::8, ::8], size=(64, 64), mode="bilinear")
+    assert (cap_detail(smooth, 32) - smooth).abs().mean() < 0.1 * (capped - x).abs().mean()
+    wide = rand_images(1, 96, 80)
+    assert cap_detail(wide, 48).shape == wide.shape
+
+
+def test_a_capped_embedder_does_not_see_detail_finer_than_its_cap() -> None:
+    """With ``detail_px`` = half the input, a +-a checkerboard of 2x2 px cells averages to
+    zero in every cell the input is shrunk by: the embedding cannot change. Without the
+    cap it does: the cap is what the streams see, in training, evaluation and the worker."""
+    x = rand_images(2, 64) * 0.5
+    grid = torch.tensor([[1.0, -1.0], [-1.0, 1.0]]).repeat(32, 32) * 0.2
+    for detail_px, same in ((32, True), (0, False)):
+        torch.manual_seed(0)
+        emb = ResilientEmbedder(
+            config=EmbedderConfig(embedding_dim=16, channels=(4, 8), detail_px=detail_px)
+        ).eval()
+        with torch.no_grad():
+            a, b = emb(x), emb(x + grid)
+        assert torch.allclose(a, b, atol=1e-5) is same, detail_px

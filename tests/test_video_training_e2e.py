@@ -116,6 +116,8 @@ def test_train_videos_then_eval_videos_fit(clips: tuple[Path, Path], tmp_path: P
         train_main(
             [*args, "--out", str(out), "--cache-dir", str(cache), *tiny, "--residual-norm", "l1"]
         )
+    with pytest.raises(SystemExit, match="detail_px"):
+        train_main([*args, "--out", str(out), "--cache-dir", str(cache), *tiny, "--detail-px", "8"])
     assert not cache.exists()
     photos = tmp_path / "photos"
     _photo(photos / "a.png")

@@ -194,6 +194,12 @@ def video_model_card(checkpoint: Path, validation: EvalTable, test: EvalTable | 
         )
         + f", noise-residual stream `{net.embedder.residual}`"
         + (
+            f"; both streams see each crop shrunk to {net.embedder.detail_px} px and enlarged"
+            " back (detail a codec removes first is gone at every quality)"
+            if net.embedder.detail_px
+            else ""
+        )
+        + (
             " (each crop's residual divided by its own RMS)"
             if net.embedder.residual_norm == "rms"
             else ""

@@ -133,10 +133,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             residual=args.residual,
             residual_norm=args.residual_norm,
             rgb_blocks=args.rgb_blocks,
+            detail_px=args.detail_px,
         )
     except ValueError as e:
         raise SystemExit(
-            f"--rgb-stream / --rgb-blocks / --residual / --residual-norm: {e}"
+            f"--rgb-stream / --rgb-blocks / --residual / --residual-norm / --detail-px: {e}"
         ) from None
     shares = ("sbi_share", "ffpp_share", "simulate_prob", "soften_reals")
     try:  # the loop's own checks, before the caching too

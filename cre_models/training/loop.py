@@ -77,6 +77,7 @@ class LoopConfig:
     residual: str = "srm"  # noise-residual filter of the second stream ("constrained", ...)
     residual_norm: str = "none"  # "rms": each crop's residual divided by its own RMS
     rgb_blocks: int = LITE0_DEPTH  # EfficientNet stream: MBConv blocks kept (fewer: local)
+    detail_px: int = 0  # > 0: the model sees each crop shrunk to this side and enlarged back
     pretrained: bool = True  # ImageNet weights for an EfficientNet RGB stream
     embedding_dim: int = 512  # fused embedding (half from each stream)
     head_hidden: int = 256  # classifier head's hidden units
@@ -129,6 +130,7 @@ def build_network(cfg: LoopConfig) -> CompressionResilientNetwork:
             residual=cfg.residual,
             residual_norm=cfg.residual_norm,
             rgb_blocks=cfg.rgb_blocks,
+            detail_px=cfg.detail_px,
             rgb_stream=cfg.rgb_stream,
             rgb_pretrained=cfg.pretrained and cfg.rgb_stream == "efficientnet_lite0",
         ),
