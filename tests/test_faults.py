@@ -235,6 +235,36 @@ def test_a_stop_inside_the_abandoned_handler_leaves_the_job_to_the_next_pass(
         get_settings.cache_clear()
 
 
+def test_a_job_dequeued_by_a_worker_that_died_is_requeued_and_scored(
+    conn: redis.Redis, valkey_url: str, tiny_weights: Path, clips: dict[str, Path], tmp_path: Path
+) -> None:
+    """What a worker (or its Redis) dying between RQ's two dequeue steps leaves behind: the
+    job in the queue's intermediate list, still *queued*, and the maintenance lock of the
+    pass it was in. A live worker must score it: RQ's own classes would wait out the 899 s
+    lock and then fail the job as "stuck in intermediate queue"."""
+    from worker.queue import enqueue
+    from worker.reliability import MaintainedQueue, maintenance_window_s
+    from worker.results import load_result
+
+    settings = _settings(valkey_url)
+    (sub,) = enqueue([str(clips["a"])], settings, conn=conn)
+    vid = sub.video_id
+    assert vid is not None
+    queue = MaintainedQueue("cre", connection=conn)
+    assert conn.lmove(queue.key, queue.intermediate_queue_key, "LEFT", "RIGHT") == vid.encode()
+    conn.set(queue.registry_cleaning_key, 1, ex=maintenance_window_s(settings))
+    log = tmp_path / "w.log"
+    w = start_worker(worker_env(tiny_weights, valkey_url), "rescuer", log)
+    try:
+        rec = wait_until(lambda: load_result(conn, vid, settings), what="the stranded job")
+        assert rec.status == "done", (rec.error, tail(log))
+        assert wait_until(lambda: job_status(conn, vid) == "finished")
+        assert conn.llen(queue.intermediate_queue_key) == 0
+        assert "stopped before starting it: re-queued" in tail(log)
+    finally:
+        assert stop_worker(w) == 0, tail(log)
+
+
 # --- a job stuck in native code ---------------------------------------------------------------
 
 

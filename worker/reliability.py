@@ -36,7 +36,21 @@ the operator's liveness check (its worker key stops being refreshed).
 
 **Redis going away.** An idle RQ worker retries its dequeue with back-off; anything else
 that fails on a lost connection ends ``work()``. :func:`worker.serve.main` (``cre worker``)
-then starts a fresh worker, waiting with back-off until Redis answers again.
+then starts a fresh worker, waiting with back-off until Redis answers again. Two windows a
+crash can leave behind are closed by :class:`MaintainedQueue`, the queue class of both
+worker classes:
+
+* *a job dequeued but never started*: RQ moves a job from the queue to an intermediate
+  list and, in a second step, into the started registry. A worker that dies (or loses
+  Redis) between the two leaves the job in that list, still *queued*, where no worker
+  looks; RQ's maintenance fails it ("stuck in intermediate queue") a minute after first
+  seeing it. It never ran, so :class:`RequeueingIntermediateQueue` puts it back at the
+  front of the queue instead, :func:`maintenance_window_s` after first seeing it (far
+  longer than any live worker takes between the two steps);
+* *a maintenance lock held by the dead*: RQ locks a queue for 899 s while one worker
+  cleans its registries and deletes the lock when done. A worker that dies mid-pass (or
+  whose Redis connection breaks there) left every worker's pass blocked for 15 minutes,
+  abandoned jobs included; the lock now lives :func:`maintenance_window_s` seconds.
 """
 
 from __future__ import annotations
@@ -49,9 +63,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from rq import Queue
+from rq.intermediate_queue import IntermediateQueue
+from rq.job import JobStatus
+
 from worker.settings import Settings, get_settings
 
 __all__ = [
+    "MaintainedQueue",
+    "RequeueingIntermediateQueue",
+    "maintenance_window_s",
     "ABANDONED_CODE",
     "TIMEOUT_CODE",
     "abandoned_job_handler",
@@ -69,6 +90,66 @@ ABANDONED_CODE = "worker_died"
 """Record code of a job whose worker stopped without finishing it."""
 TIMEOUT_CODE = "timeout"
 """Record code of a job that ran past its timeout."""
+
+
+MAINTENANCE_WINDOW_MIN_S = 10
+"""Shortest :func:`maintenance_window_s` (a pass, or a dequeue-to-start step, takes
+milliseconds to a second)."""
+
+
+def maintenance_window_s(settings: Settings) -> int:
+    """Two maintenance intervals, at least :data:`MAINTENANCE_WINDOW_MIN_S` seconds: how long
+    a queue's maintenance lock lives (RQ: 899 s), and how long a dequeued job may wait to be
+    started before it counts as stranded (RQ: 60 s). 60 s with the default settings."""
+    return max(MAINTENANCE_WINDOW_MIN_S, 2 * settings.maintenance_interval_s)
+
+
+class RequeueingIntermediateQueue(IntermediateQueue):
+    """RQ's intermediate list, whose cleanup re-queues the jobs a dead worker dequeued and
+    never started (still *queued*, not in the started registry, first seen over
+    :func:`maintenance_window_s` ago) instead of failing them; any other entry is left to
+    RQ's cleanup."""
+
+    def should_be_cleaned_up(self, job_id: str) -> bool:
+        """Whether ``job_id`` was first seen here over :func:`maintenance_window_s` ago."""
+        first_seen = self.connection.get(self.get_first_seen_key(job_id))
+        if not first_seen:
+            return False
+        return time.time() - float(first_seen) > maintenance_window_s(get_settings())
+
+    def cleanup(self, worker: Any, queue: Queue) -> None:
+        for job_id in self.get_job_ids():
+            if job_id in queue.started_job_registry:
+                continue
+            job = queue.fetch_job(job_id)
+            if job is None or job.get_status(refresh=False) != JobStatus.QUEUED:
+                continue  # RQ's cleanup: drop a missing job, fail any other state
+            if self.set_first_seen(job_id) or not self.should_be_cleaned_up(job_id):
+                continue  # a live worker may be between its two steps: look again later
+            with self.connection.pipeline() as pipe:
+                pipe.lrem(self.key, 1, job_id)
+                queue.push_job_id(job_id, pipeline=pipe, at_front=True)
+                pipe.delete(self.get_first_seen_key(job_id))
+                pipe.execute()
+            logger.warning(
+                "job %s was dequeued by a worker that stopped before starting it: re-queued",
+                job_id,
+            )
+        super().cleanup(worker, queue)
+
+
+class MaintainedQueue(Queue):
+    """The workers' queue class: a maintenance lock that outlives a dead worker by seconds,
+    not 15 minutes, and an intermediate list that re-queues jobs a dead worker dequeued
+    (see the module docstring). Submitters use RQ's plain ``Queue``: same keys, same jobs."""
+
+    def acquire_maintenance_lock(self) -> bool:
+        ttl = maintenance_window_s(get_settings())
+        return bool(self.connection.set(self.registry_cleaning_key, 1, nx=True, ex=ttl))
+
+    @property
+    def intermediate_queue(self) -> RequeueingIntermediateQueue:
+        return RequeueingIntermediateQueue(self.key, connection=self.connection)
 
 
 def started_registry_ttl(job_timeout: float | None, settings: Settings) -> int:

@@ -35,6 +35,7 @@ from worker.queue import SERIALIZER
 from worker.reliability import (
     TIMEOUT_CODE,
     HardTimeout,
+    MaintainedQueue,
     add_abandoned_handler,
     hard_deadline_s,
     kill_own_process,
@@ -121,6 +122,7 @@ class _Warm(StopRequestSticks):
     ) -> None:
         kwargs["serializer"] = SERIALIZER
         kwargs["job_class"] = GuardedJob
+        kwargs["queue_class"] = MaintainedQueue
         super().__init__(_queue_names(queues), *args, **kwargs)  # type: ignore[call-arg]
         add_abandoned_handler(self)
 
