@@ -265,6 +265,35 @@ def test_a_job_dequeued_by_a_worker_that_died_is_requeued_and_scored(
         assert stop_worker(w) == 0, tail(log)
 
 
+def test_a_stranded_job_is_requeued_once_and_only_while_still_stranded(
+    conn: redis.Redis, valkey_url: str, clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rescue moves the id atomically, and only if it is still in the intermediate list:
+    a second pass, or a pass that read the list before another moved the id, queues nothing."""
+    from worker.queue import enqueue
+    from worker.reliability import MaintainedQueue, RequeueingIntermediateQueue
+
+    (sub,) = enqueue([str(clips["a"])], _settings(valkey_url), conn=conn)
+    vid = sub.video_id
+    assert vid is not None
+    queue = MaintainedQueue("cre", connection=conn)
+    stranded = queue.intermediate_queue
+    assert isinstance(stranded, RequeueingIntermediateQueue)
+    conn.lmove(queue.key, stranded.key, "LEFT", "RIGHT")
+    stranded.cleanup(None, queue)  # first sight: only noted
+    assert conn.llen(stranded.key) == 1 and conn.llen(queue.key) == 0
+    conn.set(stranded.get_first_seen_key(vid), time.time() - 3600)  # long ago
+    stranded.cleanup(None, queue)
+    assert conn.lrange(queue.key, 0, -1) == [vid.encode()] and conn.llen(stranded.key) == 0
+    assert conn.get(stranded.get_first_seen_key(vid)) is None
+    reads = iter([[vid]])  # the rescue's read is stale; RQ's own read after it is not
+    fresh = stranded.get_job_ids
+    monkeypatch.setattr(stranded, "get_job_ids", lambda: next(reads, None) or fresh())
+    conn.set(stranded.get_first_seen_key(vid), time.time() - 3600)
+    stranded.cleanup(None, queue)
+    assert conn.lrange(queue.key, 0, -1) == [vid.encode()]  # still once
+
+
 # --- a job stuck in native code ---------------------------------------------------------------
 
 

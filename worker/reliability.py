@@ -104,6 +104,16 @@ def maintenance_window_s(settings: Settings) -> int:
     return max(MAINTENANCE_WINDOW_MIN_S, 2 * settings.maintenance_interval_s)
 
 
+_MOVE_TO_FRONT = """
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+redis.call('LPUSH', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[3])
+return 1
+"""
+"""Move one job id from the intermediate list to the front of its queue, atomically and
+only if it is still in the list (never lost between the two, never queued twice)."""
+
+
 class RequeueingIntermediateQueue(IntermediateQueue):
     """RQ's intermediate list, whose cleanup re-queues the jobs a dead worker dequeued and
     never started (still *queued*, not in the started registry, first seen over
@@ -126,11 +136,11 @@ class RequeueingIntermediateQueue(IntermediateQueue):
                 continue  # RQ's cleanup: drop a missing job, fail any other state
             if self.set_first_seen(job_id) or not self.should_be_cleaned_up(job_id):
                 continue  # a live worker may be between its two steps: look again later
-            with self.connection.pipeline() as pipe:
-                pipe.lrem(self.key, 1, job_id)
-                queue.push_job_id(job_id, pipeline=pipe, at_front=True)
-                pipe.delete(self.get_first_seen_key(job_id))
-                pipe.execute()
+            moved = self.connection.register_script(_MOVE_TO_FRONT)(
+                keys=[self.key, queue.key, self.get_first_seen_key(job_id)], args=[job_id]
+            )
+            if not moved:
+                continue  # someone else took it out of the list since we looked
             logger.warning(
                 "job %s was dequeued by a worker that stopped before starting it: re-queued",
                 job_id,
