@@ -157,45 +157,47 @@ def _maintenance_pass(conn: redis.Redis) -> None:
     registry.cleanup(timestamp=far_future, exception_handlers=[abandoned_job_handler])
 
 
-def test_abandoned_job_is_rerun_once_then_failed_with_a_record(
-    conn: redis.Redis,
-    valkey_url: str,
-    clips: dict[str, Path],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def one_rerun_job(
+    conn: redis.Redis, valkey_url: str, clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Settings, str]]:
+    """A queued job under settings that re-run an abandoned job once: (settings, its id)."""
     from worker.queue import enqueue
-    from worker.results import load_result
     from worker.settings import get_settings
 
     monkeypatch.setenv("CRE_ABANDONED_RETRIES", "1")
     get_settings.cache_clear()
     try:
-        settings = get_settings()
         (sub,) = enqueue([str(clips["c"])], _settings(valkey_url), conn=conn)
-        vid = sub.video_id
-        assert vid is not None
-        _abandon(conn, vid)
-        rec = load_result(conn, vid, settings)
-        assert rec is not None and rec.error is not None
-        assert (rec.status, rec.error.code, rec.attempt) == ("failed", "worker_died", 1)
-        assert "re-queued" in rec.error.message
-        assert job_status(conn, vid) == "queued"  # re-run by whichever worker takes it
-
-        _abandon(conn, vid)  # its second worker dies too: no more re-runs
-        rec = load_result(conn, vid, settings)
-        assert rec is not None and rec.error is not None
-        assert (rec.error.code, rec.attempt) == ("worker_died", 2)
-        assert "not retried" in rec.error.message
-        assert job_status(conn, vid) == "failed"
+        assert sub.video_id is not None
+        yield get_settings(), sub.video_id
     finally:
         get_settings.cache_clear()
 
 
+def test_abandoned_job_is_rerun_once_then_failed_with_a_record(
+    conn: redis.Redis, one_rerun_job: tuple[Settings, str]
+) -> None:
+    from worker.results import load_result
+
+    settings, vid = one_rerun_job
+    _abandon(conn, vid)
+    rec = load_result(conn, vid, settings)
+    assert rec is not None and rec.error is not None
+    assert (rec.status, rec.error.code, rec.attempt) == ("failed", "worker_died", 1)
+    assert "re-queued" in rec.error.message
+    assert job_status(conn, vid) == "queued"  # re-run by whichever worker takes it
+
+    _abandon(conn, vid)  # its second worker dies too: no more re-runs
+    rec = load_result(conn, vid, settings)
+    assert rec is not None and rec.error is not None
+    assert (rec.error.code, rec.attempt) == ("worker_died", 2)
+    assert "not retried" in rec.error.message
+    assert job_status(conn, vid) == "failed"
+
+
 def test_a_stop_inside_the_abandoned_handler_leaves_the_job_to_the_next_pass(
-    conn: redis.Redis,
-    valkey_url: str,
-    clips: dict[str, Path],
-    monkeypatch: pytest.MonkeyPatch,
+    conn: redis.Redis, one_rerun_job: tuple[Settings, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A SIGTERM (RQ's StopRequested) landing while the handler records an abandoned job
     ends the maintenance pass: the job is neither failed nor re-queued by that pass, and the
@@ -203,36 +205,26 @@ def test_a_stop_inside_the_abandoned_handler_leaves_the_job_to_the_next_pass(
     from rq.exceptions import StopRequested
 
     import worker.results
-    from worker.queue import enqueue
-    from worker.settings import get_settings
 
-    monkeypatch.setenv("CRE_ABANDONED_RETRIES", "1")
-    get_settings.cache_clear()
-    try:
-        settings = get_settings()
-        (sub,) = enqueue([str(clips["c"])], _settings(valkey_url), conn=conn)
-        vid = sub.video_id
-        assert vid is not None
-        save, stops = worker.results.save_result, []
+    settings, vid = one_rerun_job
+    save, stops = worker.results.save_result, []
 
-        def save_or_stop(*args: object, **kwargs: object) -> object:
-            if not stops:
-                stops.append(1)
-                raise StopRequested()  # what RQ's SIGTERM handler raises in an idle worker
-            return save(*args, **kwargs)  # type: ignore[arg-type]
+    def save_or_stop(*args: object, **kwargs: object) -> object:
+        if not stops:
+            stops.append(1)
+            raise StopRequested()  # what RQ's SIGTERM handler raises in an idle worker
+        return save(*args, **kwargs)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(worker.results, "save_result", save_or_stop)
-        with pytest.raises(StopRequested):
-            _abandon(conn, vid)
-        assert job_status(conn, vid) == "started"  # untouched by the interrupted pass
-        _maintenance_pass(conn)  # the next pass, by this worker or another
-        rec = worker.results.load_result(conn, vid, settings)
-        assert rec is not None and rec.error is not None
-        assert (rec.error.code, rec.attempt) == ("worker_died", 1)
-        assert "re-queued" in rec.error.message
-        assert job_status(conn, vid) == "queued"
-    finally:
-        get_settings.cache_clear()
+    monkeypatch.setattr(worker.results, "save_result", save_or_stop)
+    with pytest.raises(StopRequested):
+        _abandon(conn, vid)
+    assert job_status(conn, vid) == "started"  # untouched by the interrupted pass
+    _maintenance_pass(conn)  # the next pass, by this worker or another
+    rec = worker.results.load_result(conn, vid, settings)
+    assert rec is not None and rec.error is not None
+    assert (rec.error.code, rec.attempt) == ("worker_died", 1)
+    assert "re-queued" in rec.error.message
+    assert job_status(conn, vid) == "queued"
 
 
 def test_a_job_dequeued_by_a_worker_that_died_is_requeued_and_scored(
@@ -409,7 +401,8 @@ def test_redis_killed_and_restarted_mid_batch_loses_nothing(
                 what="the batch to complete after the restart",
             )
         except AssertionError as e:  # say where each job is and what the workers said
-            states = {i: (job_status(conn, i), _records(conn, settings, [i])[i]) for i in ids}
+            now = _records(conn, settings, ids)
+            states = {i: (job_status(conn, i), now[i]) for i in ids}
             raise AssertionError(f"{e}\n{states}\n" + "\n".join(tail(lg) for lg in logs)) from e
         assert {r.status for r in records.values()} == {"done"}, {
             k: r.error for k, r in records.items()
