@@ -34,6 +34,8 @@ def main() -> None:
             notes.append(f"{frames} frames, {copies} re-encoded copies")
         if _aligned(run, data):
             notes.append("eye-levelled crops")
+        if data.get("extra_labelled"):
+            notes.append(f"{data['extra_labelled']} extra labelled clips")
         if data.get("extra_reals"):
             notes.append(f"{data['extra_reals']} extra real photos/videos")
         if cfg.get("soften_reals", 0):

@@ -67,6 +67,61 @@ def test_committed_split_matches_the_rule() -> None:
     assert load_split() == committed["clips"]
 
 
+def _write_labels(path: Path, rows: list[tuple[str, str, str]]) -> Path:
+    path.write_text("file\tlabel\tmethod\n" + "".join(f"{f}\t{lab}\t{m}\n" for f, lab, m in rows))
+    return path
+
+
+def test_extra_labelled_clips_train_only_when_their_people_are_new(tmp_path: Path) -> None:
+    """``cre train-videos --extra-labelled``: new people's clips join training; a clip that
+    shows a validation or test person, or one already listed, is refused by name."""
+    from cre_models.training.cli import extra_labelled_clips
+
+    clips = _clips()
+    split = make_split(clips)["clips"]
+    assert isinstance(split, dict)
+    held = next(c for c in clips if split[c.file] == "test" and c.label == 0)
+    trained = next(c for c in clips if split[c.file] == "train" and c.label == 0)
+    new = _write_labels(
+        tmp_path / "new.tsv",
+        [("real/900.mp4", "real", "youtube"), ("Deepfakes/900_901.mp4", "fake", "Deepfakes")],
+    )
+    more = extra_labelled_clips([str(new)], clips, split)
+    assert more == [
+        Clip("real/900.mp4", 0, "youtube"),
+        Clip("Deepfakes/900_901.mp4", 1, "Deepfakes"),
+    ]
+    # a training person may come back in a new clip: only held-out people are refused
+    again = _write_labels(
+        tmp_path / "again.tsv", [(f"FaceSwap/{held.stem}_{trained.stem}.mp4", "fake", "FaceSwap")]
+    )
+    with pytest.raises(SystemExit, match=f"person {held.stem}, who is in the test split"):
+        extra_labelled_clips([str(again)], clips, split)
+    ok = _write_labels(
+        tmp_path / "ok.tsv", [(f"FaceSwap/{trained.stem}_902.mp4", "fake", "FaceSwap")]
+    )
+    assert len(extra_labelled_clips([str(ok)], clips, split)) == 1
+    dup = _write_labels(tmp_path / "dup.tsv", [(trained.file, "real", "youtube")])
+    with pytest.raises(SystemExit, match="listed twice"):
+        extra_labelled_clips([str(dup)], clips, split)
+    with pytest.raises(SystemExit, match="listed twice"):
+        extra_labelled_clips([str(new), str(new)], clips, split)
+    assert extra_labelled_clips([], clips, split) == []
+
+
+def test_the_extra_ffpp_manifest_shows_no_person_of_the_committed_split() -> None:
+    """The 36 clips of ``ffpp_more.tsv`` are new people: every one may train."""
+    from cre_models.training.cli import extra_labelled_clips
+
+    more = Path(__file__).parents[1] / "cre_models/training/ffpp_more.tsv"
+    split = load_split()
+    committed = [Clip(f, 0, "youtube") for f in split]
+    clips = extra_labelled_clips([str(more)], committed, split)
+    assert len(clips) == 36 and sum(c.label for c in clips) == 27
+    people = {i for c in committed for i in identities(c.file)}
+    assert not people & {i for c in clips for i in identities(c.file)}
+
+
 def test_degraded_versions_are_named_and_seeded_apart() -> None:
     from cre_models.training.cache import _check_version, _deg_seed, degraded_versions
 

@@ -146,6 +146,19 @@ def _copies(n: int) -> str:
     return "one re-encoded copy" if n == 1 else f"{n} re-encoded copies"
 
 
+def _extra_labelled(tables: dict[str, int]) -> list[str]:
+    """The card's line for ``cre train-videos --extra-labelled`` (none without them)."""
+    if not tables:
+        return []
+    listed = ", ".join(f"`{name}` ({n} clips)" for name, n in tables.items())
+    return [
+        f"- Extra labelled training clips, counted above: {listed}; the 36 FF++ c23 clips of "
+        "`cre_models/training/ffpp_more.tsv` (9 people none of the split's clips show, from "
+        "the same repository as the shared manifest's), restored by "
+        "`scripts/restore_more_ffpp.sh`. Same FaceForensics++ terms."
+    ]
+
+
 def _extra_reals(folders: dict[str, int]) -> list[str]:
     """The card's bullet for ``cre train-videos --extra-reals`` (none without them)."""
     if not folders:
@@ -234,6 +247,7 @@ def video_model_card(checkpoint: Path, validation: EvalTable, test: EvalTable | 
         "video-retalking repositories), listed with checksums in `shared/data/external/"
         "MANIFEST.tsv`. FaceForensics++ terms of use: non-commercial research, no "
         "redistribution. The weights inherit those restrictions.",
+        *_extra_labelled(prov.get("extra_labelled") or {}),
         *_extra_reals(prov.get("extra_reals") or {}),
         "- Fakes: the labelled FF++ fakes, and self-blended fakes made from every real crop "
         "with a mask from the five RetinaFace landmarks (SBI, Shiohara & Yamasaki 2022).",

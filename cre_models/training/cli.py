@@ -27,7 +27,7 @@ from .loop import LoopConfig, train_loop
 from .options import add_options
 from .splits import EXTRA_METHOD, Clip, load_split, read_labels, split_file
 
-__all__ = ["main", "extra_real_clips"]
+__all__ = ["main", "extra_real_clips", "extra_labelled_clips"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,16 @@ def _parser() -> argparse.ArgumentParser:
         "faces join training as reals and self-blend sources, in the domain of the "
         "non-FF++ clips; never validation",
     )
+    p.add_argument(
+        "--extra-labelled",
+        action="append",
+        default=[],
+        metavar="TSV",
+        help="more labelled clips (a labels.tsv, files relative to --data; repeatable) that "
+        "join training only: refused if a clip is already in --labels or shows a person of "
+        "the split's validation or test clips (e.g. labels_more.tsv of "
+        "scripts/restore_more_ffpp.sh)",
+    )
     p.add_argument("--resume", action="store_true")
     p.add_argument("--name", default="cre-ffpp")
     p.add_argument("--version", default="0.2.0")
@@ -74,6 +84,50 @@ def _files_per_folder(folders: Sequence[str], extra: Sequence[Clip]) -> dict[str
     for clip in extra:
         counts[next(name for name, root in roots if clip.file.startswith(root))] += 1
     return counts
+
+
+def extra_labelled_clips(
+    tables: Sequence[str], clips: Sequence[Clip], split: dict[str, str]
+) -> list[Clip]:
+    """The clips of ``tables`` (labels files), for training only.
+
+    Raises:
+        SystemExit: a clip already in the labelled set or listed twice, or one that shows an
+            FF++ person of a validation or test clip (that would leak the person into
+            training and make the split's numbers optimistic).
+    """
+    from .splits import identities
+
+    held_out = {
+        i: split[c.file]
+        for c in clips
+        if split.get(c.file) in ("validation", "test")
+        for i in identities(c.file)
+    }
+    seen = {c.file for c in clips}
+    out: list[Clip] = []
+    for table in tables:
+        for clip in read_labels(table):
+            if clip.file in seen:
+                raise SystemExit(f"--extra-labelled {table}: {clip.file} is listed twice")
+            leaks = [i for i in identities(clip.file) if i in held_out]
+            if leaks:
+                raise SystemExit(
+                    f"--extra-labelled {table}: {clip.file} shows person {leaks[0]}, who is in "
+                    f"the {held_out[leaks[0]]} split; it cannot train"
+                )
+            seen.add(clip.file)
+            out.append(clip)
+    if tables:
+        n_fake = sum(c.label for c in out)
+        logger.info(
+            "%d extra labelled clips (%d real, %d fake) from %d file(s)",
+            len(out),
+            len(out) - n_fake,
+            n_fake,
+            len(tables),
+        )
+    return out
 
 
 def extra_real_clips(folders: Sequence[str], labelled: Sequence[Path] = ()) -> list[Clip]:
@@ -119,9 +173,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     missing = [c.file for c in clips if c.file not in split]
     if missing:
         raise SystemExit(f"{len(missing)} clips are not in {args.split}, e.g. {missing[0]}")
-    train = [c for c in clips if split[c.file] == "train"]
+    more = extra_labelled_clips(args.extra_labelled, clips, split)
+    train = [c for c in clips if split[c.file] == "train"] + more
     val = [c for c in clips if split[c.file] == "validation"]
-    extra = extra_real_clips(args.extra_reals, [data / c.file for c in clips])
+    extra = extra_real_clips(args.extra_reals, [data / c.file for c in [*clips, *more]])
     train += extra
     spec = CacheSpec(size=args.size, margin=args.margin, align=args.align, frames=args.frames)
     cache = Path(args.cache_dir)
@@ -158,6 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "deg_copies": args.deg_copies,
             "align": args.align,
             **({"extra_reals": len(extra)} if extra else {}),
+            **({"extra_labelled": len(more)} if more else {}),
         },
         **{
             f.name: getattr(args, f.name)
@@ -186,6 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "labels": Path(args.labels).name,
                 "train_clips": len(train) - len(extra),
                 "extra_reals": _files_per_folder(args.extra_reals, extra),
+                "extra_labelled": {Path(t).name: len(read_labels(t)) for t in args.extra_labelled},
                 "train_real_clips": n_real,
                 "train_fake_clips": len(train) - len(extra) - n_real,
                 "validation_clips": len(val),
