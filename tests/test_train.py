@@ -172,3 +172,23 @@ def test_small_square_images_are_crops_and_frames_are_searched(dirs: tuple[Path,
     assert len(faces) >= 1
     blank = np.zeros((240, 320, 3), np.uint8)
     assert extract_faces(blank, det, t48) == []
+
+
+def test_a_face_cache_file_cut_short_is_extracted_again(
+    tmp_path: Path, dirs: tuple[Path, Path]
+) -> None:
+    """Two evaluations sharing the face cache once crashed with ``EOFError``: one read a
+    file the other was still writing. Writes are now atomic, and a file that is unreadable
+    anyway (cut short by a crash, or written by an older version) is re-extracted."""
+    cache = tmp_path / "cache"
+    first = load_face_samples([dirs[1]], margin=0.1, size=32, cache_dir=cache)
+    files = sorted((cache / "faces").iterdir())
+    assert files and all(f.suffix == ".npz" and ".tmp" not in f.name for f in files)
+    files[0].write_bytes(files[0].read_bytes()[:40])  # a half-written file
+    again = load_face_samples([dirs[1]], margin=0.1, size=32, cache_dir=cache)
+    assert len(again) == len(first)
+    for a, b in zip(first, again, strict=True):
+        assert a.group == b.group and np.array_equal(a.image, b.image)
+    assert sorted((cache / "faces").iterdir()) == files  # rewritten, no temporary left
+    with np.load(files[0]) as z:
+        assert "crops" in z

@@ -180,16 +180,18 @@ def _save(
     times: list[float],
     scores: list[float],
 ) -> None:
+    from .data import save_npz_atomic
+
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp.npz")
-    np.savez(
-        tmp,
+    # atomic, through a temporary file of this process: an interrupted build never leaves a
+    # half file behind, and two builds sharing the cache never write into one file
+    save_npz_atomic(
+        out,
         crops=np.stack(crops) if crops else np.zeros((0, spec.size, spec.size, 3), np.uint8),
         landmarks=np.stack(lms) if lms else np.zeros((0, 5, 2), np.float32),
         times=np.asarray(times, np.float64),
         det_scores=np.asarray(scores, np.float32),
     )
-    tmp.replace(out)  # atomic: an interrupted build never leaves a half file behind
 
 
 def degraded_copy(src: Path, dst: Path, seed: int) -> dict[str, object]:

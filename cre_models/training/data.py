@@ -26,6 +26,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import tempfile
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +53,7 @@ __all__ = [
     "default_cache_dir",
     "is_grayscale",
     "group_of",
+    "save_npz_atomic",
 ]
 
 logger = logging.getLogger(__name__)
@@ -220,16 +223,15 @@ def load_face_samples(
         iterator = tqdm(items, desc="faces", unit="file")
     for item in iterator:
         key = cache / f"{_cache_key(item, params)}.npz"
-        if key.is_file():
-            with np.load(key) as z:
-                crops = list(z["crops"]) if z["crops"].size else []
-                indices = [int(i) for i in z["indices"]]
+        cached = _read_cached(key)
+        if cached is not None:
+            crops, indices = cached
         else:
             crops, indices = _extract_item(
                 item, det, FaceTransform(size, margin), frames_per_video, faces, drop_gray
             )
             arr = np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8)
-            np.savez(key, crops=arr, indices=np.asarray(indices, np.int64))
+            save_npz_atomic(key, crops=arr, indices=np.asarray(indices, np.int64))
         group = group_of(item.path, item.kind)
         for crop, idx in zip(crops, indices, strict=True):
             out.append(FaceSample(crop, item.label, str(item.path), group, idx))
@@ -242,6 +244,35 @@ def load_face_samples(
         len(items),
     )
     return out
+
+
+def save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
+    """``np.savez`` to a temporary file of this process beside ``path``, then an atomic
+    rename: a reader (another ``cre eval`` or ``cre train`` sharing the cache) sees the old
+    file, no file, or the whole new one, never a half-written one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp.npz")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_cached(key: Path) -> tuple[list[np.ndarray], list[int]] | None:
+    """A cache file's crops and frame indices; ``None`` when it is missing or unreadable (a
+    file cut short by a crash, or written by an older, non-atomic version): the caller
+    extracts the faces again and rewrites it."""
+    if not key.is_file():
+        return None
+    try:
+        with np.load(key) as z:
+            crops = list(z["crops"]) if z["crops"].size else []
+            return crops, [int(i) for i in z["indices"]]
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        logger.warning("face cache %s unreadable (%s): extracting again", key.name, e)
+        return None
 
 
 def _video_frames(path: Path, n: int) -> list[np.ndarray]:
