@@ -31,7 +31,7 @@ import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -246,7 +246,7 @@ def load_face_samples(
     return out
 
 
-def save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
+def save_npz_atomic(path: Path, **arrays: Any) -> None:
     """``np.savez`` to a temporary file of this process beside ``path``, then an atomic
     rename: a reader (another ``cre eval`` or ``cre train`` sharing the cache) sees the old
     file, no file, or the whole new one, never a half-written one."""
