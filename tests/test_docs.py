@@ -101,31 +101,25 @@ def test_the_shipped_model_card_is_what_the_card_writer_makes_of_its_config(name
     assert video_model_card(folder, tables["Validation"], tables["Test"]) == card
 
 
-def test_the_model_card_names_extra_real_faces_and_their_terms(tmp_path: Path) -> None:
+def _fast_card_with(tmp_path: Path, **provenance: object) -> str:
+    """The card of the shipped ``fast`` config with ``provenance`` keys added."""
     from cre_models.training.card import EvalTable, video_model_card
     from cre_models.weights import shipped_weights_dir
 
     cfg = json.loads((shipped_weights_dir("fast") / "config.json").read_text())
+    cfg["training"]["provenance"].update(provenance)
     (tmp_path / "config.json").write_text(json.dumps(cfg))
-    table = EvalTable(24, "| condition |\n")
-    assert "--extra-reals" not in video_model_card(tmp_path, table)
-    cfg["training"]["provenance"]["extra_reals"] = {"/x/shared/data/faces": 126}
-    (tmp_path / "config.json").write_text(json.dumps(cfg))
-    card = video_model_card(tmp_path, table)
+    return video_model_card(tmp_path, EvalTable(24, "| condition |\n"))
+
+
+def test_the_model_card_names_extra_real_faces_and_their_terms(tmp_path: Path) -> None:
+    assert "--extra-reals" not in _fast_card_with(tmp_path)
+    card = _fast_card_with(tmp_path, extra_reals={"/x/shared/data/faces": 126})
     assert "`--extra-reals`, 126 files): `data/faces` (126)" in card
     assert "S-Lab non-commercial" in card
 
 
 def test_the_model_card_names_extra_labelled_clips(tmp_path: Path) -> None:
-    from cre_models.training.card import EvalTable, video_model_card
-    from cre_models.weights import shipped_weights_dir
-
-    cfg = json.loads((shipped_weights_dir("fast") / "config.json").read_text())
-    cfg["training"]["provenance"].pop("extra_labelled", None)
-    (tmp_path / "config.json").write_text(json.dumps(cfg))
-    table = EvalTable(24, "| condition |\n")
-    assert "labels_more.tsv" not in video_model_card(tmp_path, table)
-    cfg["training"]["provenance"]["extra_labelled"] = {"labels_more.tsv": 36}
-    (tmp_path / "config.json").write_text(json.dumps(cfg))
-    card = video_model_card(tmp_path, table)
+    assert "labels_more.tsv" not in _fast_card_with(tmp_path)
+    card = _fast_card_with(tmp_path, extra_labelled={"labels_more.tsv": 36})
     assert "`labels_more.tsv` (36 clips)" in card and "scripts/restore_more_ffpp.sh" in card

@@ -152,10 +152,11 @@ def _extra_labelled(tables: dict[str, int]) -> list[str]:
         return []
     listed = ", ".join(f"`{name}` ({n} clips)" for name, n in tables.items())
     return [
-        f"- Extra labelled training clips, counted above: {listed}; the 36 FF++ c23 clips of "
-        "`cre_models/training/ffpp_more.tsv` (9 people none of the split's clips show, from "
-        "the same repository as the shared manifest's), restored by "
-        "`scripts/restore_more_ffpp.sh`. Same FaceForensics++ terms."
+        f"- Extra labelled training clips (`--extra-labelled`, counted above): {listed}; "
+        "people none of the split's validation or test clips show (`cre train-videos` "
+        "refuses any other). `labels_more.tsv` is what `scripts/restore_more_ffpp.sh` "
+        "writes: the FF++ c23 clips of `cre_models/training/ffpp_more.tsv`, from the same "
+        "repository as the shared manifest's, under the same FaceForensics++ terms."
     ]
 
 

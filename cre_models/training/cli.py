@@ -25,7 +25,7 @@ from ..weights import DecisionSpec, InputSpec, save_pretrained
 from .cache import CacheSpec, build_cache, degraded_versions, load_cached
 from .loop import LoopConfig, train_loop
 from .options import add_options
-from .splits import EXTRA_METHOD, Clip, load_split, read_labels, split_file
+from .splits import EXTRA_METHOD, Clip, identities, load_split, read_labels, split_file
 
 __all__ = ["main", "extra_real_clips", "extra_labelled_clips"]
 
@@ -96,8 +96,6 @@ def extra_labelled_clips(
             FF++ person of a validation or test clip (that would leak the person into
             training and make the split's numbers optimistic).
     """
-    from .splits import identities
-
     held_out = {
         i: split[c.file]
         for c in clips
