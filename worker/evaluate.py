@@ -47,9 +47,18 @@ from cre_models.evaluation.metrics import (
     reliability_bins,
 )
 from cre_models.tracks import score_tracks
-from cre_models.training.splits import Clip, load_split, read_labels
+from cre_models.training.splits import Clip, identity_groups, load_split, read_labels
 
-__all__ = ["CONDITIONS", "degrade_for", "evaluate_videos", "video_scores", "main"]
+__all__ = [
+    "CONDITIONS",
+    "cross_fit",
+    "degrade_for",
+    "evaluate_videos",
+    "fit_decision",
+    "identity_folds",
+    "video_scores",
+    "main",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -378,6 +387,55 @@ def fit_decision(scored: Sequence[Scored], conds: Sequence[str]) -> tuple[str, P
         "chosen: %s, Platt a=%.3f b=%.3f, threshold %.3f", aggregation, cal.a, cal.b, threshold
     )
     return aggregation, cal, threshold
+
+
+def identity_folds(clips: Sequence[Clip], k: int) -> dict[str, int]:
+    """Fold ``0..k-1`` of every clip, no person in two folds.
+
+    The groups of :func:`cre_models.training.splits.identity_groups` are ordered by a hash
+    of their files (fixed, independent of labels and scores) and each goes to the fold with
+    the fewest clips so far.
+    """
+    if k < 2:
+        raise ValueError(f"cross-fitting needs at least 2 folds, got {k}")
+    groups = identity_groups(list({c.file: c for c in clips}.values()))
+    if len(groups) < k:
+        raise ValueError(f"{len(groups)} groups of people cannot fill {k} folds")
+    groups.sort(key=lambda g: hashlib.sha256(",".join(sorted(c.file for c in g)).encode()).digest())
+    sizes = [0] * k
+    out: dict[str, int] = {}
+    for g in groups:
+        f = sizes.index(min(sizes))
+        sizes[f] += len(g)
+        out.update({c.file: f for c in g})
+    return out
+
+
+def cross_fit(scored: Sequence[Scored], conds: Sequence[str], k: int = 6) -> dict[str, float]:
+    """Balanced accuracy per condition of :func:`fit_decision`, out of sample by person.
+
+    Each fold of :func:`identity_folds` is held out in turn: the decision (aggregation,
+    calibration, threshold) is fitted on the other folds' records and labels the held-out
+    clips as the worker would (``fake`` at or above the threshold). The pooled held-out
+    labels give one balanced accuracy per condition: what fitting the decision on these
+    records is worth on people it did not see.
+    """
+    fold = identity_folds([r.clip for r in scored], k)
+    calls: dict[str, list[tuple[int, float]]] = {c: [] for c in conds}
+    for f in range(k):
+        rest = [r for r in scored if fold[r.clip.file] != f]
+        if len({r.clip.label for r in rest}) < 2:
+            raise ValueError(f"fold {f}: the other folds hold one label only")
+        aggregation, cal, threshold = fit_decision(rest, conds)
+        for r in scored:
+            if fold[r.clip.file] != f or r.condition not in calls:
+                continue
+            raw = video_scores(r.record, aggregation)
+            if raw is not None:
+                calls[r.condition].append((r.clip.label, float(cal(raw) >= threshold)))
+    return {
+        c: balanced_accuracy([y for y, _ in v], [p for _, p in v], 0.5) for c, v in calls.items()
+    }
 
 
 def _write_decision(folder: Path, aggregation: str, cal: Platt, threshold: float) -> None:

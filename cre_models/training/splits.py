@@ -35,6 +35,7 @@ __all__ = [
     "SPLITS",
     "EXTRA_METHOD",
     "identities",
+    "identity_groups",
     "read_labels",
     "make_split",
     "load_split",
@@ -104,6 +105,17 @@ def _components(clips: Sequence[Clip]) -> list[list[Clip]]:
         if ids:
             groups.setdefault(find(ids[0]), []).append(c)
     return list(groups.values())
+
+
+def identity_groups(clips: Sequence[Clip]) -> list[list[Clip]]:
+    """Clips grouped so that no person is in two groups (the split's rule, step 1).
+
+    FF++ clips go by the connected component of the ids they show; a clip without an FF++
+    id (another person's video) is a group of its own.
+    """
+    groups = _components(clips)
+    groups += [[c] for c in clips if not identities(c.file)]
+    return groups
 
 
 def _key(salt: str, comp: Iterable[Clip]) -> str:
