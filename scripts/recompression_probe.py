@@ -1,0 +1,308 @@
+"""Experiment: does a face's score *rise under extra compression* tell real from fake?
+
+Under re-encoding the shipped model's score of a real clip climbs and a fake's does not
+(docs/EVALUATION.md, sixth and seventh sessions). This script measures whether that rise,
+beside the score itself, separates the labels on people the fit has not seen. Two steps:
+
+``score``: the worker's own path (:func:`worker.jobs.score_video`) on labelled clips, with
+every face cut from a copy of its frame whose region around the face went through a JPEG
+round trip at ``--jpeg`` quality first (native resolution, the same detections): the cheap
+probe a worker could run beside its normal pass. Records go to ``OUT/records.jsonl`` under
+the condition name ``CONDITION+jpegQ``. A probe by *re-encoding the whole clip* needs no
+new code: ``cre eval --videos`` on the condition's copies with ``--conditions ladder-5``.
+
+``crops``: the cheapest probe, measured without the worker: every cached training crop
+(``cre train-videos`` cache, the model's input size) scored as is and after a JPEG round
+trip of the crop itself; per clip the logit of the mean score and the rise, then the same
+out-of-sample comparison as ``table``.
+
+``table``: for each ``--case SCORE_CONDITION PROBE_CONDITION``, per clip the logit of the
+video score (the checkpoint's aggregation) and the rise ``logit(probe) - logit(score)``; a
+logistic on the score alone and one on [score, rise], each fitted with the clips of one
+identity fold held out (:func:`worker.evaluate.identity_folds`), give out-of-sample AUC and
+balanced accuracy. Records of the split's test clips are refused.
+
+    python scripts/recompression_probe.py score --videos ../data-external \\
+        --labels ../data-external/labels.tsv --subset validation --condition as-delivered \\
+        --jpeg 20 --weights runs/s224/checkpoint --out runs/probe_val --cache-dir .cache/eval
+    python scripts/recompression_probe.py table --weights runs/s224/checkpoint \\
+        --records runs/val_s224 ../data-external/labels.tsv - \\
+        --records runs/probe_val ../data-external/labels.tsv - \\
+        --case as-delivered as-delivered+jpeg20
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cre_models.evaluation.metrics import auc, balanced_accuracy, fit_logistic
+from cre_models.training.splits import Clip, load_split, read_labels
+from cre_models.weights import load_checkpoint_config
+from worker.evaluate import _load_records, degrade_for, identity_folds, video_scores
+
+logger = logging.getLogger("recompression_probe")
+
+EPS = 1e-4
+
+
+def jpeg_region(image: np.ndarray, box: Any, margin: float, quality: int) -> np.ndarray:
+    """A copy of ``image`` (RGB) whose square around ``box`` went through JPEG at ``quality``.
+
+    The square covers the crop the worker cuts (``margin`` on each side) with room to spare,
+    on the frame's 8x8 grid, so the codec sees the face at the video's own resolution.
+    """
+    import cv2
+
+    h, w = image.shape[:2]
+    cx, cy = (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
+    half = max(box.x1 - box.x0, box.y1 - box.y0) * (0.5 + margin) * 1.5
+    x0, y0 = max(0, int(cx - half) // 8 * 8), max(0, int(cy - half) // 8 * 8)
+    x1, y1 = min(w, int(math.ceil(cx + half))), min(h, int(math.ceil(cy + half)))
+    out = image.copy()
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return out
+    region = np.ascontiguousarray(image[y0:y1, x0:x1, ::-1])
+    ok, buf = cv2.imencode(".jpg", region, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    back = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if back is None:
+        raise RuntimeError("JPEG decoding failed")
+    out[y0:y1, x0:x1] = back[:, :, ::-1]
+    return out
+
+
+def probe_scorer(settings: Any, quality: int) -> Any:
+    """A :class:`worker.scoring.Scorer` that cuts every face from its JPEG'd region."""
+    from worker.scoring import Scorer
+
+    class ProbeScorer(Scorer):
+        def crop(self, image: np.ndarray, boxes: Sequence[Any]) -> list[np.ndarray]:
+            m = self.transform.margin
+            return [self.transform.crop(jpeg_region(image, b, m, quality), b) for b in boxes]
+
+    return ProbeScorer(settings)
+
+
+def score(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from worker.jobs import score_video
+    from worker.settings import Settings
+
+    clips = read_labels(args.labels)
+    if args.subset:
+        split = load_split(None)
+        clips = [c for c in clips if split.get(c.file) == args.subset]
+    if not clips:
+        raise SystemExit("no clips to score")
+    settings = Settings(weights=args.weights)
+    scorer = probe_scorer(settings, args.jpeg)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = f"{args.condition}+jpeg{args.jpeg}"
+    rec_path = out / "records.jsonl"
+    done = {s.clip.file for s in _load_records(rec_path, {c.file: c for c in clips})}
+    with rec_path.open("a") as f:
+        for clip in tqdm([c for c in clips if c.file not in done], desc=name, unit="video"):
+            seed = int(hashlib.sha256(clip.file.encode()).hexdigest()[:8], 16)
+            src = Path(args.videos) / clip.file
+            path = degrade_for(
+                src, args.condition, Path(args.cache_dir) / args.condition / clip.file, seed
+            )
+            rec = score_video(str(path), settings, scorer).model_dump(mode="json")
+            f.write(json.dumps({"condition": name, "file": clip.file, "record": rec}) + "\n")
+            f.flush()
+    return 0
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, EPS), 1 - EPS)
+    return math.log(p / (1 - p))
+
+
+def load_logits(
+    tables: Sequence[Sequence[str]], aggregation: str, sha: str | None
+) -> tuple[dict[tuple[str, str], float], dict[str, Clip]]:
+    """``{(condition, file): logit of the video score}`` and the clips, from every table.
+
+    A table is ``(folder, labels, tag)``; ``tag`` other than ``-`` renames the folder's
+    records' condition (a ``cre eval --conditions ladder-5`` run on re-encoded copies).
+    """
+    split = load_split(None)
+    out: dict[tuple[str, str], float] = {}
+    clips: dict[str, Clip] = {}
+    for folder, labels, tag in tables:
+        by_file = {c.file: c for c in read_labels(labels)}
+        for r in _load_records(Path(folder) / "records.jsonl", by_file):
+            if split.get(r.clip.file) == "test":
+                raise SystemExit(f"{folder}: a test clip ({r.clip.file}): never chosen on test")
+            got = r.record.get("model", {}).get("weights_sha256")
+            if sha is not None and got != sha:
+                raise SystemExit(f"{folder}: records of other weights ({got}, not {sha})")
+            cond = r.condition if tag == "-" else tag
+            s = video_scores(r.record, aggregation)
+            if s is not None:
+                out[(cond, r.clip.file)] = _logit(s)
+                clips[r.clip.file] = r.clip
+    return out, clips
+
+
+def out_of_sample(x: np.ndarray, y: np.ndarray, folds: Sequence[int], k: int) -> np.ndarray:
+    """Logit of a logistic on ``x`` for each row, fitted without the row's fold."""
+    z = np.zeros(len(y))
+    f = np.asarray(folds)
+    for i in range(k):
+        held = f == i
+        if held.any():
+            z[held] = x[held] @ fit_logistic(x[~held], y[~held])
+    return z
+
+
+def table(args: argparse.Namespace) -> int:
+    cfg = load_checkpoint_config(Path(args.weights))
+    logits, clips = load_logits(args.records, cfg.decision.aggregation, cfg.weights_sha256)
+    folds = identity_folds(list(clips.values()), args.folds)
+    lines = [
+        f"aggregation {cfg.decision.aggregation}; {args.folds} identity folds, out of sample",
+        "",
+        "| condition | probe | clips | AUC, score | AUC, score + rise | balanced acc., score "
+        "| balanced acc., score + rise | mean rise real / fake | weights [score, rise, 1] |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for cond, probe in args.case:
+        files = sorted(f for f in clips if (cond, f) in logits and (probe, f) in logits)
+        if len({clips[f].label for f in files}) < 2:
+            raise SystemExit(f"{cond} / {probe}: clips of both labels needed, got {len(files)}")
+        s = np.array([logits[(cond, f)] for f in files])
+        rise = np.array([logits[(probe, f)] for f in files]) - s
+        y = np.array([clips[f].label for f in files], dtype=float)
+        fo = [folds[f] for f in files]
+        one = np.ones_like(s)
+        z1 = out_of_sample(np.stack([s, one], 1), y, fo, args.folds)
+        z2 = out_of_sample(np.stack([s, rise, one], 1), y, fo, args.folds)
+        w = fit_logistic(np.stack([s, rise, one], 1), y)
+        lines.append(
+            f"| {cond} | {probe} | {len(files)} | {auc(y, z1):.3f} | {auc(y, z2):.3f} "
+            f"| {balanced_accuracy(y, z1, 0.0):.3f} | {balanced_accuracy(y, z2, 0.0):.3f} "
+            f"| {rise[y == 0].mean():.2f} / {rise[y == 1].mean():.2f} "
+            f"| [{w[0]:.2f}, {w[1]:.2f}, {w[2]:.2f}] |"
+        )
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+def jpeg_crop(crop: np.ndarray, quality: int) -> np.ndarray:
+    """An RGB crop after a JPEG round trip at ``quality``."""
+    import cv2
+
+    ok, buf = cv2.imencode(
+        ".jpg", np.ascontiguousarray(crop[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    )
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    back = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if back is None:
+        raise RuntimeError("JPEG decoding failed")
+    return np.ascontiguousarray(back[:, :, ::-1])
+
+
+def crops(args: argparse.Namespace) -> int:
+    from cre_models.training.cache import CacheSpec, load_cached
+    from worker.scoring import Scorer
+    from worker.settings import Settings
+
+    split = load_split(None)
+    clips: list[Clip] = []
+    for labels, subset in args.labels:
+        clips += [c for c in read_labels(labels) if subset == "-" or split.get(c.file) == subset]
+    if any(split.get(c.file) == "test" for c in clips):
+        raise SystemExit("test clips: never chosen on test")
+    scorer = Scorer(Settings(weights=args.weights))
+    spec = CacheSpec(size=scorer.transform.size, margin=scorer.transform.margin)
+    rows: dict[str, list[float]] = {}
+    for v in load_cached(clips, Path(args.cache_dir), spec):
+        batch = list(v.crops)
+        rows[v.clip.file] = [_logit(float(np.mean(scorer.predict(batch))))] + [
+            _logit(float(np.mean(scorer.predict([jpeg_crop(c, q) for c in batch]))))
+            for q in args.jpeg
+        ]
+        logger.info("%s: %s", v.clip.file, np.round(rows[v.clip.file], 2))
+    by_file = {c.file: c for c in clips}
+    files = sorted(rows)
+    folds = identity_folds([by_file[f] for f in files], args.folds)
+    y = np.array([by_file[f].label for f in files], dtype=float)
+    s = np.array([rows[f][0] for f in files])
+    one = np.ones_like(s)
+    fo = [folds[f] for f in files]
+    z1 = out_of_sample(np.stack([s, one], 1), y, fo, args.folds)
+    lines = [
+        f"{len(files)} clips, cached crops as delivered; out of sample, {args.folds} folds",
+        "",
+    ]
+    lines += [
+        "| JPEG quality | AUC, score | AUC, score + rise | mean rise real / fake |",
+        "| --- | --- | --- | --- |",
+    ]
+    for i, q in enumerate(args.jpeg, start=1):
+        rise = np.array([rows[f][i] for f in files]) - s
+        z2 = out_of_sample(np.stack([s, rise, one], 1), y, fo, args.folds)
+        lines.append(
+            f"| {q} | {auc(y, z1):.3f} | {auc(y, z2):.3f} "
+            f"| {rise[y == 0].mean():.2f} / {rise[y == 1].mean():.2f} |"
+        )
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("score", help="the worker's path with faces cut from JPEG'd regions")
+    s.add_argument("--videos", required=True)
+    s.add_argument("--labels", required=True)
+    s.add_argument("--subset", default=None, choices=("train", "validation"))
+    s.add_argument("--condition", default="as-delivered")
+    s.add_argument("--jpeg", type=int, required=True, help="JPEG quality of the probe")
+    s.add_argument("--weights", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--cache-dir", default=".cache/eval-videos")
+    c = sub.add_parser("crops", help="cached crops, JPEG round trip of the crop itself")
+    c.add_argument("--weights", required=True)
+    c.add_argument(
+        "--labels",
+        nargs=2,
+        action="append",
+        required=True,
+        metavar=("LABELS", "SUBSET"),
+        help="a labels file and its split subset or -",
+    )
+    c.add_argument("--cache-dir", required=True, help="cre train-videos --cache-dir")
+    c.add_argument("--jpeg", type=int, nargs="+", default=[20, 40])
+    c.add_argument("--folds", type=int, default=6)
+    t = sub.add_parser("table", help="out-of-sample AUC of the score with and without the rise")
+    t.add_argument("--weights", required=True)
+    t.add_argument(
+        "--records", nargs=3, action="append", required=True, metavar=("FOLDER", "LABELS", "TAG")
+    )
+    t.add_argument(
+        "--case", nargs=2, action="append", required=True, metavar=("CONDITION", "PROBE")
+    )
+    t.add_argument("--folds", type=int, default=6)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return {"score": score, "crops": crops, "table": table}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,127 @@
+"""``scripts/recompression_probe.py``: the probe's JPEG region and its out-of-sample table."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from cre_models.faces import FaceBox
+from cre_models.training.splits import load_split
+from cre_models.weights import load_checkpoint_config
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import recompression_probe as rp  # noqa: E402
+
+
+def test_jpeg_region_changes_the_face_surroundings_only() -> None:
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    box = FaceBox(150.0, 100.0, 190.0, 150.0)
+    before = image.copy()
+    out = rp.jpeg_region(image, box, 0.25, 20)
+    assert (image == before).all()  # the frame itself is not touched
+    assert out.shape == image.shape and out.dtype == np.uint8
+    changed = np.argwhere((out != image).any(axis=2))
+    assert len(changed) > 0.5 * 40 * 50  # noise does not survive JPEG at quality 20
+    (y0, x0), (y1, x1) = changed.min(0), changed.max(0)
+    assert x0 <= 150 and x1 >= 190 and y0 <= 100 and y1 >= 150  # the crop is covered
+    assert x0 % 8 == 0 and y0 % 8 == 0  # on the frame's 8x8 grid
+    assert (out[:, :x0] == image[:, :x0]).all() and (out[:, x1 + 1 :] == image[:, x1 + 1 :]).all()
+    assert (rp.jpeg_region(image, box, 0.25, 20) == out).all()  # deterministic
+
+
+def _tables(tmp: Path, sha: str, test_clip: str | None = None) -> list[str]:
+    """Score and probe records where only the rise under the probe tells the labels apart."""
+    rng = np.random.default_rng(1)
+    files = [(f"real/{100 + i}.mp4", 0) for i in range(12)]
+    files += [(f"fake/{100 + i}_{500 + i}.mp4", 1) for i in range(12)]
+    if test_clip:
+        files.append((test_clip, 0))
+    labels = tmp / "labels.tsv"
+    labels.write_text(
+        "file\tlabel\tmethod\n" + "".join(f"{f}\t{'fake' if y else 'real'}\tx\n" for f, y in files)
+    )
+    base = {f: float(rng.uniform(0.2, 0.8)) for f, _ in files}  # the score says nothing
+    args = []
+    for name, cond in (("score", "as-delivered"), ("probe", "as-delivered+jpeg20")):
+        (tmp / name).mkdir()
+        with (tmp / name / "records.jsonl").open("w") as fh:
+            for f, y in files:
+                s = base[f] if name == "score" else base[f] + (0.02 if y else 0.15)
+                rec = {"frames": [{"score": s}], "model": {"weights_sha256": sha}}
+                fh.write(json.dumps({"condition": cond, "file": f, "record": rec}) + "\n")
+        args += ["--records", str(tmp / name), str(labels), "-"]
+    return args
+
+
+def _ckpt(tmp: Path) -> tuple[Path, str]:
+    ckpt = tmp / "ckpt"
+    ckpt.mkdir()
+    shutil.copy(ROOT / "cre_models/weights/fast/config.json", ckpt / "config.json")
+    cfg = load_checkpoint_config(ckpt)
+    assert cfg.weights_sha256 is not None
+    return ckpt, cfg.weights_sha256
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts/recompression_probe.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def test_table_finds_a_signal_only_the_rise_carries(tmp_path: Path) -> None:
+    ckpt, sha = _ckpt(tmp_path)
+    r = _run(
+        "table",
+        "--weights",
+        str(ckpt),
+        *_tables(tmp_path, sha),
+        "--case",
+        "as-delivered",
+        "as-delivered+jpeg20",
+        "--folds",
+        "4",
+    )
+    assert r.returncode == 0, r.stderr
+    row = next(x for x in r.stdout.splitlines() if x.startswith("| as-delivered |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2] == "24"
+    auc_score, auc_both = float(cells[3]), float(cells[4])
+    assert auc_score < 0.75 and auc_both > 0.95
+
+
+def test_table_refuses_test_clips_and_other_weights(tmp_path: Path) -> None:
+    ckpt, sha = _ckpt(tmp_path)
+    test_clip = sorted(f for f, s in load_split().items() if s == "test")[0]
+    (tmp_path / "a").mkdir()
+    r = _run(
+        "table",
+        "--weights",
+        str(ckpt),
+        *_tables(tmp_path / "a", sha, test_clip),
+        "--case",
+        "as-delivered",
+        "as-delivered+jpeg20",
+    )
+    assert r.returncode != 0 and "never chosen on test" in r.stderr
+    (tmp_path / "b").mkdir()
+    r = _run(
+        "table",
+        "--weights",
+        str(ckpt),
+        *_tables(tmp_path / "b", "f" * 64),
+        "--case",
+        "as-delivered",
+        "as-delivered+jpeg20",
+    )
+    assert r.returncode != 0 and "other weights" in r.stderr
