@@ -55,21 +55,98 @@ logger = logging.getLogger("recompression_probe")
 EPS = 1e-4
 
 
-def jpeg_region(image: np.ndarray, box: Any, margin: float, quality: int) -> np.ndarray:
-    """A copy of ``image`` (RGB) whose square around ``box`` went through JPEG at ``quality``.
+def h264_still(region: np.ndarray, crf: int) -> np.ndarray:
+    """An RGB image after one H.264 frame (x264 ``medium``, yuv420p) at ``crf``, decoded."""
+    import io
+
+    import av
+
+    h, w = region.shape[:2]
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        st = out.add_stream("libx264", rate=25)
+        st.width, st.height, st.pix_fmt = w, h, "yuv420p"
+        st.options = {"crf": str(int(crf)), "preset": "medium"}
+        for pkt in st.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(region), "rgb24")):
+            out.mux(pkt)
+        for pkt in st.encode():
+            out.mux(pkt)
+    buf.seek(0)
+    with av.open(buf, "r") as inp:
+        return next(inp.decode(video=0)).to_ndarray(format="rgb24")
+
+
+def h264_clip(frames: Sequence[np.ndarray], crf: int) -> np.ndarray:
+    """The last of ``frames`` (RGB, one size) after encoding them as one H.264 clip at ``crf``.
+
+    x264 ``medium``, 25 fps, its default GOP: the first frame intra, the last predicted from
+    the ones before it, as in a whole-video re-encode.
+    """
+    import io
+
+    import av
+
+    h, w = frames[0].shape[:2]
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        st = out.add_stream("libx264", rate=25)
+        st.width, st.height, st.pix_fmt = w, h, "yuv420p"
+        st.options = {"crf": str(int(crf)), "preset": "medium"}
+        for f in frames:
+            for pkt in st.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), "rgb24")):
+                out.mux(pkt)
+        for pkt in st.encode():
+            out.mux(pkt)
+    buf.seek(0)
+    last = None
+    with av.open(buf, "r") as inp:
+        for frame in inp.decode(video=0):
+            last = frame.to_ndarray(format="rgb24")
+    if last is None:
+        raise RuntimeError("the probe clip decoded to no frame")
+    return last
+
+
+def _region(shape: tuple[int, ...], box: Any, margin: float) -> tuple[int, int, int, int]:
+    """The square around ``box`` that the probe re-compresses (8x8 grid, even sides)."""
+    h, w = shape[:2]
+    cx, cy = (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
+    half = max(box.x1 - box.x0, box.y1 - box.y0) * (0.5 + margin) * 1.5
+    x0, y0 = max(0, int(cx - half) // 8 * 8), max(0, int(cy - half) // 8 * 8)
+    x1, y1 = min(w, int(math.ceil(cx + half))), min(h, int(math.ceil(cy + half)))
+    return x0, y0, x0 + (x1 - x0) // 2 * 2, y0 + (y1 - y0) // 2 * 2
+
+
+def window_region(window: Sequence[np.ndarray], box: Any, margin: float, crf: int) -> np.ndarray:
+    """A copy of ``window[-1]`` whose square around ``box`` is the last frame of that square
+    across the whole window encoded as one H.264 clip (:func:`h264_clip`)."""
+    x0, y0, x1, y1 = _region(window[-1].shape, box, margin)
+    out = window[-1].copy()
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return out
+    out[y0:y1, x0:x1] = h264_clip([f[y0:y1, x0:x1] for f in window], crf)
+    return out
+
+
+def jpeg_region(
+    image: np.ndarray, box: Any, margin: float, quality: int, codec: str = "jpeg"
+) -> np.ndarray:
+    """A copy of ``image`` (RGB) whose square around ``box`` went through a codec.
+
+    ``codec`` ``jpeg``: a JPEG round trip at ``quality``; ``h264``: one H.264 frame at CRF
+    ``quality`` (:func:`h264_still`).
 
     The square covers the crop the worker cuts (``margin`` on each side) with room to spare,
     on the frame's 8x8 grid, so the codec sees the face at the video's own resolution.
     """
     import cv2
 
-    h, w = image.shape[:2]
-    cx, cy = (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
-    half = max(box.x1 - box.x0, box.y1 - box.y0) * (0.5 + margin) * 1.5
-    x0, y0 = max(0, int(cx - half) // 8 * 8), max(0, int(cy - half) // 8 * 8)
-    x1, y1 = min(w, int(math.ceil(cx + half))), min(h, int(math.ceil(cy + half)))
+    x0, y0, x1, y1 = _region(image.shape, box, margin)
     out = image.copy()
     if x1 - x0 < 8 or y1 - y0 < 8:
+        return out
+    if codec == "h264":
+        out[y0:y1, x0:x1] = h264_still(image[y0:y1, x0:x1], quality)
         return out
     region = np.ascontiguousarray(image[y0:y1, x0:x1, ::-1])
     ok, buf = cv2.imencode(".jpg", region, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
@@ -82,16 +159,68 @@ def jpeg_region(image: np.ndarray, box: Any, margin: float, quality: int) -> np.
     return out
 
 
-def probe_scorer(settings: Any, quality: int) -> Any:
-    """A :class:`worker.scoring.Scorer` that cuts every face from its JPEG'd region."""
+def probe_scorer(settings: Any, quality: int, codec: str = "jpeg") -> Any:
+    """A :class:`worker.scoring.Scorer` that cuts every face from its re-compressed region."""
     from worker.scoring import Scorer
 
     class ProbeScorer(Scorer):
         def crop(self, image: np.ndarray, boxes: Sequence[Any]) -> list[np.ndarray]:
             m = self.transform.margin
-            return [self.transform.crop(jpeg_region(image, b, m, quality), b) for b in boxes]
+            return [self.transform.crop(jpeg_region(image, b, m, quality, codec), b) for b in boxes]
 
     return ProbeScorer(settings)
+
+
+def window_scorer(settings: Any, crf: int) -> Any:
+    """A :class:`worker.scoring.Scorer` that cuts every face from :func:`window_region`.
+
+    Before each video, ``set_windows({frame time: [frames up to and including it]})``.
+    """
+    from worker.scoring import Scorer
+
+    class WindowScorer(Scorer):
+        windows: dict[float, list[np.ndarray]] = {}
+        _time_of: dict[int, float] = {}
+
+        def set_windows(self, windows: dict[float, list[np.ndarray]]) -> None:
+            self.windows, self._time_of = windows, {}
+
+        def score_frames(self, frames: Any, *a: Any, **k: Any) -> Any:
+            def tap(it: Any) -> Any:
+                for f in it:
+                    self._time_of[id(f.image)] = round(float(f.time_s), 3)
+                    yield f
+
+            return super().score_frames(tap(frames), *a, **k)
+
+        def crop(self, image: np.ndarray, boxes: Sequence[Any]) -> list[np.ndarray]:
+            window = self.windows.get(self._time_of.get(id(image), -1.0))
+            if window is None or not np.array_equal(window[-1], image):
+                raise RuntimeError("no decoded window for a sampled frame")
+            m = self.transform.margin
+            return [self.transform.crop(window_region(window, b, m, crf), b) for b in boxes]
+
+    return WindowScorer(settings)
+
+
+def decode_windows(path: Path, times: Sequence[float], n: int) -> dict[float, list[np.ndarray]]:
+    """``{time: the n frames up to and including the frame at time}``, one sequential decode."""
+    from collections import deque
+
+    import av
+
+    want = {round(float(t), 3) for t in times}
+    out: dict[float, list[np.ndarray]] = {}
+    last: deque[np.ndarray] = deque(maxlen=n)
+    with av.open(str(path), "r") as c:
+        for frame in c.decode(video=0):
+            last.append(frame.to_ndarray(format="rgb24"))
+            t = round(float(frame.time), 3)
+            if t in want:
+                out[t] = list(last)
+            if len(out) == len(want):
+                break
+    return out
 
 
 def score(args: argparse.Namespace) -> int:
@@ -107,10 +236,29 @@ def score(args: argparse.Namespace) -> int:
     if not clips:
         raise SystemExit("no clips to score")
     settings = Settings(weights=args.weights)
-    scorer = probe_scorer(settings, args.jpeg)
+    quality = args.jpeg if args.h264 is None else args.h264
+    if args.window and args.h264 is None:
+        raise SystemExit("--window needs --h264")
+    if args.window:
+        if not args.times_from:
+            raise SystemExit("--window needs --times-from (records of the same frames)")
+        times_of: dict[str, list[float]] = {
+            s.clip.file: [f["time_s"] for f in s.record.get("frames", [])]
+            for s in _load_records(
+                Path(args.times_from) / "records.jsonl", {c.file: c for c in clips}
+            )
+            if s.condition == args.condition
+        }
+        scorer = window_scorer(settings, quality)
+    else:
+        scorer = probe_scorer(settings, quality, "jpeg" if args.h264 is None else "h264")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = f"{args.condition}+jpeg{args.jpeg}"
+    name = (
+        f"{args.condition}+jpeg{args.jpeg}"
+        if args.h264 is None
+        else f"{args.condition}+h264crf{args.h264}" + (f"w{args.window}" if args.window else "")
+    )
     rec_path = out / "records.jsonl"
     done = {s.clip.file for s in _load_records(rec_path, {c.file: c for c in clips})}
     with rec_path.open("a") as f:
@@ -120,6 +268,8 @@ def score(args: argparse.Namespace) -> int:
             path = degrade_for(
                 src, args.condition, Path(args.cache_dir) / args.condition / clip.file, seed
             )
+            if args.window:
+                scorer.set_windows(decode_windows(path, times_of.get(clip.file, []), args.window))
             rec = score_video(str(path), settings, scorer).model_dump(mode="json")
             f.write(json.dumps({"condition": name, "file": clip.file, "record": rec}) + "\n")
             f.flush()
@@ -273,7 +423,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--labels", required=True)
     s.add_argument("--subset", default=None, choices=("train", "validation"))
     s.add_argument("--condition", default="as-delivered")
-    s.add_argument("--jpeg", type=int, required=True, help="JPEG quality of the probe")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--jpeg", type=int, help="the probe: JPEG at this quality")
+    g.add_argument("--h264", type=int, help="the probe: one H.264 frame at this CRF")
+    s.add_argument(
+        "--window",
+        type=int,
+        default=0,
+        help="with --h264: encode the face's square over this many frames up to the "
+        "sampled one (its last frame is the probe)",
+    )
+    s.add_argument(
+        "--times-from",
+        default=None,
+        help="cre eval --videos --out folder whose records give the sampled frame times",
+    )
     s.add_argument("--weights", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--cache-dir", default=".cache/eval-videos")

@@ -125,3 +125,36 @@ def test_table_refuses_test_clips_and_other_weights(tmp_path: Path) -> None:
         "as-delivered+jpeg20",
     )
     assert r.returncode != 0 and "other weights" in r.stderr
+
+
+def test_h264_region_is_one_smoothed_frame_of_even_size() -> None:
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 256, (121, 161, 3), dtype=np.uint8)  # odd frame sides
+    box = FaceBox(60.0, 40.0, 101.0, 83.0)
+    out = rp.jpeg_region(image, box, 0.25, 45, "h264")
+    changed = (out != image).any(axis=2)
+    assert changed[40:83, 60:101].mean() > 0.9
+    ys, xs = np.nonzero(changed)
+    assert (xs.max() - xs.min() + 1) % 2 == 0 and (ys.max() - ys.min() + 1) % 2 == 0
+    # CRF 45 smooths: less high-frequency energy than the noise it was given
+    assert (
+        np.abs(np.diff(out[45:80, 65:95].astype(int), axis=1)).mean()
+        < np.abs(np.diff(image[45:80, 65:95].astype(int), axis=1)).mean()
+    )
+    assert (rp.jpeg_region(image, box, 0.25, 45, "h264") == out).all()
+
+
+def test_window_region_encodes_the_square_over_time_and_keeps_the_rest() -> None:
+    rng = np.random.default_rng(3)
+    window = [rng.integers(0, 256, (96, 128, 3), dtype=np.uint8) for _ in range(4)]
+    box = FaceBox(50.0, 30.0, 80.0, 66.0)
+    out = rp.window_region(window, box, 0.25, 40)
+    assert out.shape == window[-1].shape
+    changed = (out != window[-1]).any(axis=2)
+    ys, xs = np.nonzero(changed)
+    assert changed[30:66, 50:80].mean() > 0.9
+    assert not changed[:, : xs.min()].any() and not changed[: ys.min()].any()
+    # the last frame of a clip of four different noise frames is not a still of the last one
+    x0, y0, x1, y1 = rp._region(window[-1].shape, box, 0.25)
+    still = rp.h264_still(window[-1][y0:y1, x0:x1], 40)
+    assert not np.array_equal(out[y0:y1, x0:x1], still)
