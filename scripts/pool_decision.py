@@ -41,6 +41,7 @@ from worker.evaluate import (
     cross_fit,
     evaluate_videos,
     fit_decision,
+    video_scores,
 )
 
 logger = logging.getLogger("pool_decision")
@@ -84,6 +85,31 @@ def pooled_records(
     return out
 
 
+def within_between(scored: Sequence[Scored], aggregation: str, cond: str) -> tuple[float, float]:
+    """AUC over (real, fake) pairs of one identity group, and over pairs of two groups.
+
+    A score that ranks a person's fake over the same person's real but not over other
+    people's reals sits at person-specific levels: a threshold will not carry across people.
+    """
+    from cre_models.training.splits import identity_groups
+
+    clips = list({r.clip.file: r.clip for r in scored}.values())
+    group = {c.file: i for i, g in enumerate(identity_groups(clips)) for c in g}
+    s = {
+        r.clip.file: v
+        for r in scored
+        if r.condition == cond and (v := video_scores(r.record, aggregation)) is not None
+    }
+    wins = {True: [0.0, 0], False: [0.0, 0]}
+    for real in (c for c in clips if c.label == 0 and c.file in s):
+        for fake in (c for c in clips if c.label == 1 and c.file in s):
+            w = wins[group[real.file] == group[fake.file]]
+            d = s[fake.file] - s[real.file]
+            w[0] += 1.0 if d > 0 else 0.5 if d == 0 else 0.0
+            w[1] += 1
+    return tuple(w[0] / w[1] if w[1] else float("nan") for w in (wins[True], wins[False]))  # type: ignore[return-value]
+
+
 def _fmt(x: float) -> str:
     return "-" if x != x else f"{x:.3f}"
 
@@ -105,8 +131,8 @@ def report(
         "",
         "| condition | videos | video AUC [95% CI] | balanced acc., current "
         "| balanced acc., pooled fit | balanced acc., pooled fit out of sample "
-        "| log-loss | ECE | mean abs. drift |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| log-loss | ECE | mean abs. drift | AUC within / between people |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for c in conds:
         a = fitted[c]["all"]
@@ -114,7 +140,8 @@ def report(
             f"| {c} | {int(a['n'])} | {_fmt(a['auc'])} [{a['auc_lo']:.2f}, {a['auc_hi']:.2f}] "
             f"| {_fmt(now[c]['all']['balanced_accuracy'])} | {_fmt(a['balanced_accuracy'])} "
             f"| {_fmt(held[c])} | {_fmt(a['logloss'])} | {_fmt(a['ece'])} "
-            f"| {_fmt(a.get('drift', float('nan')))} |"
+            f"| {_fmt(a.get('drift', float('nan')))} "
+            "| {} / {} |".format(*map(_fmt, within_between(scored, agg, c)))
         )
     mean_auc = float(np.nanmean([fitted[c]["all"]["auc"] for c in conds]))
     lines += ["", f"mean video AUC over the conditions: {mean_auc:.3f}"]

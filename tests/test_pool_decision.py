@@ -201,3 +201,15 @@ def test_pool_decision_refuses_other_weights_a_clip_twice_and_test_clips(tmp_pat
     t = _table(tmp_path, "t", [Clip(test_file, 0, "youtube"), *_people(6)], sha, 0)
     r = _run("--weights", str(ckpt), "--records", *t)
     assert r.returncode != 0 and "never fit on test" in r.stderr
+
+
+def test_within_between_tells_person_levels_from_separation() -> None:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import pool_decision
+
+    clips = _people(6)
+    # each person's fake just above their real, people at very different levels
+    scored = _scored(clips, lambda c, _: [0.1 + 0.13 * (int(c.file[5:8]) - 100) + 0.05 * c.label])
+    within, between = pool_decision.within_between(scored, "mean", "as-delivered")
+    assert within == 1.0
+    assert 0.4 < between < 0.7
