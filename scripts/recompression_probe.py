@@ -22,6 +22,12 @@ logistic on the score alone and one on [score, rise], each fitted with the clips
 identity fold held out (:func:`worker.evaluate.identity_folds`), give out-of-sample AUC and
 balanced accuracy. Records of the split's test clips are refused.
 
+``fit``: one logistic on [score, rise, 1] pooled over every ``--case`` (a worker does not
+know the condition it was given), written as JSON with its out-of-sample check by identity
+fold and the clips it saw. ``apply``: that fit on other clips, the split's test clips allowed
+(the one measurement there; the fit's own clips refused), beside the score alone, the
+records' shipped decision and the drift of each against the first case.
+
     python scripts/recompression_probe.py score --videos ../data-external \\
         --labels ../data-external/labels.tsv --subset validation --condition as-delivered \\
         --jpeg 20 --weights runs/s224/checkpoint --out runs/probe_val --cache-dir .cache/eval
@@ -281,21 +287,24 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
-def load_logits(
-    tables: Sequence[Sequence[str]], aggregation: str, sha: str | None
-) -> tuple[dict[tuple[str, str], float], dict[str, Clip]]:
-    """``{(condition, file): logit of the video score}`` and the clips, from every table.
+def load_rows(
+    tables: Sequence[Sequence[str]], aggregation: str, sha: str | None, allow_test: bool = False
+) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, Clip]]:
+    """``{(condition, file): row}`` and the clips, from every table.
 
-    A table is ``(folder, labels, tag)``; ``tag`` other than ``-`` renames the folder's
-    records' condition (a ``cre eval --conditions ladder-5`` run on re-encoded copies).
+    A row holds ``logit`` (of the raw video score under ``aggregation``) and the record's own
+    ``score`` and ``label`` (the shipped decision). A table is ``(folder, labels, tag)``;
+    ``tag`` other than ``-`` renames the folder's records' condition (a ``cre eval
+    --conditions ladder-5`` run on re-encoded copies). Test clips are refused unless
+    ``allow_test`` (``apply``, the one measurement on test).
     """
     split = load_split(None)
-    out: dict[tuple[str, str], float] = {}
+    out: dict[tuple[str, str], dict[str, Any]] = {}
     clips: dict[str, Clip] = {}
     for folder, labels, tag in tables:
         by_file = {c.file: c for c in read_labels(labels)}
         for r in _load_records(Path(folder) / "records.jsonl", by_file):
-            if split.get(r.clip.file) == "test":
+            if split.get(r.clip.file) == "test" and not allow_test:
                 raise SystemExit(f"{folder}: a test clip ({r.clip.file}): never chosen on test")
             got = r.record.get("model", {}).get("weights_sha256")
             if sha is not None and got != sha:
@@ -303,9 +312,34 @@ def load_logits(
             cond = r.condition if tag == "-" else tag
             s = video_scores(r.record, aggregation)
             if s is not None:
-                out[(cond, r.clip.file)] = _logit(s)
+                out[(cond, r.clip.file)] = {
+                    "logit": _logit(s),
+                    "score": r.record.get("score"),
+                    "label": r.record.get("label"),
+                }
                 clips[r.clip.file] = r.clip
     return out, clips
+
+
+def load_logits(
+    tables: Sequence[Sequence[str]], aggregation: str, sha: str | None
+) -> tuple[dict[tuple[str, str], float], dict[str, Clip]]:
+    """``{(condition, file): logit of the video score}`` and the clips (:func:`load_rows`)."""
+    rows, clips = load_rows(tables, aggregation, sha)
+    return {k: v["logit"] for k, v in rows.items()}, clips
+
+
+def case_features(
+    logits: dict[tuple[str, str], float], clips: dict[str, Clip], cond: str, probe: str
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Files with both records, their ``[logit(score), rise, 1]`` rows and labels."""
+    files = sorted(f for f in clips if (cond, f) in logits and (probe, f) in logits)
+    if len({clips[f].label for f in files}) < 2:
+        raise SystemExit(f"{cond} / {probe}: clips of both labels needed, got {len(files)}")
+    s = np.array([logits[(cond, f)] for f in files])
+    rise = np.array([logits[(probe, f)] for f in files]) - s
+    y = np.array([clips[f].label for f in files], dtype=float)
+    return files, np.stack([s, rise, np.ones_like(s)], 1), y
 
 
 def out_of_sample(x: np.ndarray, y: np.ndarray, folds: Sequence[int], k: int) -> np.ndarray:
@@ -331,22 +365,109 @@ def table(args: argparse.Namespace) -> int:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for cond, probe in args.case:
-        files = sorted(f for f in clips if (cond, f) in logits and (probe, f) in logits)
-        if len({clips[f].label for f in files}) < 2:
-            raise SystemExit(f"{cond} / {probe}: clips of both labels needed, got {len(files)}")
-        s = np.array([logits[(cond, f)] for f in files])
-        rise = np.array([logits[(probe, f)] for f in files]) - s
-        y = np.array([clips[f].label for f in files], dtype=float)
+        files, x, y = case_features(logits, clips, cond, probe)
+        rise = x[:, 1]
         fo = [folds[f] for f in files]
-        one = np.ones_like(s)
-        z1 = out_of_sample(np.stack([s, one], 1), y, fo, args.folds)
-        z2 = out_of_sample(np.stack([s, rise, one], 1), y, fo, args.folds)
-        w = fit_logistic(np.stack([s, rise, one], 1), y)
+        z1 = out_of_sample(x[:, [0, 2]], y, fo, args.folds)
+        z2 = out_of_sample(x, y, fo, args.folds)
+        w = fit_logistic(x, y)
         lines.append(
             f"| {cond} | {probe} | {len(files)} | {auc(y, z1):.3f} | {auc(y, z2):.3f} "
             f"| {balanced_accuracy(y, z1, 0.0):.3f} | {balanced_accuracy(y, z2, 0.0):.3f} "
             f"| {rise[y == 0].mean():.2f} / {rise[y == 1].mean():.2f} "
             f"| [{w[0]:.2f}, {w[1]:.2f}, {w[2]:.2f}] |"
+        )
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return np.asarray(1.0 / (1.0 + np.exp(-z)))
+
+
+def fit(args: argparse.Namespace) -> int:
+    """One logistic on [score, rise, 1] pooled over every case (a worker does not know the
+    condition), its out-of-sample check per case, written to ``--out`` as JSON."""
+    cfg = load_checkpoint_config(Path(args.weights))
+    logits, clips = load_logits(args.records, cfg.decision.aggregation, cfg.weights_sha256)
+    folds = identity_folds(list(clips.values()), args.folds)
+    cases = [case_features(logits, clips, c, p) for c, p in args.case]
+    x = np.concatenate([c[1] for c in cases])
+    y = np.concatenate([c[2] for c in cases])
+    fo = np.array([folds[f] for c in cases for f in c[0]])
+    w = fit_logistic(x, y)
+    # out of sample: a clip's rows (every case) are held out together with its person's fold
+    z1 = out_of_sample(x[:, [0, 2]], y, fo.tolist(), args.folds)
+    z2 = out_of_sample(x, y, fo.tolist(), args.folds)
+    check: dict[str, dict[str, float]] = {}
+    start = 0
+    for (cond, _), (files, _, yc) in zip(args.case, cases, strict=True):
+        sl = slice(start, start + len(files))
+        start += len(files)
+        check[cond] = {
+            "clips": len(files),
+            "auc_score": round(auc(yc, z1[sl]), 4),
+            "auc_combined": round(auc(yc, z2[sl]), 4),
+            "balanced_accuracy_score": round(balanced_accuracy(yc, z1[sl], 0.0), 4),
+            "balanced_accuracy_combined": round(balanced_accuracy(yc, z2[sl], 0.0), 4),
+        }
+    out = {
+        "features": ["logit(score)", "logit(probe score) - logit(score)", "1"],
+        "weights": [round(float(v), 6) for v in w],
+        "aggregation": cfg.decision.aggregation,
+        "weights_sha256": cfg.weights_sha256,
+        "cases": [list(c) for c in args.case],
+        "fitted_on": sorted({f for c in cases for f in c[0]}),
+        "validation_out_of_sample": check,
+        "folds": args.folds,
+    }
+    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    sys.stdout.write(
+        json.dumps({k: out[k] for k in ("weights", "validation_out_of_sample")}, indent=1) + "\n"
+    )
+    return 0
+
+
+def apply(args: argparse.Namespace) -> int:
+    """A ``fit``'s logistic on other clips (test allowed: the one measurement there), beside
+    the score alone and the records' shipped decision; drift against the first case."""
+    fitted = json.loads(Path(args.fit).read_text())
+    cfg = load_checkpoint_config(Path(args.weights))
+    if fitted["weights_sha256"] != cfg.weights_sha256:
+        raise SystemExit(f"{args.fit}: fitted on other weights than {args.weights}")
+    rows, clips = load_rows(args.records, fitted["aggregation"], cfg.weights_sha256, True)
+    seen = sorted(set(clips) & set(fitted["fitted_on"]))
+    if seen:
+        raise SystemExit(f"{len(seen)} clip(s) the fit saw, e.g. {seen[0]}: apply is for others")
+    logits = {k: v["logit"] for k, v in rows.items()}
+    w = np.asarray(fitted["weights"])
+    cases = [tuple(c) for c in fitted["cases"]]
+    lines = [
+        f"fit {args.fit}: weights {fitted['weights']}; aggregation {fitted['aggregation']}",
+        "",
+        "| condition | probe | clips | AUC, score | AUC, score + rise | balanced acc., shipped "
+        "decision | balanced acc., score + rise | mean abs. drift, shipped / score + rise |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    first: dict[str, tuple[float, float]] = {}
+    for i, (cond, probe) in enumerate(cases):
+        files, x, y = case_features(logits, clips, cond, probe)
+        z = x @ w
+        shipped = np.array([rows[(cond, f)]["label"] == "fake" for f in files], dtype=float)
+        score = np.array([float(rows[(cond, f)]["score"]) for f in files])
+        p = _sigmoid(z)
+        if i == 0:
+            first = {f: (score[j], p[j]) for j, f in enumerate(files)}
+            drift = "-"
+        else:
+            both = [j for j, f in enumerate(files) if f in first]
+            d0 = np.mean([abs(score[j] - first[files[j]][0]) for j in both])
+            d1 = np.mean([abs(p[j] - first[files[j]][1]) for j in both])
+            drift = f"{d0:.3f} / {d1:.3f}"
+        lines.append(
+            f"| {cond} | {probe} | {len(files)} | {auc(y, x[:, 0]):.3f} | {auc(y, z):.3f} "
+            f"| {balanced_accuracy(y, shipped, 0.5):.3f} | {balanced_accuracy(y, z, 0.0):.3f} "
+            f"| {drift} |"
         )
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
@@ -463,9 +584,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--case", nargs=2, action="append", required=True, metavar=("CONDITION", "PROBE")
     )
     t.add_argument("--folds", type=int, default=6)
+    f = sub.add_parser("fit", help="one logistic on [score, rise] pooled over the cases")
+    f.add_argument("--weights", required=True)
+    f.add_argument(
+        "--records", nargs=3, action="append", required=True, metavar=("FOLDER", "LABELS", "TAG")
+    )
+    f.add_argument(
+        "--case", nargs=2, action="append", required=True, metavar=("CONDITION", "PROBE")
+    )
+    f.add_argument("--folds", type=int, default=6)
+    f.add_argument("--out", required=True, help="the fit, as JSON")
+    a = sub.add_parser("apply", help="a fit on other clips (test allowed), once")
+    a.add_argument("--fit", required=True)
+    a.add_argument("--weights", required=True)
+    a.add_argument(
+        "--records", nargs=3, action="append", required=True, metavar=("FOLDER", "LABELS", "TAG")
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return {"score": score, "crops": crops, "table": table}[args.cmd](args)
+    return {"score": score, "crops": crops, "table": table, "fit": fit, "apply": apply}[args.cmd](
+        args
+    )
 
 
 if __name__ == "__main__":

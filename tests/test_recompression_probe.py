@@ -37,11 +37,11 @@ def test_jpeg_region_changes_the_face_surroundings_only() -> None:
     assert (rp.jpeg_region(image, box, 0.25, 20) == out).all()  # deterministic
 
 
-def _tables(tmp: Path, sha: str, test_clip: str | None = None) -> list[str]:
+def _tables(tmp: Path, sha: str, test_clip: str | None = None, first: int = 100) -> list[str]:
     """Score and probe records where only the rise under the probe tells the labels apart."""
-    rng = np.random.default_rng(1)
-    files = [(f"real/{100 + i}.mp4", 0) for i in range(12)]
-    files += [(f"fake/{100 + i}_{500 + i}.mp4", 1) for i in range(12)]
+    rng = np.random.default_rng(first)
+    files = [(f"real/{first + i}.mp4", 0) for i in range(12)]
+    files += [(f"fake/{first + i}_{first + 400 + i}.mp4", 1) for i in range(12)]
     if test_clip:
         files.append((test_clip, 0))
     labels = tmp / "labels.tsv"
@@ -55,7 +55,12 @@ def _tables(tmp: Path, sha: str, test_clip: str | None = None) -> list[str]:
         with (tmp / name / "records.jsonl").open("w") as fh:
             for f, y in files:
                 s = base[f] if name == "score" else base[f] + (0.02 if y else 0.15)
-                rec = {"frames": [{"score": s}], "model": {"weights_sha256": sha}}
+                rec = {
+                    "frames": [{"score": s}],
+                    "model": {"weights_sha256": sha},
+                    "score": s,
+                    "label": "fake" if s >= 0.5 else "real",
+                }
                 fh.write(json.dumps({"condition": cond, "file": f, "record": rec}) + "\n")
         args += ["--records", str(tmp / name), str(labels), "-"]
     return args
@@ -124,6 +129,39 @@ def test_table_refuses_test_clips_and_other_weights(tmp_path: Path) -> None:
         "as-delivered",
         "as-delivered+jpeg20",
     )
+    assert r.returncode != 0 and "other weights" in r.stderr
+
+
+def test_fit_pools_the_cases_and_apply_measures_it_on_other_clips_only(tmp_path: Path) -> None:
+    ckpt, sha = _ckpt(tmp_path)
+    case = ["--case", "as-delivered", "as-delivered+jpeg20"]
+    (tmp_path / "a").mkdir()
+    fitted = tmp_path / "fit.json"
+    r = _run(
+        "fit", "--weights", str(ckpt), *_tables(tmp_path / "a", sha), *case,
+        "--folds", "4", "--out", str(fitted),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    got = json.loads(fitted.read_text())
+    assert got["weights"][1] < 0  # reals rise more under the probe than fakes
+    assert len(got["fitted_on"]) == 24 and got["weights_sha256"] == sha
+    assert got["validation_out_of_sample"]["as-delivered"]["auc_combined"] > 0.95
+    # other people, test clips allowed (the one measurement): only the rise tells them apart
+    test_clip = sorted(f for f, s in load_split().items() if s == "test")[0]
+    (tmp_path / "b").mkdir()
+    tables_b = _tables(tmp_path / "b", sha, test_clip, first=200)
+    r = _run("apply", "--fit", str(fitted), "--weights", str(ckpt), *tables_b)
+    assert r.returncode == 0, r.stderr
+    row = next(x for x in r.stdout.splitlines() if x.startswith("| as-delivered |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2] == "25" and float(cells[3]) < 0.75 and float(cells[4]) > 0.9
+    # the clips it was fitted on are refused, and so is a fit of other weights
+    (tmp_path / "c").mkdir()
+    r = _run("apply", "--fit", str(fitted), "--weights", str(ckpt), *_tables(tmp_path / "c", sha))
+    assert r.returncode != 0 and "the fit saw" in r.stderr
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**got, "weights_sha256": "f" * 64}))
+    r = _run("apply", "--fit", str(other), "--weights", str(ckpt), *tables_b)
     assert r.returncode != 0 and "other weights" in r.stderr
 
 
