@@ -446,8 +446,9 @@ def apply(args: argparse.Namespace) -> int:
         f"fit {args.fit}: weights {fitted['weights']}; aggregation {fitted['aggregation']}",
         "",
         "| condition | probe | clips | AUC, score | AUC, score + rise | balanced acc., shipped "
-        "decision | balanced acc., score + rise | mean abs. drift, shipped / score + rise |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "decision | balanced acc., score + rise | mean abs. drift, shipped / score + rise "
+        "| mean rise real / fake |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     first: dict[str, tuple[float, float]] = {}
     for i, (cond, probe) in enumerate(cases):
@@ -467,7 +468,7 @@ def apply(args: argparse.Namespace) -> int:
         lines.append(
             f"| {cond} | {probe} | {len(files)} | {auc(y, x[:, 0]):.3f} | {auc(y, z):.3f} "
             f"| {balanced_accuracy(y, shipped, 0.5):.3f} | {balanced_accuracy(y, z, 0.0):.3f} "
-            f"| {drift} |"
+            f"| {drift} | {x[y == 0, 1].mean():.2f} / {x[y == 1, 1].mean():.2f} |"
         )
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
