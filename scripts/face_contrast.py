@@ -30,11 +30,10 @@ held out together). Test clips are refused by both.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +43,10 @@ import numpy as np
 from cre_models.evaluation.metrics import auc, balanced_accuracy, fit_logistic
 from cre_models.training.splits import load_split, read_labels
 from cre_models.weights import load_checkpoint_config
-from worker.evaluate import _load_records, degrade_for, identity_folds
+from worker.evaluate import _load_records, condition_copy, identity_folds
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import recompression_probe as rp  # noqa: E402
-
-logger = logging.getLogger("face_contrast")
 
 FEATURES = ("lap", "noise")
 SCORED = ("bg",)
@@ -100,15 +97,23 @@ def region_contrast(rgb: np.ndarray, box: Sequence[float]) -> dict[str, float] |
     }
 
 
-def clip_contrast(frames: dict[float, np.ndarray], record: dict[str, Any]) -> dict[str, Any]:
-    """Median contrasts over a record's sampled frames (largest face of each)."""
-    per: dict[str, list[float]] = {k: [] for k in FEATURES}
+def largest_faces(
+    frames: dict[float, np.ndarray], record: dict[str, Any]
+) -> Iterator[tuple[np.ndarray, list[float]]]:
+    """``(frame, largest box)`` of each of a record's sampled frames that has a face and was
+    decoded (``frames`` by time, rounded to the millisecond)."""
     for f in record.get("frames", []):
         faces = f.get("faces") or []
         image = frames.get(round(float(f["time_s"]), 3))
-        if not faces or image is None:
-            continue
-        box = max((x["box"] for x in faces), key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
+        if faces and image is not None:
+            box = max((x["box"] for x in faces), key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
+            yield image, box
+
+
+def clip_contrast(frames: dict[float, np.ndarray], record: dict[str, Any]) -> dict[str, Any]:
+    """Median contrasts over a record's sampled frames (largest face of each)."""
+    per: dict[str, list[float]] = {k: [] for k in FEATURES}
+    for image, box in largest_faces(frames, record):
         c = region_contrast(image, box)
         if c is not None:
             for k in FEATURES:
@@ -145,19 +150,13 @@ def clip_background(
     from cre_models.faces import FaceBox
 
     crops = []
-    for f in record.get("frames", []):
-        faces = f.get("faces") or []
-        image = frames.get(round(float(f["time_s"]), 3))
-        if not faces or image is None:
-            continue
-        box = max((x["box"] for x in faces), key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
+    for image, box in largest_faces(frames, record):
         h, w = image.shape[:2]
         bg = FaceBox(*background_box(box, w, h, scorer.transform.margin))
         crops += scorer.crop(image, [bg])
     if not crops:
         return {"bg": None, "bg_frames": 0}
-    p = float(np.clip(np.median(scorer.predict(crops)), rp.EPS, 1 - rp.EPS))
-    return {"bg": float(np.log(p / (1 - p))), "bg_frames": len(crops)}
+    return {"bg": rp._logit(float(np.median(scorer.predict(crops)))), "bg_frames": len(crops)}
 
 
 def measure(args: argparse.Namespace) -> int:
@@ -188,10 +187,8 @@ def measure(args: argparse.Namespace) -> int:
         scorer = Scorer(Settings(weights=args.weights))
     with path.open("a") as fh:
         for r in tqdm(todo, desc="contrast", unit="video"):
-            seed = int(hashlib.sha256(r.clip.file.encode()).hexdigest()[:8], 16)
-            src = Path(args.videos) / r.clip.file
-            video = degrade_for(
-                src, r.condition, Path(args.cache_dir) / r.condition / r.clip.file, seed
+            video = condition_copy(
+                Path(args.videos), r.clip.file, r.condition, Path(args.cache_dir)
             )
             times = [f["time_s"] for f in r.record.get("frames", [])]
             frames = {t: w[-1] for t, w in rp.decode_windows(video, times, 1).items()}

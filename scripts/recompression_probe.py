@@ -40,7 +40,6 @@ records' shipped decision and the drift of each against the first case.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import math
@@ -54,7 +53,7 @@ import numpy as np
 from cre_models.evaluation.metrics import auc, balanced_accuracy, fit_logistic
 from cre_models.training.splits import Clip, load_split, read_labels
 from cre_models.weights import load_checkpoint_config
-from worker.evaluate import _load_records, degrade_for, identity_folds, video_scores
+from worker.evaluate import _load_records, condition_copy, identity_folds, video_scores
 
 logger = logging.getLogger("recompression_probe")
 
@@ -269,10 +268,8 @@ def score(args: argparse.Namespace) -> int:
     done = {s.clip.file for s in _load_records(rec_path, {c.file: c for c in clips})}
     with rec_path.open("a") as f:
         for clip in tqdm([c for c in clips if c.file not in done], desc=name, unit="video"):
-            seed = int(hashlib.sha256(clip.file.encode()).hexdigest()[:8], 16)
-            src = Path(args.videos) / clip.file
-            path = degrade_for(
-                src, args.condition, Path(args.cache_dir) / args.condition / clip.file, seed
+            path = condition_copy(
+                Path(args.videos), clip.file, args.condition, Path(args.cache_dir)
             )
             if args.window:
                 scorer.set_windows(decode_windows(path, times_of.get(clip.file, []), args.window))

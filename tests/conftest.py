@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
 BAD_IMAGES = {
@@ -33,6 +34,21 @@ def psnr(a: np.ndarray, b: np.ndarray, cap: float = 100.0) -> float:
         raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
     mse = float(np.mean((a.astype(np.float32) - b.astype(np.float32)) ** 2))
     return cap if mse == 0 else min(cap, 10.0 * float(np.log10(255.0**2 / mse)))
+
+
+def config_only_checkpoint(tmp: Path) -> tuple[Path, str]:
+    """``tmp/ckpt`` holding only the ``fast`` weights' ``config.json``, and those weights'
+    sha256: enough for the scripts that read records of a checkpoint without its model."""
+    import shutil
+
+    from cre_models.weights import load_checkpoint_config
+
+    ckpt = tmp / "ckpt"
+    ckpt.mkdir()
+    shutil.copy(ROOT / "cre_models/weights/fast/config.json", ckpt / "config.json")
+    sha = load_checkpoint_config(ckpt).weights_sha256
+    assert sha is not None
+    return ckpt, sha
 
 
 def shared_data_path(*parts: str) -> Path:

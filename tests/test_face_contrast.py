@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import cv2
 import numpy as np
 
 from cre_models.training.splits import load_split
-from cre_models.weights import load_checkpoint_config
+from tests.conftest import config_only_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -91,15 +90,6 @@ def _records(tmp: Path, sha: str, test_clip: str | None = None) -> tuple[Path, P
     return tmp / "rec", labels, tmp / "feat"
 
 
-def _ckpt(tmp: Path) -> tuple[Path, str]:
-    ckpt = tmp / "ckpt"
-    ckpt.mkdir()
-    shutil.copy(ROOT / "cre_models/weights/fast/config.json", ckpt / "config.json")
-    sha = load_checkpoint_config(ckpt).weights_sha256
-    assert sha is not None
-    return ckpt, sha
-
-
 def _table(ckpt: Path, rec: Path, labels: Path, feat: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
@@ -112,7 +102,7 @@ def _table(ckpt: Path, rec: Path, labels: Path, feat: Path) -> subprocess.Comple
 
 
 def test_table_finds_a_signal_only_one_contrast_carries(tmp_path: Path) -> None:
-    ckpt, sha = _ckpt(tmp_path)
+    ckpt, sha = config_only_checkpoint(tmp_path)
     r = _table(ckpt, *_records(tmp_path, sha))
     assert r.returncode == 0, r.stderr
     cells = {
@@ -130,7 +120,7 @@ def test_table_finds_a_signal_only_one_contrast_carries(tmp_path: Path) -> None:
 
 
 def test_table_refuses_test_clips(tmp_path: Path) -> None:
-    ckpt, sha = _ckpt(tmp_path)
+    ckpt, sha = config_only_checkpoint(tmp_path)
     test_clip = sorted(f for f, s in load_split().items() if s == "test")[0]
     r = _table(ckpt, *_records(tmp_path, sha, test_clip))
     assert r.returncode != 0 and "never chosen on test" in r.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 import worker.evaluate as ev
 from cre_models.training.splits import Clip, identity_groups, load_split
 from cre_models.weights import load_checkpoint_config
+from tests.conftest import config_only_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 CONDS = ("as-delivered", "half-crf35")
@@ -103,15 +103,6 @@ def test_cross_fit_is_out_of_sample_where_the_in_sample_fit_is_not() -> None:
     assert held["as-delivered"] < table["as-delivered"]["all"]["balanced_accuracy"]
 
 
-def _checkpoint(tmp_path: Path) -> tuple[Path, str]:
-    ckpt = tmp_path / "ckpt"
-    ckpt.mkdir()
-    shutil.copy(ROOT / "cre_models/weights/fast/config.json", ckpt / "config.json")
-    sha = load_checkpoint_config(ckpt).weights_sha256
-    assert sha is not None
-    return ckpt, sha
-
-
 def _table(tmp_path: Path, name: str, clips: list[Clip], sha: str, seed: int) -> tuple[str, str]:
     rng = np.random.default_rng(seed)
     out = tmp_path / name
@@ -140,7 +131,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_pool_decision_pools_tables_and_writes_the_decision(tmp_path: Path) -> None:
-    ckpt, sha = _checkpoint(tmp_path)
+    ckpt, sha = config_only_checkpoint(tmp_path)
     a = _table(tmp_path, "a", _people(6), sha, 0)
     b = _table(
         tmp_path,
@@ -190,7 +181,7 @@ def test_pool_decision_pools_tables_and_writes_the_decision(tmp_path: Path) -> N
 
 
 def test_pool_decision_refuses_other_weights_a_clip_twice_and_test_clips(tmp_path: Path) -> None:
-    ckpt, sha = _checkpoint(tmp_path)
+    ckpt, sha = config_only_checkpoint(tmp_path)
     a = _table(tmp_path, "a", _people(6), sha, 0)
     r = _run("--weights", str(ckpt), "--records", *a, "--records", *a)
     assert r.returncode != 0 and "is in both" in r.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import numpy as np
 
 from cre_models.faces import FaceBox
 from cre_models.training.splits import load_split
-from cre_models.weights import load_checkpoint_config
+from tests.conftest import config_only_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -66,15 +65,6 @@ def _tables(tmp: Path, sha: str, test_clip: str | None = None, first: int = 100)
     return args
 
 
-def _ckpt(tmp: Path) -> tuple[Path, str]:
-    ckpt = tmp / "ckpt"
-    ckpt.mkdir()
-    shutil.copy(ROOT / "cre_models/weights/fast/config.json", ckpt / "config.json")
-    cfg = load_checkpoint_config(ckpt)
-    assert cfg.weights_sha256 is not None
-    return ckpt, cfg.weights_sha256
-
-
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(ROOT / "scripts/recompression_probe.py"), *args],
@@ -85,7 +75,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_table_finds_a_signal_only_the_rise_carries(tmp_path: Path) -> None:
-    ckpt, sha = _ckpt(tmp_path)
+    ckpt, sha = config_only_checkpoint(tmp_path)
     r = _run(
         "table",
         "--weights",
@@ -106,7 +96,7 @@ def test_table_finds_a_signal_only_the_rise_carries(tmp_path: Path) -> None:
 
 
 def test_table_refuses_test_clips_and_other_weights(tmp_path: Path) -> None:
-    ckpt, sha = _ckpt(tmp_path)
+    ckpt, sha = config_only_checkpoint(tmp_path)
     test_clip = sorted(f for f, s in load_split().items() if s == "test")[0]
     (tmp_path / "a").mkdir()
     r = _run(
@@ -133,7 +123,7 @@ def test_table_refuses_test_clips_and_other_weights(tmp_path: Path) -> None:
 
 
 def test_fit_pools_the_cases_and_apply_measures_it_on_other_clips_only(tmp_path: Path) -> None:
-    ckpt, sha = _ckpt(tmp_path)
+    ckpt, sha = config_only_checkpoint(tmp_path)
     case = ["--case", "as-delivered", "as-delivered+jpeg20"]
     (tmp_path / "a").mkdir()
     fitted = tmp_path / "fit.json"

@@ -52,6 +52,7 @@ from cre_models.training.splits import Clip, identity_groups, load_split, read_l
 __all__ = [
     "CONDITIONS",
     "cross_fit",
+    "condition_copy",
     "degrade_for",
     "evaluate_videos",
     "fit_decision",
@@ -84,6 +85,14 @@ def degrade_for(src: Path, condition: str, out: Path, seed: int) -> Path:
         profile = get_profile(condition)
     degrade_video(src, out, profile, seed, keep_audio=False)
     return out
+
+
+def condition_copy(videos: Path, file: str, condition: str, cache_dir: Path) -> Path:
+    """The copy of ``videos / file`` that ``cre eval --videos`` scores under ``condition``:
+    its draw seeded by the file's name, cached at ``cache_dir / condition / file``
+    (:func:`degrade_for`). Scripts that read ``cre eval``'s copies find them through this."""
+    seed = int(hashlib.sha256(file.encode()).hexdigest()[:8], 16)
+    return degrade_for(videos / file, condition, cache_dir / condition / file, seed)
 
 
 @dataclass
@@ -330,10 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tag = f"{scorer.model_name}-{scorer.model_version}"
     with rec_path.open("a") as f:
         for cond, clip in tqdm(todo, desc="cre eval", unit="video", disable=args.no_progress):
-            seed = int(hashlib.sha256(clip.file.encode()).hexdigest()[:8], 16)
-            path = degrade_for(
-                root / clip.file, cond, Path(args.cache_dir) / cond / clip.file, seed
-            )
+            path = condition_copy(root, clip.file, cond, Path(args.cache_dir))
             rec = score_video(str(path), settings, scorer).model_dump(mode="json")
             f.write(
                 json.dumps({"condition": cond, "file": clip.file, "model": tag, "record": rec})
