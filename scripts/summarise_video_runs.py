@@ -46,6 +46,8 @@ def main() -> None:
             notes.append(f"RGB stream cut after {cfg['rgb_blocks']} blocks")
         if cfg.get("residual_norm", "none") != "none":
             notes.append(f"residual {cfg['residual_norm']}-normalised")
+        if cfg.get("identity_adversary", 0):
+            notes.append(f"identity adversary {cfg['identity_adversary']:g}")
         if cfg.get("denoiser"):
             notes.append(f"denoised input (L1 weight {cfg['recon_weight']:g})")
         if cfg.get("twin_pairs"):

@@ -267,6 +267,12 @@ def video_model_card(checkpoint: Path, validation: EvalTable, test: EvalTable | 
             if loop.get("soften_reals")
             else ""
         )
+        + (
+            f"; a gradient-reversed identity adversary (weight {loop['identity_adversary']}, "
+            "training only) on the embedding"
+            if loop.get("identity_adversary")
+            else ""
+        )
         + ". Jitter "
         f"(flip, +-4 % shift/scale); simulator severities {loop.get('severities')} on "
         f"{loop.get('simulate_prob')} of the items; real H.264 re-encodes (CRF 23-40, 0.5-1x "

@@ -10,6 +10,10 @@ do not dominate), then a crop of it and of its version (as delivered or the re-e
 compression simulator (``light``..``heavy``, half of the items) come last, so a
 self-blended fake is compressed after blending, as a real fake is.
 
+With ``identity_adversary`` > 0 a training-only person classifier reads the embedding through
+gradient reversal (:mod:`cre_models.training.adversary`), so that the embedding is pushed not
+to tell the training people apart; the checkpoint does not include it.
+
 Validation: every validation video's cached crops (both versions) are scored; a video's
 score is the mean of its frames; the checkpoint kept as ``best`` maximises the mean video
 AUC over the two versions (with ``ema`` set, the moving average of the weights is what is
@@ -47,6 +51,7 @@ from ..model import (
     count_parameters,
 )
 from ..transforms import to_tensor
+from .adversary import IdentityAdversary, dann_weight, identity_index, identity_of
 from .cache import CachedVideo
 from .sbi import make_sbi
 from .splits import EXTRA_METHOD, identities
@@ -56,6 +61,7 @@ __all__ = [
     "build_network",
     "draw_item",
     "draw_pair",
+    "draw_sourced",
     "draw_twins",
     "twin_index",
     "train_loop",
@@ -104,6 +110,7 @@ class LoopConfig:
     twin_pairs: int = 0  # per batch: the same face as delivered and re-encoded (replace 2 items)
     twin_weight: float = 1.0  # weight of the squared score difference between the twins
     ema: float = 0.0  # weight moving average's decay (0: off); validated and kept: the average
+    identity_adversary: float = 0.0  # > 0: gradient-reversed person classifier (adversary.py)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -111,6 +118,10 @@ class LoopConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if self.identity_adversary < 0:
+            raise ValueError(f"identity_adversary must be >= 0, got {self.identity_adversary}")
+        if self.identity_adversary and (self.denoiser or self.twin_pairs):
+            raise ValueError("identity_adversary is not combined with denoiser or twin_pairs")
 
 
 DENOISER = DenoiserConfig(latent_dim=256, channels=(32, 64, 128, 256))
@@ -238,6 +249,17 @@ def draw_pair(
     self-blend sources alike, so that softness tells neither apart) is :func:`soften`-ed
     first; labelled fakes are left as they are. At 0 the draws are those of before.
     """
+    img, clean, label, kind, _ = draw_sourced(reals, fakes, cfg, rng)
+    return img, clean, label, kind
+
+
+def draw_sourced(
+    reals: Sequence[CachedVideo],
+    fakes: Sequence[CachedVideo],
+    cfg: LoopConfig,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, int, str, CachedVideo]:
+    """:func:`draw_pair` plus the video the crop came from (a self-blend's source clip)."""
     is_fake = rng.random() < 0.5
     by_domain = {d: [v for v in reals if _domain(v) == d] for d in ("ffpp", "other")}
     domain = "ffpp" if (rng.random() < cfg.ffpp_share or not by_domain["other"]) else "other"
@@ -259,7 +281,7 @@ def draw_pair(
     clean = img = _jitter(img, rng, cfg.size)
     if rng.random() < cfg.simulate_prob:
         img = apply_condition(img, str(rng.choice(list(cfg.severities))), rng)
-    return img, clean, int(is_fake), kind
+    return img, clean, int(is_fake), kind, video
 
 
 def twin_index(videos: Sequence[CachedVideo]) -> list[tuple[CachedVideo, CachedVideo]]:
@@ -397,9 +419,16 @@ def train_loop(
         raise ValueError("no real training crops: self-blending needs real faces")
     model = build_network(cfg)
     frozen = freeze_early_layers(model, cfg.freeze_blocks)
-    opt = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
-    )
+    params = [p for p in model.parameters() if p.requires_grad]
+    adversary, people = None, {}
+    if cfg.identity_adversary:
+        people = identity_index([*reals, *fakes])
+        adversary = IdentityAdversary(model.embedder.embedding_dim, len(people))
+        params += list(adversary.parameters())
+        logger.info(
+            "identity adversary over %d people (weight %g)", len(people), cfg.identity_adversary
+        )
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     (out / "loop_config.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n")
     logger.info(
         "%d parameters (%d frozen); %d real + %d fake training videos (%d crops); "
@@ -417,6 +446,12 @@ def train_loop(
     if resume and state_file.exists():
         state = torch.load(state_file, weights_only=True)
         model.load_state_dict(state["model"], strict=True)
+        if adversary is not None:
+            if "adversary" not in state:
+                raise ValueError(
+                    f"{state_file} has no identity adversary: resume with the run's options"
+                )
+            adversary.load_state_dict(state["adversary"], strict=True)
         if ema is not None:
             if "ema" not in state:
                 raise ValueError(f"{state_file} has no weight average: resume with the run's --ema")
@@ -427,7 +462,7 @@ def train_loop(
         logger.info("resuming at step %d (best %.4f at %d)", start, best, best_step)
     elif (out / "metrics.csv").exists():
         (out / "metrics.csv").unlink()
-    sums = {"loss": 0.0, "correct": 0.0, "n": 0.0}
+    sums = _zero_sums()
     t0 = time.time()
     _set_train(model, cfg)
     if cfg.denoiser and start == 0:
@@ -440,15 +475,22 @@ def train_loop(
         rng = np.random.default_rng([cfg.seed, step])
         a, b, ty = _twin_batch(pairs, cfg, rng) if pairs else ([], [], [])
         n_items = cfg.batch_size - 2 * len(ty)
-        items = [draw_pair(reals, fakes, cfg, rng) for _ in range(n_items)]
-        x = to_tensor([im for im, _, _, _ in items] + a + b, cfg.size)
-        y = torch.tensor([lab for _, _, lab, _ in items] + ty + ty)
+        items = [draw_sourced(reals, fakes, cfg, rng) for _ in range(n_items)]
+        x = to_tensor([it[0] for it in items] + a + b, cfg.size)
+        y = torch.tensor([it[2] for it in items] + ty + ty)
         for g in opt.param_groups:
             g["lr"] = _lr(cfg, step)
         if cfg.denoiser:
             logits, recon = model(x, return_reconstruction=True)
-            clean = to_tensor([c for _, c, _, _ in items] + a + b, cfg.size)  # twins: as is
+            clean = to_tensor([it[1] for it in items] + a + b, cfg.size)  # twins: as is
             loss = F.cross_entropy(logits, y) + cfg.recon_weight * F.l1_loss(recon, clean)
+        elif adversary is not None:
+            feats = model.forward_features(x)
+            logits = model.forward_head(feats)
+            who = torch.tensor([people[identity_of(it[4])] for it in items])
+            id_logits = adversary(feats, dann_weight(cfg.identity_adversary, step, cfg.steps))
+            loss = F.cross_entropy(logits, y) + F.cross_entropy(id_logits, who)
+            sums["id_correct"] += float((id_logits.argmax(1) == who).sum())
         else:
             logits = model(x)
             loss = F.cross_entropy(logits, y)
@@ -473,6 +515,8 @@ def train_loop(
                 "train_loss": sums["loss"] / sums["n"],
                 "train_acc": sums["correct"] / sums["n"],
             }
+            if adversary is not None:  # how well the person can still be read from the embedding
+                row["train_id_acc"] = sums["id_correct"] / sums["n"]
             judged = model if ema is None else ema  # the weights that would ship
             row.update(_validate(judged, val, cfg) if val else {})
             row["seconds"] = round(seconds, 1)
@@ -487,6 +531,7 @@ def train_loop(
                 {
                     "model": model.state_dict(),
                     **({} if ema is None else {"ema": ema.state_dict()}),
+                    **({} if adversary is None else {"adversary": adversary.state_dict()}),
                     "optimizer": opt.state_dict(),
                     "step": step + 1,
                     "best": best,
@@ -495,12 +540,16 @@ def train_loop(
                 },
                 state_file,
             )
-            sums = {"loss": 0.0, "correct": 0.0, "n": 0.0}
+            sums = _zero_sums()
             t0 = time.time()
     if (out / "best_state.pt").exists():
         model.load_state_dict(torch.load(out / "best_state.pt", weights_only=True), strict=True)
     model.eval()
     return model, {"best_val_score": best, "best_step": best_step, "train_seconds": seconds}
+
+
+def _zero_sums() -> dict[str, float]:
+    return {"loss": 0.0, "correct": 0.0, "id_correct": 0.0, "n": 0.0}
 
 
 def _pretrain_denoiser(
