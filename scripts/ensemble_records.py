@@ -8,6 +8,14 @@ inference cost (docs/EVALUATION.md, sixth session).
 
     python scripts/ensemble_records.py --labels ../data-external/labels.tsv \\
         runs/s224/eval_validation runs/s224s1/eval_validation
+
+Several labelled tables pooled (for example the split's validation clips and a second table
+of other people, as ``scripts/pool_decision.py`` pools them): one ``--table`` per labels file,
+followed by the members' folders in the same order every time:
+
+    python scripts/ensemble_records.py \\
+        --table ../data-external/labels.tsv runs/v60_s224 runs/v60_s160 \\
+        --table ../data-external/labels_more.tsv runs/more_s224 runs/more_s160
 """
 
 from __future__ import annotations
@@ -57,16 +65,32 @@ def average(runs: list[list[Scored]]) -> list[Scored]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--labels", required=True)
-    p.add_argument("evals", nargs="+", type=Path, help="cre eval --videos output folders")
+    p.add_argument("--labels", help="the labels file of the positional folders")
+    p.add_argument("evals", nargs="*", type=Path, help="cre eval --videos output folders")
+    p.add_argument(
+        "--table",
+        nargs="+",
+        action="append",
+        default=[],
+        metavar="LABELS FOLDER",
+        help="a labels file, then one cre eval --videos folder per member; repeatable",
+    )
     args = p.parse_args()
-    clips = {c.file: c for c in read_labels(args.labels)}
-    runs = [_load_records(e / "records.jsonl", clips) for e in args.evals]
-    scored = average(runs)
+    tables = [(args.labels, args.evals)] if args.evals else []
+    tables += [(t[0], [Path(x) for x in t[1:]]) for t in args.table]
+    if not tables or any(labels is None or len(evals) < 2 for labels, evals in tables):
+        p.error("give --labels with two or more folders, or --table LABELS FOLDER FOLDER...")
+    if len({len(evals) for _, evals in tables}) != 1:
+        p.error("every --table needs the same members")
+    scored: list[Scored] = []
+    for labels, evals in tables:
+        clips = {c.file: c for c in read_labels(labels)}
+        scored += average([_load_records(e / "records.jsonl", clips) for e in evals])
+    members = [" + ".join(str(e) for e in evals) for _, evals in tables]
     aggregation, cal, threshold = fit_decision(scored, CONDITIONS)
     table = evaluate_videos(scored, aggregation, threshold, cal, CONDITIONS)
     aucs = [table[c]["all"]["auc"] for c in CONDITIONS]
-    print(f"{' + '.join(str(e) for e in args.evals)}: {aggregation}, threshold {threshold:.3f}")  # noqa: T201
+    print(f"{'; '.join(members)}: {aggregation}, threshold {threshold:.3f}")  # noqa: T201
     print(f"mean video AUC over the conditions: {np.mean(aucs):.3f}")  # noqa: T201
     for c in CONDITIONS:
         a = table[c]["all"]
