@@ -18,7 +18,13 @@ from cre_models.training.adversary import (
 )
 from cre_models.training.loop import LoopConfig, draw_pair, draw_sourced, train_loop
 from cre_models.training.splits import Clip
-from tests.test_video_training_e2e import FACE_LANDMARKS, TINY_LOOP, load_cached_like, tiny_clips
+from tests.test_video_training_e2e import (
+    FACE_LANDMARKS,
+    TINY_LOOP,
+    assert_resume_refused,
+    load_cached_like,
+    tiny_clips,
+)
 
 
 def test_gradient_reversal_is_identity_forward_and_minus_weight_backward() -> None:
@@ -105,13 +111,7 @@ def test_adversarial_training_logs_the_person_accuracy_and_ships_no_adversary(
     more = LoopConfig(**{**cfg.__dict__, "steps": 6})
     train_loop(more, videos, videos, resume=True)
     assert torch.load(run / "resume.pt", weights_only=True)["step"] == 6
-    plain = LoopConfig(
-        out=str(tmp_path / "plain"), batch_size=4, steps=2, eval_every=2, **TINY_LOOP
-    )
-    train_loop(plain, videos, videos)
-    again = LoopConfig(**{**plain.__dict__, "steps": 4, "identity_adversary": 0.5})
-    with pytest.raises(ValueError, match="no identity adversary"):
-        train_loop(again, videos, videos, resume=True)
+    assert_resume_refused(tmp_path, videos, {"identity_adversary": 0.5}, "no identity adversary")
     assert summary["best_step"] in (2, 4)
 
 

@@ -347,12 +347,21 @@ def test_ema_training_keeps_the_average_and_resumes(
     assert torch.load(run / "resume.pt", weights_only=True)["step"] == 6
     assert all(torch.equal(seen[0][k], v) for k, v in avg.items())
     # a run saved without the average cannot be resumed with one: a clear error, not a KeyError
+    assert_resume_refused(tmp_path, videos, {"ema": 0.9}, "no weight average")
+
+
+def assert_resume_refused(
+    tmp_path: Path, videos: list[Any], option: dict[str, Any], match: str
+) -> None:
+    """A plain tiny run, then its ``--resume`` with ``option`` added: refused with ``match``."""
+    from cre_models.training.loop import LoopConfig, train_loop
+
     plain = LoopConfig(
         out=str(tmp_path / "plain"), batch_size=4, steps=2, eval_every=2, **TINY_LOOP
     )
     train_loop(plain, videos, videos)
-    again = LoopConfig(**{**plain.__dict__, "steps": 4, "ema": 0.9})
-    with pytest.raises(ValueError, match="no weight average"):
+    again = LoopConfig(**{**plain.__dict__, "steps": 4, **option})
+    with pytest.raises(ValueError, match=match):
         train_loop(again, videos, videos, resume=True)
 
 

@@ -446,16 +446,14 @@ def train_loop(
     if resume and state_file.exists():
         state = torch.load(state_file, weights_only=True)
         model.load_state_dict(state["model"], strict=True)
-        if adversary is not None:
-            if "adversary" not in state:
-                raise ValueError(
-                    f"{state_file} has no identity adversary: resume with the run's options"
-                )
-            adversary.load_state_dict(state["adversary"], strict=True)
-        if ema is not None:
-            if "ema" not in state:
-                raise ValueError(f"{state_file} has no weight average: resume with the run's --ema")
-            ema.load_state_dict(state["ema"], strict=True)
+        for part, key, what, option in (
+            (adversary, "adversary", "identity adversary", "--identity-adversary"),
+            (ema, "ema", "weight average", "--ema"),
+        ):
+            if part is not None:
+                if key not in state:
+                    raise ValueError(f"{state_file} has no {what}: resume with the run's {option}")
+                part.load_state_dict(state[key], strict=True)
         opt.load_state_dict(state["optimizer"])
         start, best, best_step = int(state["step"]), float(state["best"]), int(state["best_step"])
         seconds = float(state["seconds"])
