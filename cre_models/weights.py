@@ -81,6 +81,11 @@ class InputSpec(BaseModel):
     )
     frames_per_video: int = Field(32, ge=1)
     align: bool = Field(False, description="rotate crops so the eyes are level (landmarks)")
+    flip_average: bool = Field(
+        False,
+        description="score each crop and its mirror image and average the two probabilities "
+        "(twice the model time)",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -46,6 +46,8 @@ def main() -> None:
             notes.append(f"RGB stream cut after {cfg['rgb_blocks']} blocks")
         if cfg.get("residual_norm", "none") != "none":
             notes.append(f"residual {cfg['residual_norm']}-normalised")
+        if cfg.get("part_cutout", 0):
+            notes.append(f"{cfg['part_cutout']:g} of crops with a part hidden")
         if cfg.get("identity_adversary", 0):
             notes.append(f"identity adversary {cfg['identity_adversary']:g}")
         if cfg.get("denoiser"):

@@ -260,7 +260,10 @@ class Scorer:
             for i in range(0, len(crops), self.batch_size):
                 x = self.transform.to_tensor(crops[i : i + self.batch_size]).to(self.device)
                 x = x.contiguous(memory_format=torch.channels_last)
-                out.append(self.fast_model.predict_proba(x).float().cpu())
+                p = self.fast_model.predict_proba(x)
+                if self.config.input.flip_average:  # the mirror image too (config.json)
+                    p = (p + self.fast_model.predict_proba(x.flip(-1))) / 2
+                out.append(p.float().cpu())
         _FORWARD_RAN = True
         return torch.cat(out).numpy().astype(np.float64)
 

@@ -224,7 +224,9 @@ def video_model_card(checkpoint: Path, validation: EvalTable, test: EvalTable | 
         f"- Input: {cfg.input.size}x{cfg.input.size} RGB, mean {list(cfg.input.mean)} std "
         f"{list(cfg.input.std)}; RetinaFace box, square crop with margin {cfg.input.crop_margin}"
         f"{', eyes levelled' if cfg.input.align else ''}; {cfg.input.frames_per_video} frames "
-        "sampled per video.",
+        "sampled per video"
+        + ("; each crop scored with its mirror image, averaged" if cfg.input.flip_average else "")
+        + ".",
         f"- Decision: per-person track score = `{cfg.decision.aggregation}` of its face scores; "
         "video = max over the tracks that count; "
         + (
@@ -265,6 +267,12 @@ def video_model_card(checkpoint: Path, validation: EvalTable, test: EvalTable | 
         + (
             f"; {loop['soften_reals']} of the crops from real clips resampled at 0.5-0.9x first"
             if loop.get("soften_reals")
+            else ""
+        )
+        + (
+            f"; {loop['part_cutout']} of the crops with one facial part (an eye, both eyes, "
+            "the nose or the mouth, by landmarks) hidden"
+            if loop.get("part_cutout")
             else ""
         )
         + (

@@ -192,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(
             f"--rgb-stream / --rgb-blocks / --residual / --residual-norm / --detail-px: {e}"
         ) from None
-    shares = ("sbi_share", "ffpp_share", "simulate_prob", "soften_reals")
+    shares = ("sbi_share", "ffpp_share", "simulate_prob", "soften_reals", "part_cutout")
     try:  # the loop's own checks, before the caching too
         LoopConfig(**{name: getattr(args, name) for name in shares})
     except ValueError as e:

@@ -53,6 +53,7 @@ from ..model import (
 from ..transforms import to_tensor
 from .adversary import IdentityAdversary, dann_weight, identity_index, identity_of
 from .cache import CachedVideo
+from .parts import cutout_part
 from .sbi import make_sbi
 from .splits import EXTRA_METHOD, identities
 
@@ -111,10 +112,11 @@ class LoopConfig:
     twin_weight: float = 1.0  # weight of the squared score difference between the twins
     ema: float = 0.0  # weight moving average's decay (0: off); validated and kept: the average
     identity_adversary: float = 0.0  # > 0: gradient-reversed person classifier (adversary.py)
+    part_cutout: float = 0.0  # share of crops with one facial part hidden (parts.py)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("sbi_share", "ffpp_share", "simulate_prob", "soften_reals"):
+        for name in ("sbi_share", "ffpp_share", "simulate_prob", "soften_reals", "part_cutout"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
@@ -248,6 +250,10 @@ def draw_pair(
     With ``cfg.soften_reals`` > 0, that share of the crops drawn from real clips (reals and
     self-blend sources alike, so that softness tells neither apart) is :func:`soften`-ed
     first; labelled fakes are left as they are. At 0 the draws are those of before.
+
+    With ``cfg.part_cutout`` > 0, that share of the crops with landmarks (any label or kind)
+    has one facial part hidden (:func:`~cre_models.training.parts.cutout_part`) before the
+    jitter; at 0 no random number is drawn for it, so the draws are again those of before.
     """
     img, clean, label, kind, _ = draw_sourced(reals, fakes, cfg, rng)
     return img, clean, label, kind
@@ -278,6 +284,8 @@ def draw_sourced(
         kind = "sbi"
     elif is_fake:
         kind = "labelled"
+    if cfg.part_cutout > 0 and np.any(video.landmarks[k]) and rng.random() < cfg.part_cutout:
+        img, _ = cutout_part(img, video.landmarks[k], rng)
     clean = img = _jitter(img, rng, cfg.size)
     if rng.random() < cfg.simulate_prob:
         img = apply_condition(img, str(rng.choice(list(cfg.severities))), rng)
