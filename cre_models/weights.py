@@ -83,8 +83,9 @@ class InputSpec(BaseModel):
     align: bool = Field(False, description="rotate crops so the eyes are level (landmarks)")
     flip_average: bool = Field(
         False,
-        description="score each crop and its mirror image and average the two probabilities "
-        "(twice the model time)",
+        description="the worker (cre run, the queue, cre eval --videos) scores each crop and "
+        "its mirror image and averages the two probabilities (twice the model time); "
+        "cre eval --data and training-time validation score the crop alone",
     )
 
     @model_validator(mode="before")
