@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import signal
+import threading
 import time
 import tomllib
 from collections.abc import Iterator
@@ -156,3 +157,35 @@ def test_a_lost_stop_request_ends_the_idle_loop(conn: redis.Redis, restore_signa
             timer.cancel()
         assert worker.stop_requested(), cls.__name__
         assert time.monotonic() - t0 < 10, cls.__name__
+
+
+def test_a_stopping_worker_does_not_wait_for_its_pubsub_thread(
+    conn: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The teardown hang of a fresh-clone CI run: the UNSUBSCRIBE reply reached RQ's pubsub
+    thread before ``stop()`` cleared its flag, and the thread then slept out RQ's 60 s
+    ``sleep_time``. That ordering is forced here by delaying ``stop()`` by 0.3 s; RQ's own
+    ``unsubscribe`` then takes about a minute, ours returns at once."""
+    from worker.workers import ForkWarmWorker, WarmWorker
+
+    for cls in (WarmWorker, ForkWarmWorker):
+        worker = cls(["cre"], connection=conn)
+        worker.subscribe()
+        thread = worker.pubsub_thread
+        time.sleep(0.3)  # the thread is in its blocking read
+        stop = thread.stop
+
+        def late_stop(*args: Any, _stop: Any = stop, **kwargs: Any) -> None:
+            time.sleep(0.3)
+            _stop(*args, **kwargs)
+
+        monkeypatch.setattr(thread, "stop", late_stop)
+        done = threading.Event()
+        runner = threading.Thread(
+            target=lambda w=worker, d=done: (w.unsubscribe(), d.set()), daemon=True
+        )
+        t0 = time.monotonic()
+        runner.start()
+        assert done.wait(15), f"{cls.__name__}.unsubscribe() still waiting after 15 s"
+        assert time.monotonic() - t0 < 5
+        assert not thread.is_alive()

@@ -15,6 +15,9 @@ renames or changes one fails there, not in production:
   SIGINT). The public ``shutdown_requested_date`` reads Redis, where RQ writes it only for
   a busy worker; :func:`stop_was_requested` reads the local one.
 
+RQ 3.0's ``unsubscribe`` (called as a worker stops) sends UNSUBSCRIBE before it tells its pubsub
+thread to stop; :class:`PubSubStopsFirst` does it the other way round (see there).
+
 Anything else ``cre`` uses of RQ is public API (``Worker``, ``SimpleWorker``, ``Job``,
 ``Queue``, ``handle_job_failure``, ``fork_work_horse``, ``execute_job``...).
 """
@@ -29,6 +32,7 @@ from rq.exceptions import StopRequested
 
 __all__ = [
     "PRIVATE_NAMES",
+    "PubSubStopsFirst",
     "StopRequestSticks",
     "has_exception_handler",
     "stop_was_requested",
@@ -89,3 +93,49 @@ class StopRequestSticks:
     def stop_requested(self) -> bool:
         """Whether the work loop will stop at its next check."""
         return bool(self._stop_requested)
+
+
+PUBSUB_JOIN_S = 5.0
+"""How long a stopping worker waits for its pubsub thread (a daemon) before it goes on."""
+
+
+class PubSubStopsFirst:
+    """Stop the worker's pubsub thread before unsubscribing, so that a warm shutdown ends.
+
+    RQ 3.0's ``unsubscribe`` sends UNSUBSCRIBE, then calls the thread's ``stop()``. With
+    redis-py 8 that ``stop()`` waits, without a bound, for the thread to leave its loop,
+    which reads with RQ's ``sleep_time`` of 60 s. When the UNSUBSCRIBE reply reaches the
+    thread before ``stop()`` clears its running flag, the thread goes round once more and, no
+    longer subscribed, waits up to 60 s: the worker hangs in its teardown after "unsubscribing
+    from channel" (seen once in a fresh-clone CI run: a warm-shutdown test killed it after
+    30 s). Here the flag is cleared first (``stop`` with no wait), then the UNSUBSCRIBE reply
+    wakes the thread, which leaves; the join is bounded either way.
+
+    Mix it in before the RQ worker class. Uses only RQ's public ``pubsub`` and
+    ``pubsub_thread`` attributes and redis-py's public ``PubSubWorkerThread.stop``.
+    """
+
+    pubsub: Any
+    pubsub_thread: Any
+    pubsub_channel_name: str
+    name: str
+
+    def unsubscribe(self) -> None:
+        thread = self.pubsub_thread
+        if thread is None:
+            return
+        logger.info("worker %s: unsubscribing from channel %s", self.name, self.pubsub_channel_name)
+        try:
+            thread.stop(timeout=0)  # redis-py >= 8: clear the flag, do not wait
+        except TypeError:
+            thread.stop()  # older redis-py: stop() only clears the flag
+        if thread.is_alive():
+            self.pubsub.unsubscribe()  # its reply wakes the thread, which now sees the flag
+            thread.join(timeout=PUBSUB_JOIN_S)
+        if thread.is_alive():
+            logger.warning(
+                "worker %s: pubsub thread still running after %.0f s; going on without it",
+                self.name,
+                PUBSUB_JOIN_S,
+            )
+        self.pubsub.close()

@@ -42,7 +42,7 @@ from worker.reliability import (
     started_registry_ttl,
     timeout_record_message,
 )
-from worker.rqcompat import StopRequestSticks
+from worker.rqcompat import PubSubStopsFirst, StopRequestSticks
 from worker.settings import get_settings
 
 __all__ = ["WarmWorker", "ForkWarmWorker", "record_killed_job"]
@@ -112,7 +112,7 @@ def record_killed_job(job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
         logger.exception("could not record the death of job %s", job.id)
 
 
-class _Warm(StopRequestSticks):
+class _Warm(StopRequestSticks, PubSubStopsFirst):
     """What both worker classes are: plain-data payloads, the guarded job class, the pass
     over abandoned jobs, and the model loaded before the first job. Mixed in before the RQ
     worker class."""
