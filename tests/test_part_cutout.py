@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cre_models.training.cache import CachedVideo
 from cre_models.training.loop import LoopConfig, draw_pair
 from cre_models.training.parts import PARTS, cutout_part, part_mask
 from cre_models.training.splits import Clip
+from tests.test_video_training_e2e import load_cached_like
 
 FIVE = np.array([[70, 92], [137, 90], [100, 129], [80, 158], [133, 156]], np.float32)
 """Left eye, right eye, nose, mouth corners of a 224 px face crop (a real cached crop's)."""
@@ -54,11 +54,6 @@ def test_cutout_fills_one_part_with_the_mean_colour_and_is_seeded() -> None:
     assert seen == set(PARTS)
 
 
-def _video(file: str, label: int, method: str, crops: np.ndarray, lms: np.ndarray) -> CachedVideo:
-    times = np.arange(len(crops), dtype=np.float32)
-    return CachedVideo(Clip(file, label, method), "orig", crops, lms, times)
-
-
 def test_draws_hide_a_part_of_every_kind_only_when_asked_and_landmarks_exist() -> None:
     """``part_cutout=1``: every crop with landmarks (real, self-blend, labelled fake) loses
     a part and keeps its label and kind; at 0, and for crops without landmarks, the draws
@@ -70,8 +65,8 @@ def test_draws_hide_a_part_of_every_kind_only_when_asked_and_landmarks_exist() -
 
     def draw(cfg: LoopConfig, seed: int, with_landmarks: bool) -> tuple:
         marks = lms if with_landmarks else np.zeros_like(lms)
-        real = _video("real/000.mp4", 0, "youtube", crops, marks)
-        fake = _video("fake/001_002.mp4", 1, "Deepfakes", crops[::-1].copy(), marks)
+        real = load_cached_like(Clip("real/000.mp4", 0, "youtube"), crops, marks)
+        fake = load_cached_like(Clip("fake/001_002.mp4", 1, "Deepfakes"), crops[::-1].copy(), marks)
         return draw_pair([real], [fake], cfg, np.random.default_rng(seed))
 
     kinds = set()

@@ -23,7 +23,7 @@ from pathlib import Path
 from ..model import EmbedderConfig
 from ..weights import DecisionSpec, InputSpec, save_pretrained
 from .cache import CacheSpec, build_cache, degraded_versions, load_cached
-from .loop import LoopConfig, train_loop
+from .loop import SHARES, LoopConfig, train_loop
 from .options import add_options
 from .splits import EXTRA_METHOD, Clip, identities, load_split, read_labels, split_file
 
@@ -192,9 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(
             f"--rgb-stream / --rgb-blocks / --residual / --residual-norm / --detail-px: {e}"
         ) from None
-    shares = ("sbi_share", "ffpp_share", "simulate_prob", "soften_reals", "part_cutout")
     try:  # the loop's own checks, before the caching too
-        LoopConfig(**{name: getattr(args, name) for name in shares})
+        LoopConfig(**{name: getattr(args, name) for name in SHARES})
     except ValueError as e:
         raise SystemExit(f"--{str(e).split()[0].replace('_', '-')}: {e}") from None
     train_versions = ("orig", *degraded_versions(args.deg_copies))

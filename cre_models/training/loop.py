@@ -70,9 +70,14 @@ __all__ = [
     "ema_update",
     "soften",
     "SOFTEN_SCALES",
+    "SHARES",
 ]
 
 logger = logging.getLogger(__name__)
+
+
+SHARES = ("sbi_share", "ffpp_share", "simulate_prob", "soften_reals", "part_cutout")
+"""The :class:`LoopConfig` fields that are shares, each checked to lie in [0, 1]."""
 
 
 @dataclass
@@ -116,7 +121,7 @@ class LoopConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("sbi_share", "ffpp_share", "simulate_prob", "soften_reals", "part_cutout"):
+        for name in SHARES:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
