@@ -50,6 +50,8 @@ def main() -> None:
             notes.append(f"{cfg['part_cutout']:g} of crops with a part hidden")
         if cfg.get("identity_adversary", 0):
             notes.append(f"identity adversary {cfg['identity_adversary']:g}")
+        if cfg.get("mask_loss", 0):
+            notes.append(f"manipulation map (weight {cfg['mask_loss']:g})")
         if cfg.get("denoiser"):
             notes.append(f"denoised input (L1 weight {cfg['recon_weight']:g})")
         if cfg.get("twin_pairs"):

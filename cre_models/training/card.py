@@ -281,6 +281,13 @@ def video_model_card(checkpoint: Path, validation: EvalTable, test: EvalTable | 
             if loop.get("identity_adversary")
             else ""
         )
+        + (
+            f"; a training-only map of where each crop was manipulated (weight "
+            f"{loop['mask_loss']}: zeros for reals, the blend mask of self-blends, the "
+            "difference to the target's own real frame for labelled fakes) on the RGB stream"
+            if loop.get("mask_loss")
+            else ""
+        )
         + ". Jitter "
         f"(flip, +-4 % shift/scale); simulator severities {loop.get('severities')} on "
         f"{loop.get('simulate_prob')} of the items; real H.264 re-encodes (CRF 23-40, 0.5-1x "

@@ -31,6 +31,9 @@ __all__ = ["main", "extra_real_clips", "extra_labelled_clips"]
 
 logger = logging.getLogger(__name__)
 
+EARLY_CHECKED = ("denoiser", "twin_pairs", "identity_adversary", "mask_loss")
+"""Loop options (beside the shares) whose values and combinations are checked before caching."""
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cre train-videos", description=__doc__.split("\n\n")[0])
@@ -193,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"--rgb-stream / --rgb-blocks / --residual / --residual-norm / --detail-px: {e}"
         ) from None
     try:  # the loop's own checks, before the caching too
-        LoopConfig(**{name: getattr(args, name) for name in SHARES})
+        LoopConfig(**{name: getattr(args, name) for name in (*SHARES, *EARLY_CHECKED)})
     except ValueError as e:
         raise SystemExit(f"--{str(e).split()[0].replace('_', '-')}: {e}") from None
     train_versions = ("orig", *degraded_versions(args.deg_copies))

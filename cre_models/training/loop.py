@@ -53,6 +53,7 @@ from ..model import (
 from ..transforms import to_tensor
 from .adversary import IdentityAdversary, dann_weight, identity_index, identity_of
 from .cache import CachedVideo
+from .masks import FeatureTap, MapHead, labelled_maps, map_head_for, map_loss
 from .parts import cutout_part
 from .sbi import make_sbi
 from .splits import EXTRA_METHOD, identities
@@ -63,6 +64,8 @@ __all__ = [
     "draw_item",
     "draw_pair",
     "draw_sourced",
+    "draw_mapped",
+    "LabelledMaps",
     "draw_twins",
     "twin_index",
     "train_loop",
@@ -118,6 +121,7 @@ class LoopConfig:
     ema: float = 0.0  # weight moving average's decay (0: off); validated and kept: the average
     identity_adversary: float = 0.0  # > 0: gradient-reversed person classifier (adversary.py)
     part_cutout: float = 0.0  # share of crops with one facial part hidden (parts.py)
+    mask_loss: float = 0.0  # > 0: weight of a training-only "where manipulated" map (masks.py)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -129,6 +133,10 @@ class LoopConfig:
             raise ValueError(f"identity_adversary must be >= 0, got {self.identity_adversary}")
         if self.identity_adversary and (self.denoiser or self.twin_pairs):
             raise ValueError("identity_adversary is not combined with denoiser or twin_pairs")
+        if self.mask_loss < 0:
+            raise ValueError(f"mask_loss must be >= 0, got {self.mask_loss}")
+        if self.mask_loss and (self.denoiser or self.identity_adversary):
+            raise ValueError("mask_loss is not combined with denoiser or identity_adversary")
 
 
 DENOISER = DenoiserConfig(latent_dim=256, channels=(32, 64, 128, 256))
@@ -186,16 +194,32 @@ def _set_train(model: CompressionResilientNetwork, cfg: LoopConfig) -> None:
 
 
 def _jitter(img: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+    return _jitter_with(img, None, rng, size)[0]
+
+
+def _jitter_with(
+    img: np.ndarray, other: np.ndarray | None, rng: np.random.Generator, size: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The jitter (scale, shift, flip, resize) of ``img``, and the same geometry applied to
+    ``other`` (a map of ``img``'s pixels), drawing the same random numbers either way."""
     h, w = img.shape[:2]
     s = float(rng.uniform(0.96, 1.04))
     dx, dy = rng.uniform(-0.04, 0.04, size=2) * w
     m = np.array([[s, 0, (1 - s) * w / 2 + dx], [0, s, (1 - s) * h / 2 + dy]], np.float64)
-    out = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    if rng.random() < 0.5:
-        out = out[:, ::-1]
-    if out.shape[0] != size:
-        out = cv2.resize(out, (size, size), interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(out)
+    flip = rng.random() < 0.5
+    outs: list[np.ndarray | None] = []
+    for x in (img, other):
+        if x is None:
+            outs.append(None)
+            continue
+        out = cv2.warpAffine(x, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        if flip:
+            out = out[:, ::-1]
+        if out.shape[0] != size:
+            out = cv2.resize(out, (size, size), interpolation=cv2.INTER_AREA)
+        outs.append(np.ascontiguousarray(out))
+    assert outs[0] is not None
+    return outs[0], outs[1]
 
 
 SOFTEN_SCALES = (0.5, 0.9)
@@ -271,6 +295,25 @@ def draw_sourced(
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray, int, str, CachedVideo]:
     """:func:`draw_pair` plus the video the crop came from (a self-blend's source clip)."""
+    return draw_mapped(reals, fakes, cfg, rng, None)[:5]
+
+
+LabelledMaps = dict[tuple[str, str], dict[int, np.ndarray]]
+"""Difference maps of labelled fakes' crops (:func:`~cre_models.training.masks.labelled_maps`)."""
+
+
+def draw_mapped(
+    reals: Sequence[CachedVideo],
+    fakes: Sequence[CachedVideo],
+    cfg: LoopConfig,
+    rng: np.random.Generator,
+    maps: LabelledMaps | None,
+) -> tuple[np.ndarray, np.ndarray, int, str, CachedVideo, np.ndarray | None]:
+    """:func:`draw_sourced` plus, with ``maps``, the crop's map target (``--mask-loss``,
+    :mod:`cre_models.training.masks`) jittered with it: zeros for a real crop, the blend
+    mask for a self-blend, the difference map of ``maps`` for a labelled fake (``None``
+    where it has none). Without ``maps`` the target is ``None``; the random draws are the
+    same either way."""
     is_fake = rng.random() < 0.5
     by_domain = {d: [v for v in reals if _domain(v) == d] for d in ("ffpp", "other")}
     domain = "ffpp" if (rng.random() < cfg.ffpp_share or not by_domain["other"]) else "other"
@@ -284,17 +327,26 @@ def draw_sourced(
     kind = "real"
     if cfg.soften_reals > 0 and (not is_fake or sbi) and rng.random() < cfg.soften_reals:
         img = soften(img, rng)
+    target: np.ndarray | None = None
+    if maps is not None and not is_fake:
+        target = np.zeros(img.shape[:2], np.float32)
     if sbi:
-        img, _ = make_sbi(img, rng, cfg.margin, landmarks=video.landmarks[k])
+        img, mask = make_sbi(img, rng, cfg.margin, landmarks=video.landmarks[k])
         kind = "sbi"
+        if maps is not None:
+            target = mask / max(float(mask.max()), 1e-6)
     elif is_fake:
         kind = "labelled"
+        found = None if maps is None else maps.get((video.clip.file, video.version), {}).get(k)
+        if found is not None:
+            target = found.astype(np.float32) / 255.0
     if cfg.part_cutout > 0 and np.any(video.landmarks[k]) and rng.random() < cfg.part_cutout:
         img, _ = cutout_part(img, video.landmarks[k], rng)
-    clean = img = _jitter(img, rng, cfg.size)
+    img, target = _jitter_with(img, target, rng, cfg.size)
+    clean = img
     if rng.random() < cfg.simulate_prob:
         img = apply_condition(img, str(rng.choice(list(cfg.severities))), rng)
-    return img, clean, int(is_fake), kind, video
+    return img, clean, int(is_fake), kind, video, target
 
 
 def twin_index(videos: Sequence[CachedVideo]) -> list[tuple[CachedVideo, CachedVideo]]:
@@ -441,6 +493,14 @@ def train_loop(
         logger.info(
             "identity adversary over %d people (weight %g)", len(people), cfg.identity_adversary
         )
+    ema = copy.deepcopy(model).eval() if cfg.ema else None  # before the map tap's hook
+    tap: FeatureTap | None = None
+    map_head: MapHead | None = None
+    maps: LabelledMaps | None = None
+    if cfg.mask_loss:
+        tap, map_head = map_head_for(model)
+        params += list(map_head.parameters())
+        maps = labelled_maps(fakes, reals)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     (out / "loop_config.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n")
     logger.info(
@@ -454,7 +514,6 @@ def train_loop(
         len(val),
     )
     start, best, best_step, seconds = 0, -1.0, -1, 0.0
-    ema = copy.deepcopy(model).eval() if cfg.ema else None
     state_file = out / "resume.pt"
     if resume and state_file.exists():
         state = torch.load(state_file, weights_only=True)
@@ -462,6 +521,7 @@ def train_loop(
         for part, key, what, option in (
             (adversary, "adversary", "identity adversary", "--identity-adversary"),
             (ema, "ema", "weight average", "--ema"),
+            (map_head, "map_head", "map head", "--mask-loss"),
         ):
             if part is not None:
                 if key not in state:
@@ -486,7 +546,7 @@ def train_loop(
         rng = np.random.default_rng([cfg.seed, step])
         a, b, ty = _twin_batch(pairs, cfg, rng) if pairs else ([], [], [])
         n_items = cfg.batch_size - 2 * len(ty)
-        items = [draw_sourced(reals, fakes, cfg, rng) for _ in range(n_items)]
+        items = [draw_mapped(reals, fakes, cfg, rng, maps) for _ in range(n_items)]
         x = to_tensor([it[0] for it in items] + a + b, cfg.size)
         y = torch.tensor([it[2] for it in items] + ty + ty)
         for g in opt.param_groups:
@@ -505,6 +565,11 @@ def train_loop(
         else:
             logits = model(x)
             loss = F.cross_entropy(logits, y)
+        if tap is not None and map_head is not None and tap.output is not None:
+            targets = [it[5] for it in items] + [None] * (2 * len(ty))  # twins: no map
+            m_loss = map_loss(map_head(tap.output), targets)
+            loss = loss + cfg.mask_loss * m_loss
+            sums["map_loss"] += float(m_loss.detach()) * len(y)
         if ty:
             p = torch.softmax(logits[n_items:], dim=1)[:, 1]
             loss = loss + cfg.twin_weight * (p[: len(ty)] - p[len(ty) :]).pow(2).mean()
@@ -528,6 +593,8 @@ def train_loop(
             }
             if adversary is not None:  # how well the person can still be read from the embedding
                 row["train_id_acc"] = sums["id_correct"] / sums["n"]
+            if map_head is not None:
+                row["train_map_loss"] = sums["map_loss"] / sums["n"]
             judged = model if ema is None else ema  # the weights that would ship
             row.update(_validate(judged, val, cfg) if val else {})
             row["seconds"] = round(seconds, 1)
@@ -543,6 +610,7 @@ def train_loop(
                     "model": model.state_dict(),
                     **({} if ema is None else {"ema": ema.state_dict()}),
                     **({} if adversary is None else {"adversary": adversary.state_dict()}),
+                    **({} if map_head is None else {"map_head": map_head.state_dict()}),
                     "optimizer": opt.state_dict(),
                     "step": step + 1,
                     "best": best,
@@ -553,6 +621,8 @@ def train_loop(
             )
             sums = _zero_sums()
             t0 = time.time()
+    if tap is not None:
+        tap.remove()  # the model returned scores exactly as one trained without the map
     if (out / "best_state.pt").exists():
         model.load_state_dict(torch.load(out / "best_state.pt", weights_only=True), strict=True)
     model.eval()
@@ -560,7 +630,7 @@ def train_loop(
 
 
 def _zero_sums() -> dict[str, float]:
-    return {"loss": 0.0, "correct": 0.0, "id_correct": 0.0, "n": 0.0}
+    return {"loss": 0.0, "correct": 0.0, "id_correct": 0.0, "map_loss": 0.0, "n": 0.0}
 
 
 def _pretrain_denoiser(
