@@ -52,6 +52,8 @@ def main() -> None:
             notes.append(f"identity adversary {cfg['identity_adversary']:g}")
         if cfg.get("mask_loss", 0):
             notes.append(f"manipulation map (weight {cfg['mask_loss']:g})")
+        if cfg.get("match_detail", 0):
+            notes.append(f"{cfg['match_detail']:g} of crops detail-matched")
         if cfg.get("denoiser"):
             notes.append(f"denoised input (L1 weight {cfg['recon_weight']:g})")
         if cfg.get("twin_pairs"):

@@ -288,6 +288,13 @@ def video_model_card(checkpoint: Path, validation: EvalTable, test: EvalTable | 
             if loop.get("mask_loss")
             else ""
         )
+        + (
+            f"; {loop['match_detail']} of the crops (any label) moved to a fine-detail level "
+            "drawn independently of the label (unsharp mask or blur, targets "
+            f"{summ.get('detail_range', loop.get('detail_range'))})"
+            if loop.get("match_detail")
+            else ""
+        )
         + ". Jitter "
         f"(flip, +-4 % shift/scale); simulator severities {loop.get('severities')} on "
         f"{loop.get('simulate_prob')} of the items; real H.264 re-encodes (CRF 23-40, 0.5-1x "

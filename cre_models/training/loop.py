@@ -31,7 +31,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ from ..model import (
 from ..transforms import to_tensor
 from .adversary import IdentityAdversary, dann_weight, identity_index, identity_of
 from .cache import CachedVideo
+from .detail import detail_range, draw_detail_target, match_detail
 from .masks import FeatureTap, MapHead, labelled_maps, map_head_for, map_loss
 from .parts import cutout_part
 from .sbi import make_sbi
@@ -79,7 +80,14 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-SHARES = ("sbi_share", "ffpp_share", "simulate_prob", "soften_reals", "part_cutout")
+SHARES = (
+    "sbi_share",
+    "ffpp_share",
+    "simulate_prob",
+    "soften_reals",
+    "part_cutout",
+    "match_detail",
+)
 """The :class:`LoopConfig` fields that are shares, each checked to lie in [0, 1]."""
 
 
@@ -122,6 +130,8 @@ class LoopConfig:
     identity_adversary: float = 0.0  # > 0: gradient-reversed person classifier (adversary.py)
     part_cutout: float = 0.0  # share of crops with one facial part hidden (parts.py)
     mask_loss: float = 0.0  # > 0: weight of a training-only "where manipulated" map (masks.py)
+    match_detail: float = 0.0  # share of crops moved to a label-blind detail level (detail.py)
+    detail_range: tuple[float, float] = (0.0, 0.0)  # its targets; (0, 0): measured at the start
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -283,6 +293,10 @@ def draw_pair(
     With ``cfg.part_cutout`` > 0, that share of the crops with landmarks (any label or kind)
     has one facial part hidden (:func:`~cre_models.training.parts.cutout_part`) before the
     jitter; at 0 no random number is drawn for it, so the draws are again those of before.
+
+    With ``cfg.match_detail`` > 0, that share of the crops (any label or kind; a self-blend's
+    source before the blend) has its detail level moved to a target drawn from
+    ``cfg.detail_range`` (:mod:`cre_models.training.detail`); at 0 nothing is drawn for it.
     """
     img, clean, label, kind, _ = draw_sourced(reals, fakes, cfg, rng)
     return img, clean, label, kind
@@ -327,6 +341,8 @@ def draw_mapped(
     kind = "real"
     if cfg.soften_reals > 0 and (not is_fake or sbi) and rng.random() < cfg.soften_reals:
         img = soften(img, rng)
+    if cfg.match_detail > 0 and rng.random() < cfg.match_detail:
+        img = match_detail(img, draw_detail_target(rng, cfg.detail_range))
     target: np.ndarray | None = None
     if maps is not None and not is_fake:
         target = np.zeros(img.shape[:2], np.float32)
@@ -482,6 +498,10 @@ def train_loop(
     fakes = [v for v in train if v.clip.label == 1 and v.n]
     if not reals:
         raise ValueError("no real training crops: self-blending needs real faces")
+    if cfg.match_detail and cfg.detail_range == (0.0, 0.0):
+        span = detail_range([*reals, *fakes], np.random.default_rng([cfg.seed, 7]))
+        cfg = replace(cfg, detail_range=span)
+        logger.info("detail targets: %.2f-%.2f (training crops, both labels)", *span)
     model = build_network(cfg)
     frozen = freeze_early_layers(model, cfg.freeze_blocks)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -626,7 +646,14 @@ def train_loop(
     if (out / "best_state.pt").exists():
         model.load_state_dict(torch.load(out / "best_state.pt", weights_only=True), strict=True)
     model.eval()
-    return model, {"best_val_score": best, "best_step": best_step, "train_seconds": seconds}
+    summary: dict[str, Any] = {
+        "best_val_score": best,
+        "best_step": best_step,
+        "train_seconds": seconds,
+    }
+    if cfg.match_detail:
+        summary["detail_range"] = list(cfg.detail_range)
+    return model, summary
 
 
 def _zero_sums() -> dict[str, float]:
