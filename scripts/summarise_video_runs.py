@@ -52,6 +52,8 @@ def main() -> None:
             notes.append(f"identity adversary {cfg['identity_adversary']:g}")
         if cfg.get("mask_loss", 0):
             notes.append(f"manipulation map (weight {cfg['mask_loss']:g})")
+        if cfg.get("keep", "best") == "last":
+            notes.append("last step kept")
         if cfg.get("match_detail", 0):
             notes.append(f"{cfg['match_detail']:g} of crops detail-matched")
         if cfg.get("denoiser"):

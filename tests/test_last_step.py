@@ -44,3 +44,17 @@ def test_the_last_step_is_written_with_the_runs_contract(tmp_path: Path) -> None
     assert last_cfg.input == kept_cfg.input and last_cfg.network == kept_cfg.network
     assert last_cfg.training["summary"] == {"best_step": 2, "kept": "last", "kept_step": 4}
     assert last_cfg.decision.aggregation == "mean"  # left to cre eval --fit / pool_decision
+
+
+def test_a_run_can_keep_its_last_step(tmp_path: Path) -> None:
+    videos = tiny_clips(4)
+    cfg = LoopConfig(
+        out=str(tmp_path / "run"), batch_size=4, steps=4, eval_every=2, keep="last", **TINY_LOOP
+    )
+    model, summary = train_loop(cfg, videos, videos)
+    final = torch.load(tmp_path / "run" / "resume.pt", weights_only=True)["model"]
+    assert all(torch.equal(v, final[k]) for k, v in model.state_dict().items())
+    assert summary["kept"] == "last" and summary["kept_step"] == 4
+    assert summary["best_step"] in (2, 4)  # still validated and recorded
+    with pytest.raises(ValueError, match="keep must be one of best, last"):
+        LoopConfig(keep="final")

@@ -299,7 +299,12 @@ def video_model_card(checkpoint: Path, validation: EvalTable, test: EvalTable | 
         f"(flip, +-4 % shift/scale); simulator severities {loop.get('severities')} on "
         f"{loop.get('simulate_prob')} of the items; real H.264 re-encodes (CRF 23-40, 0.5-1x "
         "size) through the crop cache.",
-        f"- Best step {summ.get('best_step')} (validation mean video AUC "
+        (
+            f"- Last step {summ.get('kept_step')} kept; best validated step "
+            if summ.get("kept") == "last"
+            else "- Best step "
+        )
+        + f"{summ.get('best_step')} (validation mean video AUC "
         f"{summ.get('best_val_score', float('nan')):.3f} over the cached as-delivered and "
         f"re-encoded crops); {summ.get('train_seconds', 0) / 60:.0f} min of training on "
         f"{tr.get('machine', '?')} (2-core CPU).",

@@ -31,7 +31,7 @@ __all__ = ["main", "extra_real_clips", "extra_labelled_clips"]
 
 logger = logging.getLogger(__name__)
 
-EARLY_CHECKED = ("denoiser", "twin_pairs", "identity_adversary", "mask_loss")
+EARLY_CHECKED = ("denoiser", "twin_pairs", "identity_adversary", "mask_loss", "keep")
 """Loop options (beside the shares) whose values and combinations are checked before caching."""
 
 
