@@ -12,8 +12,9 @@ are and under three label-blind changes of fine detail:
 
 A detector that reads the manipulation should move little under any of them; one that
 reads "soft = fake" raises real faces' scores under the first two and lowers fakes' under
-the third. Prints, per label, the mean raw probability (the network's, before calibration
-and aggregation) of each version, and the mean change against the crops as they are.
+the third. Prints, per label, the median :func:`~cre_models.training.detail.detail_level`
+of the crops as they are, the mean raw probability (the network's, before calibration and
+aggregation) of each version, and the mean change against the crops as they are.
 Records of the split's test clips are refused: choices are made on validation.
 
     python scripts/detail_probe.py --weights cre_models/weights/default \\
@@ -36,6 +37,7 @@ import torch
 
 from cre_models.model import CompressionResilientNetwork
 from cre_models.training.cache import CacheSpec, load_cached
+from cre_models.training.detail import detail_level
 from cre_models.training.splits import load_split, read_labels, split_file
 from cre_models.transforms import to_tensor
 from cre_models.weights import load_pretrained, resolve_weights
@@ -110,11 +112,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as e:
         raise SystemExit(f"{e} (cre train-videos --cache-only with the same size/margin)") from None
     rows: dict[str, list[dict[str, float]]] = {"real": [], "fake": []}
+    levels: dict[str, list[float]] = {"real": [], "fake": []}
     for v in videos:
         if v.n:
-            rows["fake" if v.clip.label else "real"].append(
-                probe(model, v.crops[:: args.every], cfg.input.size)
-            )
+            label = "fake" if v.clip.label else "real"
+            rows[label].append(probe(model, v.crops[:: args.every], cfg.input.size))
+            levels[label] += [detail_level(c) for c in v.crops[:: args.every]]
     table = {}
     print(f"{args.weights}: {args.subset} clips, every {args.every}th cached crop (as delivered)")
     print(
@@ -124,15 +127,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         + " | ".join(f"change, {n}" for n in list(VERSIONS)[1:])
         + " |"
     )
-    print("| --- " * (2 + 2 * len(VERSIONS) - 1) + "|")
+    print("| --- " * (3 + 2 * len(VERSIONS) - 1) + "|")
     for label, per_clip in rows.items():
         if not per_clip:
             continue
         means = {n: float(np.mean([r[n] for r in per_clip])) for n in VERSIONS}
-        table[label] = {"clips": len(per_clip), **means}
+        level = float(np.median(levels[label]))
+        table[label] = {"clips": len(per_clip), "detail_level": level, **means}
         changes = [means[n] - means["as-is"] for n in list(VERSIONS)[1:]]
         print(
-            f"| {label} | {len(per_clip)} | "
+            f"| {label} | {len(per_clip)} | {level:.1f} | "
             + " | ".join(f"{means[n]:.3f}" for n in VERSIONS)
             + " | "
             + " | ".join(f"{c:+.3f}" for c in changes)

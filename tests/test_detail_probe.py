@@ -70,7 +70,8 @@ def test_the_probe_prints_and_writes_one_row_per_label(
     assert dp.main([*args, "--json", str(out)]) == 0
     table = json.loads(out.read_text())
     assert set(table) == {"real", "fake"} and table["real"]["clips"] == 1  # the test clip: never
-    assert set(table["real"]) == {"clips", *dp.VERSIONS}
+    assert set(table["real"]) == {"clips", "detail_level", *dp.VERSIONS}
+    assert table["real"]["detail_level"] > 0
     assert all(0.0 <= table["fake"][v] <= 1.0 for v in dp.VERSIONS)
     text = capsys.readouterr().out
     assert "| real | 1 |" in text and "change, unsharp" in text
