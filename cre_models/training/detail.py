@@ -2,13 +2,13 @@
 (``cre train-videos --match-detail P``).
 
 FaceForensics++ fakes are softer than the real clips they come from (their faces are
-generated and resampled): on the cached 224-px training crops the inner face's
-:func:`detail_level` has a median of 9.6 for real clips and 6.4 for Deepfakes. A detector
-trained on them reads softness as "fake": the shipped checkpoint's raw probability on the
-validation reals rises from 0.37 to 0.67 when their crops are smoothed (bilateral filter) and
-falls to 0.12 when they are sharpened (docs/EVALUATION.md, fifteenth session), and smooth-
-skinned real people (make-up, soft light, beauty filters, low quality) and every re-encode
-drift towards "fake".
+generated and resampled): on the cached 224-px crops of the training clips as delivered the
+median :func:`detail_level` is 9.6 for reals and 7.1 for fakes (validation: 7.4 and 5.4). A
+detector trained on them reads softness as "fake": the shipped checkpoint's raw probability on
+the validation reals rises from 0.37 to 0.67 when their crops are smoothed (bilateral filter)
+and falls to 0.14 when they are sharpened (``scripts/detail_probe.py``, docs/EVALUATION.md,
+fifteenth session), and smooth-skinned real people (make-up, soft light, beauty filters, low
+quality) and every re-encode drift towards "fake".
 
 :func:`match_detail` moves a crop's detail level to a target by unsharp masking (up) or a
 Gaussian blur (down). The training loop draws the target log-uniformly from the training
