@@ -84,6 +84,7 @@ class MBConv(nn.Module):
             nn.ReLU6(inplace=True),
         )
         self.project = nn.Sequential(nn.Conv2d(mid, cout, 1, bias=False), _bn(cout))
+        self.out_channels = cout
         self.use_shortcut = stride == 1 and cin == cout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -132,7 +133,7 @@ class EfficientNetLite0(nn.Module):
         self.blocks = nn.Sequential(*kept)
         last = kept[-1]
         assert isinstance(last, MBConv)
-        cin = next(m for m in last.project if isinstance(m, nn.Conv2d)).out_channels
+        cin = last.out_channels
         self.head = nn.Sequential(
             nn.Conv2d(cin, HEAD_CHANNELS, 1, bias=False), _bn(HEAD_CHANNELS), nn.ReLU6(inplace=True)
         )

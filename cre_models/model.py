@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .efficientnet_lite import LITE0_DEPTH
+from .efficientnet_lite import LITE0_DEPTH, EfficientNetLite0
 from .layers import RESIDUAL_EXTRACTORS, ConvStream, build_residual_extractor
 from .transforms import to_tensor
 
@@ -222,6 +222,12 @@ class ResilientEmbedder(nn.Module):
     @property
     def embedding_dim(self) -> int:
         return self.config.embedding_dim
+
+    @property
+    def rgb_trunk(self) -> EfficientNetLite0 | None:
+        """The RGB stream's EfficientNet-Lite0 trunk; ``None`` for the seed CNN."""
+        trunk = getattr(self.rgb_stream, "trunk", None)
+        return trunk if isinstance(trunk, EfficientNetLite0) else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         validate_images(x)

@@ -16,7 +16,7 @@ from cre_models.training.detail import (
     match_detail,
 )
 from cre_models.training.loop import LoopConfig, draw_sourced, train_loop
-from tests.test_video_training_e2e import TINY_LOOP, tiny_clips
+from tests.test_video_training_e2e import TINY_LOOP, load_cached_like, tiny_clips
 from worker.demo import sample_photo
 
 
@@ -55,8 +55,8 @@ def test_detail_range_and_targets() -> None:
 def test_draws_move_every_kind_to_a_label_blind_level() -> None:
     real, fake = tiny_clips(2)
     face = _face(64)
-    real = type(real)(real.clip, "orig", np.stack([face] * 3), real.landmarks, real.times)
-    fake = type(fake)(fake.clip, "orig", np.stack([face] * 3), fake.landmarks, fake.times)
+    real = load_cached_like(real.clip, np.stack([face] * 3), real.landmarks)
+    fake = load_cached_like(fake.clip, np.stack([face] * 3), fake.landmarks)
     base = {"size": 64, "margin": 0.25, "simulate_prob": 0.0}
     level = detail_level(face)
     span = (2.0 * level, 2.0 * level + 1e-3)  # one target, far above the crops' own level

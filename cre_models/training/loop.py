@@ -194,7 +194,7 @@ def freeze_early_layers(model: CompressionResilientNetwork, blocks: int) -> int:
     is most of a step's time (measured: 3.7 vs 10 crops/s for the RGB stream with 6 blocks
     frozen), and low-level ImageNet features need little change for a few dozen videos.
     """
-    trunk = getattr(getattr(model.embedder, "rgb_stream", None), "trunk", None)
+    trunk = model.embedder.rgb_trunk
     if trunk is None or blocks <= 0:
         return 0
     frozen = [trunk.stem, *list(trunk.blocks)[:blocks]]

@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..efficientnet_lite import MBConv
+from ..model import CompressionResilientNetwork
 from .cache import CachedVideo
 from .splits import identities
 
@@ -207,22 +209,22 @@ class MapHead(nn.Module):
         return self.net(features)
 
 
-def map_head_for(model: nn.Module) -> tuple[FeatureTap, MapHead]:
+def map_head_for(model: CompressionResilientNetwork) -> tuple[FeatureTap, MapHead]:
     """A tap on ``model``'s RGB-stream block :data:`TAP_BLOCK` and a head sized for it.
 
     Raises:
         ValueError: the RGB stream is not an EfficientNet trunk with that block.
     """
-    trunk = getattr(getattr(getattr(model, "embedder", None), "rgb_stream", None), "trunk", None)
-    blocks = list(getattr(trunk, "blocks", []))
+    trunk = model.embedder.rgb_trunk
+    blocks = [] if trunk is None else list(trunk.blocks)
     if len(blocks) <= TAP_BLOCK:
         raise ValueError(
             f"mask_loss needs an efficientnet_lite0 RGB stream with more than {TAP_BLOCK} "
             "blocks (rgb_blocks)"
         )
     block = blocks[TAP_BLOCK]
-    channels = [m for m in block.modules() if isinstance(m, nn.Conv2d)][-1].out_channels
-    return FeatureTap(block), MapHead(channels)
+    assert isinstance(block, MBConv)
+    return FeatureTap(block), MapHead(block.out_channels)
 
 
 def map_loss(logits: torch.Tensor, targets: Sequence[np.ndarray | None]) -> torch.Tensor:
