@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = {}
     print(f"{args.weights}: {args.subset} clips, every {args.every}th cached crop (as delivered)")
     print(
-        "| label | clips | "
+        "| label | clips | median detail level | "
         + " | ".join(VERSIONS)
         + " | "
         + " | ".join(f"change, {n}" for n in list(VERSIONS)[1:])

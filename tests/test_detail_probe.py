@@ -75,6 +75,8 @@ def test_the_probe_prints_and_writes_one_row_per_label(
     assert all(0.0 <= table["fake"][v] <= 1.0 for v in dp.VERSIONS)
     text = capsys.readouterr().out
     assert "| real | 1 |" in text and "change, unsharp" in text
+    table_lines = [line for line in text.splitlines() if line.startswith("|")]
+    assert len({line.count("|") for line in table_lines}) == 1  # header, rule, rows: same columns
     with pytest.raises(SystemExit):  # the test split is not a choice
         dp.main([*args, "--subset", "test"])
     with pytest.raises(SystemExit, match="not cached"):
