@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cre_models.aggregate import STRATEGIES
 from cre_models.evaluation.metrics import Platt
 from cre_models.training.splits import load_split, read_labels
 from cre_models.weights import load_checkpoint_config
@@ -115,13 +116,18 @@ def _fmt(x: float) -> str:
 
 
 def report(
-    scored: Sequence[Scored], conds: Sequence[str], current: tuple[str, Platt | None, float], k: int
+    scored: Sequence[Scored],
+    conds: Sequence[str],
+    current: tuple[str, Platt | None, float],
+    k: int,
+    strategies: Sequence[str] | None = None,
 ) -> tuple[str, tuple[str, Platt, float]]:
-    """Markdown table of the pooled records, and the pooled decision."""
-    agg, cal, thr = fit_decision(scored, conds)
+    """Markdown table of the pooled records, and the pooled decision (its aggregation the best
+    of ``strategies``: one fixes it)."""
+    agg, cal, thr = fit_decision(scored, conds, strategies)
     fitted = evaluate_videos(scored, agg, thr, cal, conds)
     now = evaluate_videos(scored, current[0], current[2], current[1], conds)
-    held = cross_fit(scored, conds, k)
+    held = cross_fit(scored, conds, k, strategies)
     clips = {r.clip.file: r.clip for r in scored}
     n_fake = sum(c.label for c in clips.values())
     lines = [
@@ -163,6 +169,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--folds", type=int, default=6, help="identity folds of the out-of-sample column"
     )
+    p.add_argument(
+        "--aggregation",
+        choices=list(STRATEGIES),
+        default=None,
+        help="fix the pooled fit's aggregation (default: the best mean AUC of all)",
+    )
     p.add_argument("--split", default=None, help="identity split JSON (default: the committed one)")
     p.add_argument("--json", default=None, help="also write the numbers here")
     p.add_argument("--write", action="store_true", help="store the pooled decision in --weights")
@@ -182,7 +194,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     d = cfg.decision
     current = (d.aggregation, Platt(**d.calibration) if d.calibration else None, d.threshold)
-    text, (agg, cal, thr) = report(scored, conds, current, args.folds)
+    strategies = (args.aggregation,) if args.aggregation else None
+    try:
+        text, (agg, cal, thr) = report(scored, conds, current, args.folds, strategies)
+    except ValueError as e:  # too few groups of people for --folds, one label only, ...
+        raise SystemExit(f"pool_decision: {e}") from None
     sys.stdout.write(text)
     if args.json:
         Path(args.json).write_text(

@@ -73,9 +73,9 @@ def test_cross_fit_never_fits_on_the_people_it_labels(monkeypatch: pytest.Monkey
     fitted_on: list[set[str]] = []
     real_fit = ev.fit_decision
 
-    def spy(rest: list[ev.Scored], conds: list[str]) -> Any:
+    def spy(rest: list[ev.Scored], conds: list[str], strategies: Any = None) -> Any:
         fitted_on.append({r.clip.file for r in rest})
-        return real_fit(rest, conds)
+        return real_fit(rest, conds, strategies)
 
     monkeypatch.setattr(ev, "fit_decision", spy)
     held = ev.cross_fit(scored, CONDS, 3)
@@ -204,3 +204,40 @@ def test_within_between_tells_person_levels_from_separation() -> None:
     within, between = pool_decision.within_between(scored, "mean", "as-delivered")
     assert within == 1.0
     assert 0.4 < between < 0.7
+
+
+def test_one_aggregation_fixes_the_fit_where_another_would_win() -> None:
+    # one high frame marks a fake: max separates perfectly, mean much less
+    clips = _people(8)
+
+    def score(c: Clip, _: str) -> list[float]:
+        i = int(Path(c.file).stem.split("_")[0]) - 100
+        base = [0.2 + 0.05 * (i % 4)] * 7
+        return [*base, 0.9 if c.label else 0.5]
+
+    scored = _scored(clips, score)
+    assert ev.fit_decision(scored, CONDS)[0] == "max"
+    agg, cal, thr = ev.fit_decision(scored, CONDS, ["mean"])
+    assert agg == "mean"
+    pooled = [(r.clip.label, ev.video_scores(r.record, "mean")) for r in scored]
+    assert cal.a != 0 and 0 < thr < 1 and all(s is not None for _, s in pooled)
+    assert set(ev.cross_fit(scored, CONDS, 4, ["mean"])) == set(CONDS)
+    with pytest.raises(ValueError, match="aggregations must be"):
+        ev.fit_decision(scored, CONDS, ["median"])
+    with pytest.raises(ValueError, match="aggregations must be"):
+        ev.fit_decision(scored, CONDS, [])
+
+
+def test_pool_decision_aggregation_option_fixes_the_reported_aggregation(tmp_path: Path) -> None:
+    ckpt, sha = config_only_checkpoint(tmp_path)
+    a = _table(tmp_path, "a", _people(6), sha, 0)
+    args = ["--weights", str(ckpt), "--records", *a, "--conditions", ",".join(CONDS)]
+    for name in ("max", "topk_mean"):
+        r = _run(*args, "--folds", "3", "--aggregation", name)
+        assert r.returncode == 0, r.stderr
+        assert f"pooled fit: {name}," in r.stdout
+    r = _run(*args, "--aggregation", "median")
+    assert r.returncode != 0 and "invalid choice" in r.stderr
+    r = _run(*args, "--folds", "7")  # 6 people cannot fill 7 folds: said, not a traceback
+    assert r.returncode != 0 and "cannot fill 7 folds" in r.stderr
+    assert "Traceback" not in r.stderr

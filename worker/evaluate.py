@@ -372,10 +372,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def fit_decision(scored: Sequence[Scored], conds: Sequence[str]) -> tuple[str, Platt, float]:
-    """Aggregation (best mean AUC), Platt calibration and threshold, all on ``scored``."""
-    best: tuple[float, str] = (-1.0, "mean")
-    for strat in STRATEGIES:
+def fit_decision(
+    scored: Sequence[Scored], conds: Sequence[str], strategies: Sequence[str] | None = None
+) -> tuple[str, Platt, float]:
+    """Aggregation (best mean AUC of ``strategies``), Platt calibration and threshold, all on
+    ``scored``. One strategy fixes the aggregation; calibration and threshold are fitted
+    under it."""
+    strategies = tuple(STRATEGIES) if strategies is None else tuple(strategies)
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown or not strategies:
+        raise ValueError(f"aggregations must be some of {list(STRATEGIES)}, got {list(strategies)}")
+    best: tuple[float, str] = (-1.0, strategies[0])
+    for strat in strategies:
         aucs = []
         for cond in conds:
             rows = _pairs(scored, strat, cond)
@@ -417,7 +425,12 @@ def identity_folds(clips: Sequence[Clip], k: int) -> dict[str, int]:
     return out
 
 
-def cross_fit(scored: Sequence[Scored], conds: Sequence[str], k: int = 6) -> dict[str, float]:
+def cross_fit(
+    scored: Sequence[Scored],
+    conds: Sequence[str],
+    k: int = 6,
+    strategies: Sequence[str] | None = None,
+) -> dict[str, float]:
     """Balanced accuracy per condition of :func:`fit_decision`, out of sample by person.
 
     Each fold of :func:`identity_folds` is held out in turn: the decision (aggregation,
@@ -432,7 +445,7 @@ def cross_fit(scored: Sequence[Scored], conds: Sequence[str], k: int = 6) -> dic
         rest = [r for r in scored if fold[r.clip.file] != f]
         if len({r.clip.label for r in rest}) < 2:
             raise ValueError(f"fold {f}: the other folds hold one label only")
-        aggregation, cal, threshold = fit_decision(rest, conds)
+        aggregation, cal, threshold = fit_decision(rest, conds, strategies)
         for r in scored:
             if fold[r.clip.file] != f or r.condition not in calls:
                 continue
