@@ -241,3 +241,19 @@ def test_pool_decision_aggregation_option_fixes_the_reported_aggregation(tmp_pat
     r = _run(*args, "--folds", "7")  # 6 people cannot fill 7 folds: said, not a traceback
     assert r.returncode != 0 and "cannot fill 7 folds" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_the_per_method_table_shows_methods_beyond_the_three_ff_methods() -> None:
+    # fakes by a method no FF++ column names (NeuralTextures) get their own column and AUC
+    clips = _people(4) + [Clip("nt/100_500.mp4", 1, "NeuralTextures")]
+
+    def score(c: Clip, _: str) -> list[float]:
+        return [0.2 + 0.6 * c.label]
+
+    scored = _scored(clips, score)
+    table = ev.evaluate_videos(scored, "mean", 0.5, None, CONDS)
+    assert set(table["as-delivered"]) == {"all", "Deepfakes", "NeuralTextures"}
+    assert table["as-delivered"]["NeuralTextures"]["n"] == 5  # 4 reals + its fake
+    report = ev.format_report(table, 0.5)
+    assert "| condition | Deepfakes | Face2Face | FaceSwap | NeuralTextures |" in report
+    assert "| as-delivered | 1.000 | - | - | 1.000 |" in report

@@ -27,7 +27,7 @@ import argparse
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -191,11 +191,17 @@ def evaluate_videos(
     for cond, rows in per.items():
         b = None if cond == "as-delivered" else base
         table[cond] = {"all": {**_metrics(rows, threshold, b), "unscored": float(missing[cond])}}
-        for m in METHODS:
+        for m in _methods(c.method for c, _ in rows if c.label == 1):
             sub = [(c, s) for c, s in rows if c.label == 0 or c.method == m]
             if any(c.method == m for c, _ in sub):
                 table[cond][m] = _metrics(sub, threshold, b)
     return table
+
+
+def _methods(present: Iterable[str]) -> list[str]:
+    """Columns of the per-method table: the FF++ methods always (a table keeps its shape),
+    then every other manipulation method present (NeuralTextures, FaceShifter, ...), sorted."""
+    return [*METHODS, *sorted(set(present) - set(METHODS))]
 
 
 def format_report(table: dict[str, dict[str, dict[str, float]]], threshold: float) -> str:
@@ -221,14 +227,15 @@ def format_report(table: dict[str, dict[str, dict[str, float]]], threshold: floa
             f"| {f(a['balanced_accuracy'])} | {f(a['logloss'])} | {f(a['ece'])} "
             f"| {f(a.get('drift', float('nan')))} |"
         )
+    methods = _methods(m for t in table.values() for m in t if m != "all")
     lines += [
         "",
-        "| condition | " + " | ".join(METHODS) + " |",
-        "| --- |" + " --- |" * len(METHODS),
+        "| condition | " + " | ".join(methods) + " |",
+        "| --- |" + " --- |" * len(methods),
     ]
     for cond, t in table.items():
         lines.append(
-            f"| {cond} | " + " | ".join(f(t[m]["auc"]) if m in t else "-" for m in METHODS) + " |"
+            f"| {cond} | " + " | ".join(f(t[m]["auc"]) if m in t else "-" for m in methods) + " |"
         )
     return "\n".join(lines) + "\n"
 
