@@ -101,6 +101,22 @@ def test_the_shipped_model_card_is_what_the_card_writer_makes_of_its_config(name
     assert video_model_card(folder, tables["Validation"], tables["Test"]) == card
 
 
+@pytest.mark.parametrize("name", ["default", "fast"])
+def test_the_shipped_model_cards_state_the_measured_limits(name: str) -> None:
+    """An analyst reading a card learns where its scores stop meaning much."""
+    from cre_models.training.card import KNOWN_LIMITS
+    from cre_models.weights import shipped_weights_dir
+
+    card = (shipped_weights_dir(name) / "MODEL_CARD.md").read_text()
+    limits = card[card.index("## Known limits") :]
+    assert limits.rstrip("\n") == "\n".join(KNOWN_LIMITS).rstrip("\n")
+    for fact in ("NeuralTextures and FaceShifter", "DFDC", "CRE_MIN_FACE_PX", "`no_face`"):
+        assert fact in limits
+    from worker.settings import Settings
+
+    assert f"`CRE_MIN_FACE_PX` ({Settings.model_fields['min_face_px'].default})" in limits
+
+
 def _fast_card_with(tmp_path: Path, **provenance: object) -> str:
     """The card of the shipped ``fast`` config with ``provenance`` keys added."""
     from cre_models.training.card import EvalTable, video_model_card

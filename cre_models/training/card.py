@@ -330,8 +330,28 @@ def video_model_card(checkpoint: Path, validation: EvalTable, test: EvalTable | 
         "<= 720), `half-crf35` (half size, H.264 CRF 35), `ladder-5` (H.264 CRF 40). Drift: mean "
         "|score - as-delivered score| of the same clip. Per-method columns: that method's fakes "
         "against all reals. The split is small (a few dozen clips): one clip moves an AUC by "
-        "several hundredths. Other sources (DFDC, in-the-wild) were not available here; expect "
-        "lower numbers there.",
+        "several hundredths.",
         "",
+        *KNOWN_LIMITS,
     ]
     return "\n".join(lines)
+
+
+KNOWN_LIMITS = (
+    "## Known limits (measured; docs/EVALUATION.md)",
+    "",
+    "- Manipulation methods: the split's labelled fakes are FaceForensics++ Deepfakes, Face2Face "
+    "and FaceSwap (plus any extra labelled clips named above). On FF++ NeuralTextures and "
+    "FaceShifter fakes of people they never saw, this project's checkpoints score near chance "
+    "(video AUC 0.54-0.67 on 12-27 clips), also when other people's fakes by those two methods "
+    "were in training. Nothing here measures newer generators.",
+    "- Other sources: on DFDC face crops every FF++-trained checkpoint measured scored near "
+    "chance (frame AUC 0.47-0.66 over 16 runs, 67 crops). Expect lower numbers on any source "
+    "other than FF++ c23.",
+    "- Scale: about 20 FF++ people in training; validation and test splits of 24 clips, whose "
+    "AUC intervals are about 0.3 wide.",
+    "- Faces: only faces RetinaFace MobileNet-0.25 finds (trained on WIDER FACE), at least "
+    "`CRE_MIN_FACE_PX` (40) pixels on a side in the original frame, are scored; a video without "
+    "one is `no_face`, not `real`.",
+    "",
+)
