@@ -343,10 +343,11 @@ KNOWN_LIMITS = (
     "- Manipulation methods: the split's labelled fakes are FaceForensics++ Deepfakes, Face2Face "
     "and FaceSwap (plus any extra labelled clips named above). On FF++ NeuralTextures and "
     "FaceShifter fakes of people they never saw, this project's checkpoints score near chance "
-    "(video AUC 0.54-0.67 on 12-27 clips), also when other people's fakes by those two methods "
-    "were in training. Nothing here measures newer generators.",
+    "(video AUC 0.54-0.67, the mean of the four conditions, on 12-27 clips), also when other "
+    "people's fakes by those two methods were in training. Nothing here measures newer "
+    "generators.",
     "- Other sources: on DFDC face crops every FF++-trained checkpoint measured scored near "
-    "chance (frame AUC 0.47-0.66 over 16 runs, 67 crops). Expect lower numbers on any source "
+    "chance (frame AUC 0.47-0.66 as is, 67 crops). Expect lower numbers on any source "
     "other than FF++ c23.",
     "- Scale: about 20 FF++ people in training; validation and test splits of 24 clips, whose "
     "AUC intervals are about 0.3 wide.",
