@@ -12,8 +12,9 @@ reads one or more labels files (e.g. ``labels_more.tsv`` and ``labels_unseen.tsv
   --labels``), its fakes limited to ``--held-methods`` if given.
 
 Real clips are always kept. A clip that shows a held and a kept person is refused: that
-person pair would sit on both sides. So is a clip listed twice with different rows, a
-clip without an FF++ id (its person is unknown), and a ``--hold`` id no clip shows::
+person pair would sit on both sides. So is a clip listed twice with a different label or
+method, a clip without an FF++ id (its person is unknown), and a ``--hold`` id no clip
+shows (all before anything is written)::
 
     python scripts/hold_out.py ../data-external/labels_more.tsv \\
         ../data-external/labels_unseen.tsv --hold 183,253,469,481,878,866 \\
