@@ -110,6 +110,9 @@ class CachedVideo:
     crops: np.ndarray
     landmarks: np.ndarray
     times: np.ndarray
+    dense: np.ndarray | None = None
+    """``(N, 468, 2)`` FaceMesh points in crop pixels, NaN where none was kept
+    (:mod:`~cre_models.training.facemesh`; only with ``--sbi-mask dense``)."""
 
     @property
     def n(self) -> int:

@@ -253,7 +253,14 @@ def video_model_card(checkpoint: Path, validation: EvalTable, test: EvalTable | 
         *_extra_labelled(prov.get("extra_labelled") or {}),
         *_extra_reals(prov.get("extra_reals") or {}),
         "- Fakes: the labelled FF++ fakes, and self-blended fakes made from every real crop "
-        "with a mask from the five RetinaFace landmarks (SBI, Shiohara & Yamasaki 2022).",
+        + (
+            "with a mask from the hull of 468 MediaPipe FaceMesh landmarks (Apache-2.0, from "
+            "the mediapipe 0.10.21 wheel, training time only; the five RetinaFace landmarks "
+            "where FaceMesh found no face)"
+            if loop.get("sbi_mask") == "dense"
+            else "with a mask from the five RetinaFace landmarks"
+        )
+        + " (SBI, Shiohara & Yamasaki 2022).",
         "- Face detector: RetinaFace MobileNet-0.25 (MIT), trained on WIDER FACE (research "
         "release); see THIRD_PARTY_NOTICES.",
         "",

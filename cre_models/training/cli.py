@@ -23,6 +23,7 @@ from pathlib import Path
 from ..model import EmbedderConfig
 from ..weights import DecisionSpec, InputSpec, save_pretrained
 from .cache import CacheSpec, build_cache, degraded_versions, load_cached
+from .facemesh import FaceMesh, attach_dense, build_dense, read_model
 from .loop import SHARES, LoopConfig, train_loop
 from .options import add_options
 from .splits import EXTRA_METHOD, Clip, identities, load_split, read_labels, split_file
@@ -31,7 +32,7 @@ __all__ = ["main", "extra_real_clips", "extra_labelled_clips"]
 
 logger = logging.getLogger(__name__)
 
-EARLY_CHECKED = ("denoiser", "twin_pairs", "identity_adversary", "mask_loss", "keep")
+EARLY_CHECKED = ("denoiser", "twin_pairs", "identity_adversary", "mask_loss", "keep", "sbi_mask")
 """Loop options (beside the shares) whose values and combinations are checked before caching."""
 
 
@@ -42,7 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default=str(split_file()), help="identity split JSON")
     p.add_argument("--out", default="runs/videos")
     p.add_argument("--cache-dir", default=".cache/crops")
-    p.add_argument("--cache-only", action="store_true", help="build the crop cache and stop")
+    p.add_argument(
+        "--cache-only",
+        action="store_true",
+        help="build the crop cache (with --sbi-mask dense, its landmarks too) and stop",
+    )
     p.add_argument("--frames", type=int, default=32, help="frames sampled per training video")
     p.add_argument("--align", action="store_true", help="eye-levelled crops")
     p.add_argument(
@@ -71,12 +76,32 @@ def _parser() -> argparse.ArgumentParser:
         "the split's validation or test clips (e.g. labels_more.tsv of "
         "scripts/restore_more_ffpp.sh)",
     )
+    p.add_argument(
+        "--facemesh",
+        metavar="PATH",
+        help="with --sbi-mask dense: MediaPipe's face_landmark.tflite, or the "
+        "mediapipe==0.10.21 wheel that holds it (pip download mediapipe==0.10.21 --no-deps); "
+        "needs the dense extra (ai-edge-litert); training time only",
+    )
     p.add_argument("--resume", action="store_true")
     p.add_argument("--name", default="cre-ffpp")
     p.add_argument("--version", default="0.2.0")
     fields = [f.name for f in dataclasses.fields(LoopConfig) if f.name not in ("out", "extra")]
     add_options(p, LoopConfig(), fields)
     return p
+
+
+def _facemesh(path: str | None) -> FaceMesh:
+    """The dense-landmark model of ``--facemesh``, checked before any caching."""
+    if not path:
+        raise SystemExit(
+            "--sbi-mask dense needs --facemesh PATH (face_landmark.tflite or the "
+            "mediapipe==0.10.21 wheel)"
+        )
+    try:
+        return FaceMesh(read_model(path))
+    except (OSError, ValueError, ImportError) as e:
+        raise SystemExit(f"--facemesh {path}: {e}") from None
 
 
 def _files_per_folder(folders: Sequence[str], extra: Sequence[Clip]) -> dict[str, int]:
@@ -199,10 +224,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         LoopConfig(**{name: getattr(args, name) for name in (*SHARES, *EARLY_CHECKED)})
     except ValueError as e:
         raise SystemExit(f"--{str(e).split()[0].replace('_', '-')}: {e}") from None
+    mesh = _facemesh(args.facemesh) if args.sbi_mask == "dense" else None
     train_versions = ("orig", *degraded_versions(args.deg_copies))
     val_versions = ("orig", *degraded_versions(1))  # runs stay comparable whatever N
     build_cache(train, data, cache, spec, versions=train_versions)
     build_cache(val, data, cache, spec, versions=val_versions)
+    if mesh is not None:  # self-blends are made from real crops only
+        reals = [c for c in train if c.label == 0]
+        build_dense(load_cached(reals, cache, spec, train_versions), cache, spec, mesh)
     if args.cache_only:
         return 0
     cfg = LoopConfig(
@@ -223,6 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     train_v = load_cached(train, cache, spec, train_versions)
     val_v = load_cached(val, cache, spec, val_versions)
+    if mesh is not None:
+        train_v = [attach_dense([v], cache, spec)[0] if v.clip.label == 0 else v for v in train_v]
     model, summary = train_loop(cfg, train_v, val_v, resume=args.resume)
     n_real = sum(1 for c in train if c.label == 0) - len(extra)
     save_pretrained(

@@ -90,6 +90,10 @@ SHARES = (
 )
 """The :class:`LoopConfig` fields that are shares, each checked to lie in [0, 1]."""
 
+SBI_MASKS = ("five", "dense")
+"""Self-blend masks: from the detector's five landmarks, or the hull of FaceMesh's 468 points
+(:mod:`cre_models.training.facemesh`; a crop without them falls back to the five)."""
+
 KEEP = ("best", "last")
 """What a run keeps: the step with the best validation score on the cached crops (the first
 recipes' rule), or the step it ends with (docs/EVALUATION.md, fifteenth session: on the 60
@@ -139,6 +143,7 @@ class LoopConfig:
     match_detail: float = 0.0  # share of crops moved to a label-blind detail level (detail.py)
     detail_range: tuple[float, float] = (0.0, 0.0)  # its targets; (0, 0): measured at the start
     keep: str = "best"  # the checkpoint: the best validated step, or the "last" one
+    sbi_mask: str = "five"  # self-blend masks: "five" landmarks, or "dense" (facemesh.py)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -152,6 +157,10 @@ class LoopConfig:
             raise ValueError("identity_adversary is not combined with denoiser or twin_pairs")
         if self.keep not in KEEP:
             raise ValueError(f"keep must be one of {', '.join(KEEP)}, got {self.keep!r}")
+        if self.sbi_mask not in SBI_MASKS:
+            raise ValueError(
+                f"sbi_mask must be one of {', '.join(SBI_MASKS)}, got {self.sbi_mask!r}"
+            )
         if self.mask_loss < 0:
             raise ValueError(f"mask_loss must be >= 0, got {self.mask_loss}")
         if self.mask_loss and (self.denoiser or self.identity_adversary):
@@ -356,7 +365,8 @@ def draw_mapped(
     if maps is not None and not is_fake:
         target = np.zeros(img.shape[:2], np.float32)
     if sbi:
-        img, mask = make_sbi(img, rng, cfg.margin, landmarks=video.landmarks[k])
+        dense = video.dense[k] if cfg.sbi_mask == "dense" and video.dense is not None else None
+        img, mask = make_sbi(img, rng, cfg.margin, landmarks=video.landmarks[k], dense=dense)
         kind = "sbi"
         if maps is not None:
             target = mask / max(float(mask.max()), 1e-6)

@@ -1,4 +1,4 @@
-"""Self-blended images (SBI): training fakes made from one real face, no landmarks needed.
+"""Self-blended images (SBI): training fakes made from one real face.
 
 Idea (Shiohara & Yamasaki, "Detecting Deepfakes with Self-Blended Images", CVPR 2022),
 written here from its description: take a real face crop, make a slightly altered copy
@@ -8,11 +8,14 @@ only inside the mask, and the pair shares identity, pose, lighting and backgroun
 classifier can separate them only by the blending boundary and the statistics mismatch
 inside it: exactly the traces face swaps leave.
 
-The original derives its mask from 81 facial landmarks. Here the mask is landmark-free:
-an ellipse fitted to the face box that the crop was made around (crops from
-:func:`cre_models.faces.crop_face` put the face box in the central ``1 / (1 + margin)``
-of the crop), randomly shifted, scaled, rotated, eroded or dilated and Gaussian-blurred,
-then scaled by a blend ratio.
+The original derives its mask from 81 facial landmarks. Here there are three masks, from
+the most to the least face knowledge: the hull of 468 FaceMesh points
+(:func:`dense_face_mask`, ``--sbi-mask dense``); the hull of the detector's five points
+pushed outwards, with a forehead and a chin point (:func:`landmark_face_mask`, the
+default); and, for a crop without landmarks, an ellipse fitted to the face box that the
+crop was made around (crops from :func:`cre_models.faces.crop_face` put the face box in
+the central ``1 / (1 + margin)`` of the crop), randomly shifted, scaled and rotated. Each
+is eroded or dilated, Gaussian-blurred and scaled by a blend ratio.
 
 Everything is pure: parameters are drawn in :func:`sample_sbi_params` from an explicit
 ``numpy.random.Generator`` and applied by :func:`self_blend`, so a fake can be reproduced
@@ -36,6 +39,8 @@ __all__ = [
     "self_blend",
     "make_sbi",
     "landmark_face_mask",
+    "dense_face_mask",
+    "DENSE_SHRINK",
 ]
 
 
@@ -234,18 +239,56 @@ def landmark_face_mask(
     return _soften(mask, params, side)
 
 
+DENSE_SHRINK = (0.75, 1.0)
+"""The dense hull is scaled about its centre by a factor drawn in this range: from the whole
+face outline (SBI's face hull) to an inner face (where a swap's face usually ends)."""
+
+
+def dense_face_mask(
+    size: tuple[int, int], points: np.ndarray, params: SBIParams, rng: np.random.Generator
+) -> np.ndarray:
+    """A soft mask ``(H, W)`` over the face outlined by dense landmarks (as SBI does with 81).
+
+    The convex hull of ``points`` (``(K, 2)`` crop pixels, K >= 3: FaceMesh's 468,
+    :mod:`~cre_models.training.facemesh`), scaled about its centre by a factor drawn in
+    :data:`DENSE_SHRINK`, filled, dilated or eroded, blurred and scaled by the blend ratio
+    like :func:`landmark_face_mask`.
+    """
+    h, w = size
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    if len(pts) < 3 or not np.all(np.isfinite(pts)):
+        raise ValueError("dense_face_mask needs >= 3 finite points")
+    centre = pts.mean(axis=0)
+    pts = centre + (pts - centre) * float(rng.uniform(*DENSE_SHRINK))
+    hull = cv2.convexHull(np.round(pts).astype(np.int32))
+    mask: np.ndarray = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(mask, hull, 255)
+    side = min(h, w)
+    if params.morph_px:
+        px = max(1, round(abs(params.morph_px) * side / 256))
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1,) * 2)
+        mask = cv2.dilate(mask, k) if params.morph_px > 0 else cv2.erode(mask, k)
+    return _soften(mask, params, side)
+
+
 def make_sbi(
     image: np.ndarray,
     rng: np.random.Generator,
     margin: float = 0.3,
     landmarks: np.ndarray | None = None,
+    dense: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw parameters and make one self-blended fake: ``(fake, mask)``.
 
-    With ``landmarks`` (``(5, 2)`` crop pixels) the mask follows the face they outline
-    (:func:`landmark_face_mask`); without, an ellipse fitted to the crop's face box.
+    With ``dense`` points (``(K, 2)`` crop pixels, all finite) the mask is their hull
+    (:func:`dense_face_mask`); else with ``landmarks`` (``(5, 2)``) it follows the face they
+    outline (:func:`landmark_face_mask`); without either, an ellipse fitted to the crop's
+    face box. The parameters are drawn the same way in all three cases.
     """
     params = sample_sbi_params(rng, margin)
+    if dense is not None and len(dense) >= 3 and np.all(np.isfinite(dense)):
+        mask = dense_face_mask(image.shape[:2], dense, params, rng)
+        return _blend(image, params, mask), mask
     if landmarks is None or not np.any(landmarks):
         return self_blend(image, params)
     mask = landmark_face_mask(image.shape[:2], landmarks, params, rng)
