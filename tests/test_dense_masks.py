@@ -31,7 +31,7 @@ from cre_models.training.facemesh import (
 from cre_models.training.loop import LoopConfig, draw_pair
 from cre_models.training.sbi import DENSE_SHRINK, dense_face_mask, make_sbi, sample_sbi_params
 from cre_models.training.splits import Clip
-from tests.test_video_training_e2e import load_cached_like
+from tests.test_video_training_e2e import clips, load_cached_like  # noqa: F401 (fixture)
 
 FIVE = np.array([[70, 92], [137, 90], [100, 129], [80, 158], [133, 156]], np.float32)
 """Left eye, right eye, nose, mouth corners of a 224 px face crop (a real cached crop's)."""
@@ -218,3 +218,39 @@ def test_real_facemesh_outlines_a_real_face() -> None:
     for x, y in lm:  # the five detector points lie inside the mesh's outline
         assert cv2.pointPolygonTest(hull, (float(x), float(y)), False) > 0
     assert np.all((pts > -10) & (pts < 234))
+
+
+class _FaceMeshOfAnySize:
+    """Stands in for :class:`FaceMesh` in a tiny run: an oval scaled to the crop, score 1."""
+
+    def __call__(self, crop: np.ndarray, landmarks: np.ndarray, margin: float):  # noqa: ANN204
+        return (_oval() * crop.shape[0] / 224).astype(np.float32), 1.0
+
+
+@pytest.mark.slow
+def test_a_dense_run_stores_points_for_real_crops_and_records_them(
+    clips: tuple[Path, Path],  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json
+
+    from cre_models.training import cli
+    from cre_models.weights import load_checkpoint_config
+
+    monkeypatch.setattr(cli, "_facemesh", lambda path: _FaceMeshOfAnySize())
+    root, labels = clips
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    args = ["--data", str(root), "--labels", str(labels), "--split", str(root / "split.json")]
+    args += ["--frames", "3", "--steps", "2", "--batch-size", "4", "--eval-every", "1"]
+    args += ["--rgb-stream", "seed", "--size", "64", "--threads", "1", "--warmup", "1"]
+    args += ["--out", str(out), "--cache-dir", str(cache), "--sbi-mask", "dense"]
+    assert cli.main([*args, "--facemesh", "stub", "--cache-only"]) == 0
+    stored = sorted(p.relative_to(cache).parts[1:] for p in cache.glob("*/dense/*/*.npz"))
+    assert stored == [("dense", "deg", "real__000.mp4.npz"), ("dense", "orig", "real__000.mp4.npz")]
+    assert cli.main([*args, "--facemesh", "stub"]) == 0
+    cfg = load_checkpoint_config(out / "checkpoint")
+    dense = cfg.training["provenance"]["dense_landmarks"]
+    assert dense["real_crops"] == dense["real_crops_with_points"] > 0
+    assert "face_landmark.tflite" in dense["model"]
+    assert json.loads((out / "loop_config.json").read_text())["sbi_mask"] == "dense"

@@ -139,3 +139,15 @@ def test_the_model_card_names_extra_labelled_clips(tmp_path: Path) -> None:
     assert "labels_more.tsv" not in _fast_card_with(tmp_path)
     card = _fast_card_with(tmp_path, extra_labelled={"labels_more.tsv": 36})
     assert "`labels_more.tsv` (36 clips)" in card and "scripts/restore_more_ffpp.sh" in card
+
+
+def test_the_model_card_names_the_self_blend_mask_landmarks(tmp_path: Path) -> None:
+    from cre_models.training.card import EvalTable, video_model_card
+    from cre_models.weights import shipped_weights_dir
+
+    assert "the five RetinaFace landmarks (SBI" in _fast_card_with(tmp_path)
+    cfg = json.loads((shipped_weights_dir("fast") / "config.json").read_text())
+    cfg["training"]["loop"]["sbi_mask"] = "dense"
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    card = video_model_card(tmp_path, EvalTable(24, "| condition |\n"))
+    assert "468 MediaPipe FaceMesh landmarks (Apache-2.0" in card

@@ -20,10 +20,12 @@ import platform
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from ..model import EmbedderConfig
 from ..weights import DecisionSpec, InputSpec, save_pretrained
-from .cache import CacheSpec, build_cache, degraded_versions, load_cached
-from .facemesh import FaceMesh, attach_dense, build_dense, read_model
+from .cache import CachedVideo, CacheSpec, build_cache, degraded_versions, load_cached
+from .facemesh import FACEMESH_MEMBER, FaceMesh, attach_dense, build_dense, read_model
 from .loop import SHARES, LoopConfig, train_loop
 from .options import add_options
 from .splits import EXTRA_METHOD, Clip, identities, load_split, read_labels, split_file
@@ -102,6 +104,18 @@ def _facemesh(path: str | None) -> FaceMesh:
         return FaceMesh(read_model(path))
     except (OSError, ValueError, ImportError) as e:
         raise SystemExit(f"--facemesh {path}: {e}") from None
+
+
+def _dense_provenance(videos: Sequence[CachedVideo]) -> dict[str, object]:
+    """Where the self-blend masks' dense points came from, and how many crops have them."""
+    with_points = [v.dense for v in videos if v.dense is not None]
+    return {
+        "model": f"{FACEMESH_MEMBER} of mediapipe 0.10.21 (Apache-2.0)",
+        "real_crops": sum(len(d) for d in with_points),
+        "real_crops_with_points": sum(
+            int(np.isfinite(d).all(axis=(1, 2)).sum()) for d in with_points
+        ),
+    }
 
 
 def _files_per_folder(folders: Sequence[str], extra: Sequence[Clip]) -> dict[str, int]:
@@ -281,6 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "frames_per_video": args.frames,
                 "reencoded_copies": args.deg_copies,
                 "cache_spec": dataclasses.asdict(spec),
+                **({"dense_landmarks": _dense_provenance(train_v)} if mesh is not None else {}),
             },
             "machine": f"{platform.machine()}, {platform.python_version()}",
         },
