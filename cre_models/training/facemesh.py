@@ -109,7 +109,7 @@ class FaceMesh:
         logit = float(self._it.get_tensor(self._score).reshape(()))
         inv = cv2.invertAffineTransform(m)
         back = pts.astype(np.float64) @ inv[:, :2].T + inv[:, 2]
-        return back.astype(np.float32), 1.0 / (1.0 + math.exp(-logit))
+        return back.astype(np.float32), 1.0 / (1.0 + math.exp(-min(max(logit, -60.0), 60.0)))
 
 
 def input_transform(side: int, landmarks: np.ndarray, margin: float) -> np.ndarray:
