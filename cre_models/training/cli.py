@@ -106,6 +106,15 @@ def _facemesh(path: str | None) -> FaceMesh:
         raise SystemExit(f"--facemesh {path}: {e}") from None
 
 
+def _with_dense(
+    videos: Sequence[CachedVideo], cache: Path, spec: CacheSpec, mesh: FaceMesh
+) -> list[CachedVideo]:
+    """``videos`` with FaceMesh's points on the real ones (self-blends are made from real
+    crops only), computed first where they are not stored yet."""
+    build_dense([v for v in videos if v.clip.label == 0], cache, spec, mesh)
+    return [attach_dense([v], cache, spec)[0] if v.clip.label == 0 else v for v in videos]
+
+
 def _dense_provenance(videos: Sequence[CachedVideo]) -> dict[str, object]:
     """Where the self-blend masks' dense points came from, and how many crops have them."""
     with_points = [v.dense for v in videos if v.dense is not None]
@@ -243,10 +252,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     val_versions = ("orig", *degraded_versions(1))  # runs stay comparable whatever N
     build_cache(train, data, cache, spec, versions=train_versions)
     build_cache(val, data, cache, spec, versions=val_versions)
-    if mesh is not None:  # self-blends are made from real crops only
-        reals = [c for c in train if c.label == 0]
-        build_dense(load_cached(reals, cache, spec, train_versions), cache, spec, mesh)
     if args.cache_only:
+        if mesh is not None:
+            reals = [c for c in train if c.label == 0]
+            _with_dense(load_cached(reals, cache, spec, train_versions), cache, spec, mesh)
         return 0
     cfg = LoopConfig(
         out=args.out,
@@ -267,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     train_v = load_cached(train, cache, spec, train_versions)
     val_v = load_cached(val, cache, spec, val_versions)
     if mesh is not None:
-        train_v = [attach_dense([v], cache, spec)[0] if v.clip.label == 0 else v for v in train_v]
+        train_v = _with_dense(train_v, cache, spec, mesh)
     model, summary = train_loop(cfg, train_v, val_v, resume=args.resume)
     n_real = sum(1 for c in train if c.label == 0) - len(extra)
     save_pretrained(

@@ -219,7 +219,6 @@ def landmark_face_mask(
     the blend ratio like :func:`soft_face_mask`. ``landmarks`` is ``(5, 2)`` in pixels:
     left eye, right eye, nose, left and right mouth corner.
     """
-    h, w = size
     lm = np.asarray(landmarks, np.float64).reshape(5, 2)
     eyes, mouth = lm[:2].mean(axis=0), lm[3:].mean(axis=0)
     centre = lm.mean(axis=0)
@@ -228,7 +227,14 @@ def landmark_face_mask(
     pts = [centre + (p - centre) * grow for p in lm]
     pts.append(eyes + up * float(rng.uniform(0.5, 0.9)))  # forehead
     pts.append(mouth - up * float(rng.uniform(0.4, 0.7)))  # chin
-    hull = cv2.convexHull(np.round(np.asarray(pts)).astype(np.int32))
+    return _hull_mask(size, np.asarray(pts), params)
+
+
+def _hull_mask(size: tuple[int, int], points: np.ndarray, params: SBIParams) -> np.ndarray:
+    """The filled convex hull of ``points`` (crop pixels), dilated or eroded by the
+    parameters' ``morph_px`` (per 256 px of side), blurred and scaled by the blend ratio."""
+    h, w = size
+    hull = cv2.convexHull(np.round(points).astype(np.int32))
     mask: np.ndarray = np.zeros((h, w), np.uint8)
     cv2.fillConvexPoly(mask, hull, 255)
     side = min(h, w)
@@ -254,21 +260,12 @@ def dense_face_mask(
     :data:`DENSE_SHRINK`, filled, dilated or eroded, blurred and scaled by the blend ratio
     like :func:`landmark_face_mask`.
     """
-    h, w = size
     pts = np.asarray(points, np.float64).reshape(-1, 2)
     if len(pts) < 3 or not np.all(np.isfinite(pts)):
         raise ValueError("dense_face_mask needs >= 3 finite points")
     centre = pts.mean(axis=0)
     pts = centre + (pts - centre) * float(rng.uniform(*DENSE_SHRINK))
-    hull = cv2.convexHull(np.round(pts).astype(np.int32))
-    mask: np.ndarray = np.zeros((h, w), np.uint8)
-    cv2.fillConvexPoly(mask, hull, 255)
-    side = min(h, w)
-    if params.morph_px:
-        px = max(1, round(abs(params.morph_px) * side / 256))
-        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1,) * 2)
-        mask = cv2.dilate(mask, k) if params.morph_px > 0 else cv2.erode(mask, k)
-    return _soften(mask, params, side)
+    return _hull_mask(size, pts, params)
 
 
 def make_sbi(
