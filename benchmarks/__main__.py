@@ -13,13 +13,15 @@ import time
 BENCHMARKS = ("model", "augment", "decode", "faces", "worker", "report", "scale", "workers")
 """Cheapest first; ``faces`` needs ``../shared/data``; ``worker``, ``report``, ``scale`` and
 ``workers`` score real videos."""
+GPU = ("gpu",)
+"""Run only when named (``python -m benchmarks gpu``): they need a CUDA GPU."""
 
 
 def main(argv: list[str] | None = None) -> int:
     names = list(sys.argv[1:] if argv is None else argv) or list(BENCHMARKS)
-    unknown = [n for n in names if n not in BENCHMARKS]
+    unknown = [n for n in names if n not in (*BENCHMARKS, *GPU)]
     if unknown:
-        print(f"unknown benchmark(s) {unknown}; choose from {', '.join(BENCHMARKS)}")
+        print(f"unknown benchmark(s) {unknown}; choose from {', '.join((*BENCHMARKS, *GPU))}")
         return 2
     for name in names:
         t0 = time.perf_counter()

@@ -138,6 +138,8 @@ class FaceDetector:
             measured best on two cores (docs/BENCHMARKS.md).
         weights: folder with ``model.safetensors`` (default: the shipped conversion).
         model: an already-built :class:`~cre_models.retinaface.RetinaFace` (tests).
+        device: torch device of the forward pass (``"cpu"``, ``"cuda"``); frames are prepared
+            and boxes decoded on the CPU either way.
     """
 
     def __init__(
@@ -151,6 +153,7 @@ class FaceDetector:
         threads: int = 1,
         weights: Path | None = None,
         model: RetinaFace | None = None,
+        device: str = "cpu",
     ) -> None:
         if max_side < PAD_MULTIPLE:
             raise ValueError(f"max_side must be >= {PAD_MULTIPLE}, got {max_side}")
@@ -166,7 +169,8 @@ class FaceDetector:
         from .retinaface import load_retinaface
 
         model = model.eval() if model is not None else load_retinaface(weights)
-        self.model = channels_last(model)  # its inputs are built channels-last (_pad)
+        self.device = device
+        self.model = channels_last(model).to(device)  # its inputs are built channels-last (_pad)
         self.config = self.model.config
         self._mean = np.asarray(self.config.bgr_mean, dtype=np.float32)
         self._priors: dict[tuple[int, int], np.ndarray] = {}
@@ -184,7 +188,7 @@ class FaceDetector:
             f"FaceDetector(max_side={self.max_side}, score_threshold={self.score_threshold}, "
             f"nms_iou={self.nms_iou}, min_face_px={self.min_face_px}, "
             f"max_faces={self.max_faces}, min_relative_area={self.min_relative_area}, "
-            f"threads={self.threads})"
+            f"threads={self.threads}, device={self.device!r})"
         )
 
     def detect(self, image: np.ndarray) -> list[FaceBox]:
@@ -327,9 +331,9 @@ class FaceDetector:
 
         from .inference import torch_threads
 
-        x = torch.from_numpy(batch).permute(0, 3, 1, 2)
+        x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device)
         with self._lock, torch.inference_mode(), torch_threads(self.threads):
-            loc, conf, landmarks = self.model(x)
+            loc, conf, landmarks = (t.float().cpu() for t in self.model(x))
         return loc.numpy(), conf.numpy(), landmarks.numpy()
 
     def priors(self, height: int, width: int) -> np.ndarray:

@@ -25,11 +25,12 @@ def test_every_benchmark_is_run_by_make_bench() -> None:
     """``python -m benchmarks`` (``make bench``) knows every ``bench_*.py``; each imports."""
     import importlib
 
-    from benchmarks.__main__ import BENCHMARKS, main
+    from benchmarks.__main__ import BENCHMARKS, GPU, main
 
     folder = Path(__file__).resolve().parents[1] / "benchmarks"
-    assert {p.stem for p in folder.glob("bench_*.py")} == {f"bench_{n}" for n in BENCHMARKS}
-    for name in BENCHMARKS:
+    every = (*BENCHMARKS, *GPU)
+    assert {p.stem for p in folder.glob("bench_*.py")} == {f"bench_{n}" for n in every}
+    for name in every:
         assert callable(importlib.import_module(f"benchmarks.bench_{name}").main)
     assert main(["nothing"]) == 2
 

@@ -174,6 +174,9 @@ class Scorer:
                 "loaded %s v%s in %.2f s", config.name, config.version, time.perf_counter() - t0
             )
         self.device = torch.device(settings.device)
+        if self.device.type == "cuda":  # process-wide, as cuDNN's flags are
+            torch.backends.cudnn.allow_tf32 = settings.cuda_tf32
+            torch.backends.cuda.matmul.allow_tf32 = settings.cuda_tf32
         self.precision = check_precision(settings.precision, self.device.type)
         logger.info("face model arithmetic: %s (CRE_PRECISION)", self.precision)
         self.model = model
@@ -197,6 +200,7 @@ class Scorer:
             min_face_px=settings.min_face_px,
             max_faces=settings.max_faces_per_frame,
             threads=settings.detect_threads,
+            device=settings.detect_device,
         )
         self.detect_batch_size = settings.detect_batch
         self.detect_full_every = settings.detect_full_every
@@ -378,6 +382,7 @@ def _cache_key(settings: Settings) -> tuple[Any, ...]:
     return (
         settings.weights,
         settings.device,
+        settings.cuda_tf32,
         settings.batch_size,
         settings.torch_threads,
         settings.frames_per_video,
@@ -387,6 +392,7 @@ def _cache_key(settings: Settings) -> tuple[Any, ...]:
         settings.detect_max_side,
         settings.detect_score_threshold,
         settings.detect_threads,
+        settings.detect_device,
         settings.detect_batch,
         settings.detect_full_every,
         settings.detect_region_face_px,

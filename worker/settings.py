@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     native bfloat16 (AMX, AVX512-BF16) but moved validation scores enough to cost AUC and
     the fitted threshold's accuracy (docs/BENCHMARKS.md): use it only with a decision
     re-fitted under it (cre eval --fit)"""
+    cuda_tf32: bool = False
+    """with CRE_DEVICE=cuda, let cuDNN and matmuls use TF32 (PyTorch's own default for
+    convolutions): it moved video scores by up to 2.4e-3 from the CPU's on the GPU benchmark's
+    clips, where float32 matched them to 1e-6 (docs/BENCHMARKS.md)"""
     decode_threads: int = Field(_LIMITS.decode_threads, ge=0)
     """FFmpeg decoder threads (slice threading); 0 = FFmpeg decides"""
     frames_per_video: int | None = Field(None, ge=1)
@@ -105,6 +109,10 @@ class Settings(BaseSettings):
     """smallest face score the detector keeps"""
     detect_threads: int = Field(1, ge=0)
     """torch threads during face detection; 0 = as for the model"""
+    detect_device: Literal["cpu", "cuda"] = "cpu"
+    """torch device of face detection; on the GPU it saved 0.05-0.6 s a clip once warm, but
+    each new frame or face-region size stalled it 2-9 s the first time it was seen
+    (docs/BENCHMARKS.md)"""
     detect_batch: int = Field(4, ge=1)
     """sampled frames per detector forward pass when every frame is detected whole
     (CRE_DETECT_FULL_EVERY=1)"""
