@@ -102,8 +102,8 @@ def _section(rows: list[tuple[int, int, float]], args: argparse.Namespace) -> st
         f"{args.videos} synthetic face clips, {args.width}x{args.height}, {args.seconds:g} s at "
         f"{args.fps} fps, H.264; each worker gets cores / N torch threads; workers are started "
         "and have loaded the model before the clock starts, which stops at the last record. "
-        "No GPU was available in this session, so `CRE_DEVICE=cuda` (one warm worker per "
-        "GPU) is not benchmarked here.",
+        "CPU workers only: `CRE_DEVICE=cuda` is measured by `python -m benchmarks.bench_gpu` "
+        "(its section below).",
         "",
         "| workers | torch threads each | batch wall time (s) | videos/s | speed-up |",
         "| ---: | ---: | ---: | ---: | ---: |",
