@@ -1,4 +1,4 @@
-"""``python -m benchmarks [NAME...]``: run the benchmarks (all of them, or the named ones).
+"""``python -m benchmarks [NAME...]``: run the benchmarks (the CPU set, or the named ones).
 
 Each rewrites its block of ``docs/BENCHMARKS.md``; extra arguments are not passed on (run
 one module directly for its options). The whole set takes a while on a 2-core machine.
