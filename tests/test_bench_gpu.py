@@ -166,3 +166,48 @@ def test_cuda_scores_match_the_cpu(clips: list[Path]) -> None:
         assert not torch.backends.cudnn.allow_tf32
         for k in cpu:
             assert gpu[k]["score"] == pytest.approx(cpu[k]["score"], abs=1e-4)
+
+
+def test_warm_up_runs_the_model_once_per_batch_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker.scoring import Scorer
+
+    scorer = Scorer(Settings(batch_size=3, torch_threads=1))
+    seen: list[tuple[int, tuple[int, ...]]] = []
+    real = scorer.predict
+
+    def predict(crops: list[Any], threads: int = 0) -> Any:
+        seen.append((len(crops), crops[0].shape))
+        return real(crops, threads)
+
+    monkeypatch.setattr(scorer, "predict", predict)
+    assert scorer.warm_up() > 0
+    size = scorer.transform.size
+    assert seen == [(1, (size, size, 3)), (2, (size, size, 3)), (3, (size, size, 3))]
+
+
+@pytest.mark.parametrize(
+    ("device", "warm", "expected"),
+    [("cuda", True, 1), ("cuda", False, 0), ("cpu", True, 0)],
+)
+def test_only_a_non_forking_worker_on_a_gpu_warms_up(
+    monkeypatch: pytest.MonkeyPatch, device: str, warm: bool, expected: int
+) -> None:
+    import worker.scoring
+    from worker import workers
+
+    calls: list[int] = []
+
+    class Stub:
+        model_name, model_version, batch_size, aggregation = "m", "0", 8, "mean"
+
+        def __init__(self) -> None:
+            self.device = torch.device(device)
+
+        def warm_up(self) -> float:
+            calls.append(1)
+            return 0.0
+
+    monkeypatch.setattr(worker.scoring, "get_scorer", lambda settings: Stub())
+    workers._load_model(warm_up=warm)
+    assert len(calls) == expected
+    assert workers.WarmWorker.warm_up_model and not workers.ForkWarmWorker.warm_up_model

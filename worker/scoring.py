@@ -271,6 +271,19 @@ class Scorer:
         _FORWARD_RAN = True
         return torch.cat(out).numpy().astype(np.float64)
 
+    def warm_up(self) -> float:
+        """One forward pass at every batch size up to ``batch_size`` (mid-grey crops); the
+        seconds it took. On a GPU the first pass at a new input shape sets up its kernels
+        (2.4 s in the first clip of the first-sight table in docs/BENCHMARKS.md); a warm worker
+        pays that here instead of in its first job. Never call it in a process that forks
+        work horses afterwards (see the module docstring)."""
+        t = time.perf_counter()
+        size = self.transform.size
+        crop = np.full((size, size, 3), 128, dtype=np.uint8)
+        for n in range(1, self.batch_size + 1):
+            self.predict([crop] * n)
+        return time.perf_counter() - t
+
     def score_frames(
         self,
         frames: Iterable[FrameLike],

@@ -69,7 +69,9 @@ def _setup_logging(level: str) -> None:
             pkg_logger.setLevel(level.upper())
 
 
-def _load_model() -> None:
+def _load_model(warm_up: bool = False) -> None:
+    """Load the process's scorer; with ``warm_up`` and a GPU, also run
+    :meth:`~worker.scoring.Scorer.warm_up` (never in a forking worker's parent)."""
     from worker.scoring import get_scorer
 
     settings = get_settings()
@@ -83,6 +85,8 @@ def _load_model() -> None:
         scorer.batch_size,
         scorer.aggregation,
     )
+    if warm_up and scorer.device.type == "cuda":
+        logger.info("worker %d: GPU warmed up in %.2f s", os.getpid(), scorer.warm_up())
 
 
 def record_killed_job(job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
@@ -126,13 +130,19 @@ class _Warm(StopRequestSticks, PubSubStopsFirst):
         super().__init__(_queue_names(queues), *args, **kwargs)  # type: ignore[call-arg]
         add_abandoned_handler(self)
 
+    warm_up_model = False
+    """Run the model once per batch size on a GPU before the first job (no fork after)."""
+
     def work(self, *args: Any, **kwargs: Any) -> bool:
-        _load_model()
+        _load_model(warm_up=self.warm_up_model)
         return bool(super().work(*args, **kwargs))  # type: ignore[misc]
 
 
 class WarmWorker(_Warm, SimpleWorker):
-    """Non-forking worker that loads the model before work (see the module docstring)."""
+    """Non-forking worker that loads the model before work (see the module docstring); on a
+    GPU it also warms the model up (:meth:`~worker.scoring.Scorer.warm_up`)."""
+
+    warm_up_model = True
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         """How long the running job stays in the started registry (no heartbeat during it)."""
