@@ -20,7 +20,7 @@ the clips under ``--videos`` (default ``../shared/data/videos``):
 * :func:`worker.jobs.score_video` per clip (the model loaded, as in a warm worker), median
   of ``--repeats`` runs with the record's stage times, in the configurations of
   :func:`configs`: all on the CPU; ``CRE_DEVICE=cuda`` as it comes (detector on the CPU,
-  TF32 off); the detector on the GPU too;
+  TF32 off); the detector on the GPU too; FFmpeg's own decoder thread count;
 * parity: each clip's video score and frame scores in every configuration (and with TF32
   on, and bfloat16) against the CPU's;
 * the first sight of a video: a fresh worker process scores each clip three times
@@ -163,6 +163,7 @@ def _config_settings(config: dict[str, Any], threads: int) -> Any:
         precision=config.get("precision", "float32"),
         cuda_tf32=bool(config.get("tf32")),
         torch_threads=threads,
+        **({"decode_threads": config["decode_threads"]} if "decode_threads" in config else {}),
     )
 
 
@@ -321,6 +322,14 @@ def configs(device: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         {"name": "cpu", "device": "cpu", "detect_device": "cpu"},
         {"name": "gpu", "device": device, "detect_device": "cpu", "tf32": False},
         {"name": "gpu-detect-gpu", "device": device, "detect_device": device, "tf32": False},
+        # the decoder was the largest stage on the GPU: FFmpeg's own thread count there
+        {
+            "name": "gpu-decode-auto",
+            "device": device,
+            "detect_device": "cpu",
+            "tf32": False,
+            "decode_threads": 0,
+        },
     ]
     parity: list[dict[str, Any]] = [
         {"name": "gpu-tf32", "device": device, "detect_device": "cpu", "tf32": True},
@@ -401,6 +410,8 @@ def describe(config: dict[str, Any], res: dict[str, Any]) -> str:
     """``model on X, detector on Y, arithmetic, TF32 ...`` for one configuration."""
     parts = [f"model on {config['device']}", f"detector on {config['detect_device']}"]
     parts.append(config.get("precision", "float32"))
+    if "decode_threads" in config:
+        parts.append(f"`CRE_DECODE_THREADS={config['decode_threads']}`")
     if config["device"] != "cpu":
         tf32 = config.get("tf32")
         if tf32 is None:  # not set by the code that measured it: PyTorch's defaults

@@ -211,3 +211,23 @@ def test_only_a_non_forking_worker_on_a_gpu_warms_up(
     workers._load_model(warm_up=warm)
     assert len(calls) == expected
     assert workers.WarmWorker.warm_up_model and not workers.ForkWarmWorker.warm_up_model
+
+
+def test_configurations_become_the_workers_settings() -> None:
+    from benchmarks.bench_gpu import _config_settings, configs, describe
+
+    timed, parity = configs("cuda")
+    names = [c["name"] for c in (*timed, *parity)]
+    assert len(set(names)) == len(names) and names[:2] == ["cpu", "gpu"]
+    by_name = {c["name"]: c for c in (*timed, *parity)}
+    gpu = _config_settings(by_name["gpu"], threads=3)
+    default = Settings()
+    assert (gpu.device, gpu.detect_device, gpu.cuda_tf32) == ("cuda", "cpu", False)
+    assert (gpu.detect_device, gpu.cuda_tf32) == (default.detect_device, default.cuda_tf32)
+    assert gpu.decode_threads == default.decode_threads and gpu.torch_threads == 3
+    auto = _config_settings(by_name["gpu-decode-auto"], threads=3)
+    assert auto.decode_threads == 0
+    res = {"tf32": {"cudnn": True, "matmul": False}}
+    assert "`CRE_DECODE_THREADS=0`" in describe(by_name["gpu-decode-auto"], res)
+    assert describe(by_name["gpu-tf32"], res).endswith("TF32 on")
+    assert _config_settings(by_name["gpu-bf16"], threads=1).precision == "bfloat16"
