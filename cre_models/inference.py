@@ -61,6 +61,20 @@ def native_bfloat16() -> bool:
     return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
 
 
+def check_device(device: str) -> str:
+    """``device`` if this torch can run on it; a ``ValueError`` saying why where it cannot
+    (a CUDA device asked of a CPU-only build, or of a CUDA build that sees no GPU)."""
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        why = (
+            "is a CPU-only build"
+            if torch.version.cuda is None
+            else f"is built for CUDA {torch.version.cuda} but sees no GPU "
+            "(driver, CUDA_VISIBLE_DEVICES)"
+        )
+        raise ValueError(f"this torch ({torch.__version__}) {why}")
+    return device
+
+
 def check_precision(precision: str, device: str) -> str:
     """``precision`` (``float32`` or ``bfloat16``) if it can run; a warning where it is slow.
 

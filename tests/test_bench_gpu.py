@@ -231,3 +231,56 @@ def test_configurations_become_the_workers_settings() -> None:
     assert "`CRE_DECODE_THREADS=0`" in describe(by_name["gpu-decode-auto"], res)
     assert describe(by_name["gpu-tf32"], res).endswith("TF32 on")
     assert _config_settings(by_name["gpu-bf16"], threads=1).precision == "bfloat16"
+
+
+@pytest.fixture()
+def no_gpu(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """A process whose torch sees no CUDA GPU (whatever this machine has)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    return monkeypatch
+
+
+def test_a_cuda_device_without_a_gpu_is_one_clear_line(no_gpu: pytest.MonkeyPatch) -> None:
+    from cre_models.inference import check_device
+
+    assert check_device("cpu") == "cpu"
+    no_gpu.setattr(torch.version, "cuda", None)
+    with pytest.raises(ValueError, match=r"this torch \(.*\) is a CPU-only build"):
+        check_device("cuda")
+    no_gpu.setattr(torch.version, "cuda", "13.0")
+    with pytest.raises(ValueError, match="built for CUDA 13.0 but sees no GPU"):
+        check_device("cuda:0")
+
+
+def test_scoring_on_a_missing_gpu_is_a_failed_record(no_gpu: pytest.MonkeyPatch) -> None:
+    from worker.jobs import score_video
+    from worker.scoring import device_problem
+
+    assert device_problem(Settings()) is None
+    problem = device_problem(Settings(detect_device="cuda"))
+    assert problem is not None and problem.startswith("CRE_DETECT_DEVICE=cuda, but")
+    rec = score_video("never-read.mp4", Settings(device="cuda"))
+    assert rec.status == "failed" and rec.error is not None
+    assert rec.error.code == "model_unavailable"
+    assert rec.error.message.startswith("CRE_DEVICE=cuda, but this torch")
+
+
+@pytest.mark.parametrize("command", ["run", "worker"])
+def test_cre_run_and_cre_worker_refuse_a_missing_gpu_before_starting(
+    no_gpu: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    from worker import run, serve
+    from worker.settings import get_settings
+
+    no_gpu.setenv("CRE_DEVICE", "cuda")
+    get_settings.cache_clear()
+    try:
+        if command == "run":
+            assert run.main(["never-read.mp4"]) == 2
+        else:
+            with pytest.raises(SystemExit) as e:
+                serve.main(["--burst"])
+            assert e.value.code == 2
+    finally:
+        get_settings.cache_clear()
+    assert "CRE_DEVICE=cuda, but this torch" in capsys.readouterr().err

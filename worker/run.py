@@ -133,6 +133,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WeightsError as e:
         print(f"cre run: CRE_WEIGHTS={settings.weights!r}: {e}", file=sys.stderr)
         return 2
+    from worker.scoring import device_problem
+
+    problem = device_problem(settings)
+    if problem is not None:
+        print(f"cre run: {problem}", file=sys.stderr)
+        return 2
     items = list(args.inputs)
     if args.demo:
         from worker.demo import DEMO_DESCRIPTION, make_demo_set

@@ -33,7 +33,12 @@ import numpy as np
 from cre_models.aggregate import check_strategy
 from cre_models.evaluation.metrics import Platt
 from cre_models.faces import FaceBox, FaceDetector
-from cre_models.inference import check_precision, optimise_for_inference, torch_threads
+from cre_models.inference import (
+    check_device,
+    check_precision,
+    optimise_for_inference,
+    torch_threads,
+)
 from cre_models.roi import RoiDetector, RoiStats
 from cre_models.sampling import timed
 from cre_models.transforms import FaceTransform
@@ -126,6 +131,21 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def device_problem(settings: Settings) -> str | None:
+    """Why ``CRE_DEVICE`` or ``CRE_DETECT_DEVICE`` cannot run in this process, or ``None``.
+
+    Asks ``torch.cuda.is_available()`` only when a CUDA device is set."""
+    for name, device in (
+        ("CRE_DEVICE", settings.device),
+        ("CRE_DETECT_DEVICE", settings.detect_device),
+    ):
+        try:
+            check_device(device)
+        except ValueError as e:
+            return f"{name}={device}, but {e}"
+    return None
+
+
 class Scorer:
     """The model, its input contract and the face detector: everything a job scores with.
 
@@ -146,6 +166,9 @@ class Scorer:
 
         if settings.torch_threads > 0:
             torch.set_num_threads(settings.torch_threads)
+        problem = device_problem(settings)
+        if problem is not None:
+            raise ModelUnavailableError(problem)
         if model is None or config is None:
             from cre_models.weights import WeightsError, create_model, resolve_weights
 

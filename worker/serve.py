@@ -80,8 +80,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from worker.workers import ForkWarmWorker, WarmWorker
 
     settings = get_settings()
-    if args.fork and settings.device == "cuda":
-        parser.error("--fork cannot be used with CRE_DEVICE=cuda: run one warm worker per GPU")
+    if args.fork and "cuda" in (settings.device, settings.detect_device):
+        parser.error(
+            "--fork cannot be used with CRE_DEVICE=cuda or CRE_DETECT_DEVICE=cuda: "
+            "run one warm worker per GPU"
+        )
+    from worker.scoring import device_problem
+
+    problem = device_problem(settings)
+    if problem is not None:
+        parser.error(problem)
     worker_class: type[WarmWorker] | type[ForkWarmWorker] = (
         ForkWarmWorker if args.fork else WarmWorker
     )
