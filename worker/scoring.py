@@ -197,7 +197,7 @@ class Scorer:
                 "loaded %s v%s in %.2f s", config.name, config.version, time.perf_counter() - t0
             )
         self.device = torch.device(settings.device)
-        if self.device.type == "cuda":  # process-wide, as cuDNN's flags are
+        if "cuda" in (self.device.type, settings.detect_device):  # process-wide flags
             torch.backends.cudnn.allow_tf32 = settings.cuda_tf32
             torch.backends.cuda.matmul.allow_tf32 = settings.cuda_tf32
         self.precision = check_precision(settings.precision, self.device.type)

@@ -87,9 +87,9 @@ class Settings(BaseSettings):
     the fitted threshold's accuracy (docs/BENCHMARKS.md): use it only with a decision
     re-fitted under it (cre eval --fit)"""
     cuda_tf32: bool = False
-    """with CRE_DEVICE=cuda, let cuDNN and matmuls use TF32 (PyTorch's own default for
-    convolutions): it moved video scores by up to 2.4e-3 from the CPU's on the GPU benchmark's
-    clips, where float32 matched them to 1e-6 (docs/BENCHMARKS.md)"""
+    """on a GPU, let cuDNN and matmuls use TF32 (PyTorch's own default for convolutions): on
+    the GPU benchmark's clips it moved video scores by up to 2.5e-3 and a frame's by up to
+    0.094 from the CPU's, where float32 gave the CPU's video scores (docs/BENCHMARKS.md)"""
     decode_threads: int = Field(_LIMITS.decode_threads, ge=0)
     """FFmpeg decoder threads (slice threading); 0 = FFmpeg decides"""
     frames_per_video: int | None = Field(None, ge=1)
