@@ -6,6 +6,7 @@ Each test exercises one name of :data:`worker.rqcompat.PRIVATE_NAMES` on the ins
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import threading
@@ -189,3 +190,26 @@ def test_a_stopping_worker_does_not_wait_for_its_pubsub_thread(
         assert done.wait(15), f"{cls.__name__}.unsubscribe() still waiting after 15 s"
         assert time.monotonic() - t0 < 5
         assert not thread.is_alive()
+
+
+def _handler_in_a_forked_child() -> int:
+    """Fork; the child exits 0 when its SIGTERM handler is the default, 1 otherwise."""
+    pid = os.fork()
+    if pid == 0:  # the child: nothing but the check
+        os._exit(0 if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL else 1)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def test_a_child_forked_from_a_worker_ends_on_sigterm(conn: redis.Redis) -> None:
+    """A worker's scheduler process inherits the worker's SIGTERM handler until it installs
+    its own; a stop landing there was lost and the worker waited for it until SIGKILL. In a
+    child, SIGTERM is back to its default; a handler that is not a worker's stays."""
+    worker = SimpleWorker(["cre"], connection=conn)
+    old = signal.signal(signal.SIGTERM, worker.request_stop)
+    try:
+        assert _handler_in_a_forked_child() == 0
+        signal.signal(signal.SIGTERM, lambda *_: None)
+        assert _handler_in_a_forked_child() == 1
+    finally:
+        signal.signal(signal.SIGTERM, old)

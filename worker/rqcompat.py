@@ -18,6 +18,14 @@ renames or changes one fails there, not in production:
 RQ 3.0's ``unsubscribe`` (called as a worker stops) sends UNSUBSCRIBE before it tells its pubsub
 thread to stop; :class:`PubSubStopsFirst` does it the other way round (see there).
 
+A child forked from a worker (its scheduler process, a work horse) inherits the worker's
+SIGTERM handler until it installs its own. A warm stop sends the scheduler SIGTERM and waits
+for it; landing in that window (in an at-fork hook, which swallows exceptions) the handler's
+``StopRequested`` was lost and the worker waited for the scheduler until SIGKILL (a fresh-clone
+CI run, twentieth session). :func:`sigterm_default_in_forked_child`, run after every fork in
+a process that imported this module, puts SIGTERM back to its default (end the process) in
+such a child, as RQ does itself in a work horse.
+
 Anything else ``cre`` uses of RQ is public API (``Worker``, ``SimpleWorker``, ``Job``,
 ``Queue``, ``handle_job_failure``, ``fork_work_horse``, ``execute_job``...).
 """
@@ -25,16 +33,20 @@ Anything else ``cre`` uses of RQ is public API (``Worker``, ``SimpleWorker``, ``
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from collections.abc import Callable
 from typing import Any
 
 from rq.exceptions import StopRequested
+from rq.worker import BaseWorker
 
 __all__ = [
     "PRIVATE_NAMES",
     "PubSubStopsFirst",
     "StopRequestSticks",
     "has_exception_handler",
+    "sigterm_default_in_forked_child",
     "stop_was_requested",
 ]
 
@@ -47,6 +59,20 @@ PRIVATE_NAMES: tuple[str, ...] = (
     "BaseWorker._shutdown_requested_date",
 )
 """The private RQ names this module uses (``tests/test_rqcompat.py`` checks each one)."""
+
+
+def sigterm_default_in_forked_child() -> None:
+    """SIGTERM back to its default in a process whose handler is an RQ worker's (see the
+    module docstring); any other handler is left alone."""
+    handler = signal.getsignal(signal.SIGTERM)
+    if isinstance(getattr(handler, "__self__", None), BaseWorker):
+        try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        except ValueError:  # not the main thread: nothing safe to do here
+            pass
+
+
+os.register_at_fork(after_in_child=sigterm_default_in_forked_child)
 
 
 def has_exception_handler(worker: Any, handler: Callable[..., Any]) -> bool:
