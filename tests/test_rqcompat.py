@@ -29,8 +29,10 @@ pytest_plugins = ("tests.queue_fixtures",)  # fixtures: valkey_url, conn
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class _Sticky(rqcompat.StopRequestSticks, SimpleWorker):
-    pass
+class _Sticky(rqcompat.StopRequestSticks, rqcompat.PubSubStopsFirst, SimpleWorker):
+    """The stop mixin on a plain worker, with the pubsub teardown fix the shipped workers
+    have: without it RQ's teardown can wait 60 s for its pubsub thread (``PubSubStopsFirst``),
+    which failed the idle-loop test below twice in fresh-clone CI runs (62 s against 10)."""
 
 
 @pytest.fixture
