@@ -333,7 +333,7 @@ class FaceDetector:
 
         x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device)
         with self._lock, torch.inference_mode(), torch_threads(self.threads):
-            loc, conf, landmarks = (t.float().cpu() for t in self.model(x))
+            loc, conf, landmarks = (t.cpu() for t in self.model(x))
         return loc.numpy(), conf.numpy(), landmarks.numpy()
 
     def priors(self, height: int, width: int) -> np.ndarray:
