@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Throughput of 1 and 2 ``cre worker`` processes on one Redis; rewrites docs/BENCHMARKS.md.
 
-``python -m benchmarks.bench_scale [--videos 8] [--workers 1 2] [--weights cre-seed]``
+``python -m benchmarks.bench_scale [--videos 8] [--workers 1 2] [--weights default]``
 
 For each worker count: an embedded Valkey, that many ``cre worker`` processes (the
 deployment command) with ``cores / N`` torch threads each, started and ready (model
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--videos", type=int, default=8)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--weights", default="cre-seed")
+    parser.add_argument("--weights", default="default", help="CRE_WEIGHTS of the workers")
     add_clip_arguments(parser)
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)

@@ -1,4 +1,5 @@
-"""What several benchmarks share: the machine line of a section, and synthetic face clips."""
+"""What several benchmarks share: the machine line of a section, synthetic face clips, and
+a process's own peak memory."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 __all__ = [
     "ROOT",
     "cpu_model",
+    "peak_rss_mb",
     "measured_on",
     "add_clip_arguments",
     "write_clips",
@@ -19,6 +21,29 @@ __all__ = [
 
 ROOT = Path(__file__).resolve().parents[1]
 """The repository root (workers started by a benchmark import the code from here)."""
+
+
+def peak_rss_mb() -> tuple[float, str]:
+    """This process's peak resident memory in MB, and where it was read.
+
+    On Linux ``VmHWM`` of ``/proc/self/status``: the high-water mark of this process's own
+    memory. Not ``getrusage``'s ``ru_maxrss`` there: a child started by ``subprocess`` keeps
+    the ``ru_maxrss`` of the process it was forked from across ``exec``, so a fresh process
+    started by a benchmark that holds a model reports at least the benchmark's own peak
+    (seen: 726 MB for a child whose own peak was 10 MB). Elsewhere ``ru_maxrss`` (bytes on
+    macOS, KiB on the BSDs), with that caveat.
+    """
+    import resource
+    import sys
+
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024, "VmHWM"
+    except (OSError, ValueError, IndexError):
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024 if sys.platform == "darwin" else 1024), "ru_maxrss"
 
 
 def cpu_model() -> str:
@@ -65,6 +90,7 @@ def describe_weights(name: str) -> str:
     model = checkpoint_identity(name).model
     if model.weights_sha256 is None:
         return (
-            f"{model.name}, an untrained network: the compute of the real model, meaningless scores"
+            f"{model.name}, an untrained registered network: its architecture's compute, "
+            "meaningless scores"
         )
     return f"{model.name} v{model.version}"

@@ -6,8 +6,13 @@ network that gives the same outputs up to float rounding (about 1e-7 on probabil
 in roughly half the CPU time at the worker's batch sizes (docs/BENCHMARKS.md): every
 ``Conv2d`` followed by a ``BatchNorm2d`` in an ``nn.Sequential`` is fused into one
 convolution, a ``ReLU`` followed by a ``MaxPool2d`` is moved after the pool (the same
-numbers, since max and ReLU commute, on a quarter of the values), and the weights are
-stored channels-last, where oneDNN's convolutions and pooling are fastest.
+numbers, since max and ReLU commute, on a quarter of the values), the weights are
+stored channels-last, where oneDNN's convolutions and pooling are fastest, and every
+convolution runs oneDNN's kernel (:class:`OneDnnConv2d`). PyTorch picks oneDNN for most
+convolutions on its own, but not for a 1x1 convolution of a batch under 16 on one thread:
+that one goes to its generic kernel, behind a copy out of channels-last, which made the
+worker's one-thread batches (the decoder busy on the other core) a fifth slower than they
+need be (docs/BENCHMARKS.md, twenty-first session).
 
 Both work under one torch thread (:func:`torch_threads`), so that preparing a model in a
 forking worker's parent never starts torch's OpenMP pool (see ``worker/scoring.py``).
@@ -29,6 +34,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "torch_threads",
     "channels_last",
+    "OneDnnConv2d",
     "optimise_for_inference",
     "native_bfloat16",
     "check_precision",
@@ -95,6 +101,37 @@ def channels_last(model: M) -> M:
     return model
 
 
+class OneDnnConv2d(nn.Conv2d):
+    """A ``Conv2d`` that runs oneDNN's convolution for CPU float32 input, whatever the batch
+    size and thread count (see the module docstring); anything else (another device or
+    dtype, bfloat16 autocast, a padding mode or padding string) takes ``Conv2d``'s own path.
+    Only for inference: it has no backward of its own beyond what oneDNN's op provides."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (
+            x.device.type != "cpu"
+            or x.dtype != torch.float32
+            or self.weight.dtype != torch.float32
+            or self.padding_mode != "zeros"
+            or isinstance(self.padding, str)
+            or torch.is_autocast_enabled("cpu")
+        ):
+            return super().forward(x)
+        return torch.ops.aten.mkldnn_convolution(
+            x, self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups
+        )
+
+
+def _onednn_convolutions(model: nn.Module) -> None:
+    """Every plain ``Conv2d`` of ``model`` becomes a :class:`OneDnnConv2d` (in place: the
+    class changes, the parameters stay); nothing where this torch has no oneDNN."""
+    if not torch.backends.mkldnn.is_available():
+        return
+    for module in model.modules():
+        if type(module) is nn.Conv2d:
+            module.__class__ = OneDnnConv2d
+
+
 def _fuse_sequential(seq: nn.Sequential) -> None:
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
@@ -113,8 +150,11 @@ def _fuse_sequential(seq: nn.Sequential) -> None:
             seq[ia], seq[ib] = b, nn.ReLU(inplace=True)
 
 
-def optimise_for_inference(model: M) -> M:
+def optimise_for_inference(model: M, onednn: bool = True) -> M:
     """A fused, channels-last copy of ``model`` for inference (see the module docstring).
+
+    ``onednn=False`` leaves the convolutions to PyTorch's own choice of kernel (for
+    benchmarks that measure what :class:`OneDnnConv2d` buys).
 
     The copy is in eval mode and meant for inference only (its batch norms are folded
     into the convolutions: training it would not train the original). Feed it
@@ -126,4 +166,6 @@ def optimise_for_inference(model: M) -> M:
         for module in list(fast.modules()):
             if isinstance(module, nn.Sequential):
                 _fuse_sequential(module)
+        if onednn:
+            _onednn_convolutions(fast)
         return channels_last(fast)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import pytest
 
 from benchmarks.benchdoc import write_section
 
@@ -94,7 +97,8 @@ def test_worker_benchmark_picks_480p_and_up_and_reports_the_median_ratio(tmp_pat
         "detection": "d",
         "repeats": 3,
         "crops_per_s": 100.0,
-        "rss_10s": {"rss_mb": 600.0},
+        "crops_per_s_1t": 61.5,
+        "rss_10s": {"rss_mb": 600.0, "rss_source": "VmHWM"},
         "rss_3min": {"rss_mb": 600.0},
     }
     text = render(results)
@@ -102,3 +106,33 @@ def test_worker_benchmark_picks_480p_and_up_and_reports_the_median_ratio(tmp_pat
     assert "the largest is **detect** (misses target" in text
     assert "the largest stage of a clip: decode in 3, detect in 0, infer in 0" in text
     assert "`sub/big.mp4`" not in text and "| `a` |" in text
+    assert "one video; VmHWM) | 600 MB | meets target <= 1536 |" in text
+    assert "one video; ru_maxrss) | 600 MB" in text  # a result without the source
+    assert "| the same on one torch thread (a batch while the decoder thread works) | 61.5" in text
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="needs Linux /proc")
+def test_a_child_reports_its_own_peak_memory_not_its_parents() -> None:
+    """The worker benchmark's peak RSS comes from a child process; ``ru_maxrss`` there carries
+    the parent's peak across ``exec`` (the bug behind the twentieth session's figures)."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from benchmarks.common import ROOT, peak_rss_mb
+
+    held = np.ones((300, 1024, 1024), dtype=np.uint8)  # 300 MB resident in this process
+    mine, source = peak_rss_mb()
+    assert source == "VmHWM" and mine >= 300
+    code = (
+        "import json, resource; from benchmarks.common import peak_rss_mb; "
+        "print(json.dumps([peak_rss_mb()[0], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    own_mb, maxrss_kib = json.loads(out.stdout)
+    # a bare interpreter, far below this process's 300 MB (ru_maxrss read maxrss_kib)
+    assert own_mb < 200, (own_mb, maxrss_kib)
+    assert held.sum() > 0

@@ -6,7 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from cre_models.inference import channels_last, optimise_for_inference, torch_threads
+from cre_models.inference import (
+    OneDnnConv2d,
+    channels_last,
+    optimise_for_inference,
+    torch_threads,
+)
 from cre_models.model import CompressionResilientNetwork, EmbedderConfig, NetworkConfig
 
 
@@ -54,10 +59,62 @@ def test_the_inference_copy_gives_the_same_outputs(rgb_stream: str, residual: st
 def test_relu_before_a_max_pool_moves_after_it() -> None:
     seq = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2)).eval()
     fast = optimise_for_inference(seq)
-    assert [type(m) for m in fast] == [nn.Conv2d, nn.Identity, nn.MaxPool2d, nn.ReLU]
+    assert [type(m) for m in fast][1:] == [nn.Identity, nn.MaxPool2d, nn.ReLU]
+    assert isinstance(fast[0], nn.Conv2d)
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(fast(x), seq(x), atol=1e-6, rtol=0)
+
+
+def _convolution_kernels(module: nn.Module, x: torch.Tensor) -> set[str]:
+    from torch.profiler import profile
+
+    with torch.inference_mode(), profile() as prof:
+        module(x)
+    return {e.name for e in prof.events() if "conv" in e.name and "slow" in e.name} | {
+        e.name for e in prof.events() if e.name == "aten::mkldnn_convolution"
+    }
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="torch without oneDNN")
+def test_every_convolution_of_the_inference_copy_runs_onednn_on_one_thread() -> None:
+    """The worker's one-thread batches: PyTorch sends a 1x1 convolution of a batch under 16
+    to its generic kernel there; the inference copy's convolutions go to oneDNN, with the
+    same outputs (any batch size, either layout)."""
+    net = _network("efficientnet_lite0", "srm")
+    fast = optimise_for_inference(net)
+    convs = [m for m in fast.modules() if isinstance(m, nn.Conv2d)]
+    assert convs and all(type(m) is OneDnnConv2d for m in convs)
+    assert not any(type(m) is OneDnnConv2d for m in net.modules())  # the original is kept
+    pointwise = nn.Conv2d(16, 16, 1).eval()
+    x = torch.randn(2, 16, 8, 8).contiguous(memory_format=torch.channels_last)
+    with torch_threads(1):
+        assert "aten::_slow_conv2d_forward" in _convolution_kernels(pointwise, x)  # the reason
+        fused = optimise_for_inference(nn.Sequential(pointwise))
+        assert _convolution_kernels(fused, x) == {"aten::mkldnn_convolution"}
+        for batch in (1, 3, 8):
+            y = torch.rand(batch, 3, 64, 64) * 2 - 1
+            with torch.inference_mode():
+                want = net.predict_proba(y)
+                for layout in (torch.contiguous_format, torch.channels_last):
+                    got = fast.predict_proba(y.contiguous(memory_format=layout))
+                    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+
+def test_onednn_convolution_leaves_autocast_and_other_inputs_to_conv2d() -> None:
+    conv = OneDnnConv2d(4, 4, 3, padding=1).eval()
+    plain = nn.Conv2d(4, 4, 3, padding=1).eval()
+    plain.load_state_dict(conv.state_dict())
+    x = torch.randn(2, 4, 8, 8)
+    with torch.inference_mode():
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # CRE_PRECISION=bfloat16
+            assert conv(x).dtype == torch.bfloat16
+        torch.testing.assert_close(conv(x), plain(x), atol=1e-6, rtol=0)
+        same = OneDnnConv2d(4, 4, 3, padding="same").eval()  # a padding string
+        same.load_state_dict(conv.state_dict())
+        torch.testing.assert_close(same(x), plain(x), atol=1e-6, rtol=0)
+        wide = x.double()  # another dtype
+        torch.testing.assert_close(conv.double()(wide), plain.double()(wide))
 
 
 def test_channels_last_changes_layout_not_outputs() -> None:
