@@ -67,6 +67,10 @@ _MIN_PACKET_FRACTION = 0.98
 _MAX_SPAN_RATIO = 1.5
 """Packets spanning more than this multiple of the header's duration have damaged timestamps."""
 
+_MIN_DISTINCT_FRACTION = 0.5
+"""Fewer different packet timestamps than this share of the packets: damaged timestamps (the
+sampler chooses frames by time, so frames that share one time cannot be told apart)."""
+
 
 @dataclass(frozen=True)
 class SampledFrame:
@@ -99,6 +103,11 @@ def _check_index(index: KeyframeIndex, info: VideoInfo, limits: VideoLimits) -> 
         raise LimitExceededError(
             f"video packets span {index.duration_s:.1f} s, over the limit of "
             f"{limits.max_duration_s:g} s"
+        )
+    if index.packets > 1 and index.distinct_times < _MIN_DISTINCT_FRACTION * index.packets:
+        raise CorruptVideoError(
+            f"the {index.packets} video packets carry only {index.distinct_times} different "
+            "timestamps: damaged timestamps (frames that share a time cannot be sampled by time)"
         )
     if info.duration_s > 0 and index.duration_s > _MAX_SPAN_RATIO * info.duration_s + 1.0:
         raise CorruptVideoError(
@@ -172,7 +181,9 @@ def sample_frames(
 
     Raises:
         TruncatedVideoError: fewer packets or frames than the container promises.
-        CorruptVideoError: more than half of the packets cannot be decoded, or none.
+        CorruptVideoError: more than half of the packets cannot be decoded, or none; or the
+            packets' timestamps are damaged (spanning far more than the header's duration, or
+            fewer different times than half the packets).
         NoVideoStreamError: no frames.
         LimitExceededError: the decoder refuses a frame above ``max_pixels``.
     """

@@ -156,6 +156,8 @@ class KeyframeIndex:
     end_s: float
     keyframe_times: list[float] = field(repr=False)
     keyframe_pts: list[int] = field(repr=False)
+    distinct_times: int = 0
+    """How many different timestamps the packets carry (``packets`` in a sound file)."""
 
     @property
     def duration_s(self) -> float:
@@ -492,4 +494,5 @@ def scan_packets(path: Path, limits: VideoLimits) -> KeyframeIndex:
         end_s=max(end, start),
         keyframe_times=[key_times[i] for i in order],
         keyframe_pts=[key_pts[i] for i in order],
+        distinct_times=len(set(times)),
     )

@@ -112,6 +112,33 @@ def write_empty_video(
     return path
 
 
+def write_video_without_timestamps(
+    path: str | Path, *, width: int = 160, height: int = 120, frames: int = 20, fps: int = 10
+) -> Path:
+    """An H.264 MP4 whose packets all carry timestamp 0 (as some broken muxing tools write):
+    a :func:`write_video` clip re-muxed with every packet's pts and dts set to 0. It plays as
+    one frame, and decodes as ``frames``."""
+    path = Path(path)
+    source = write_video(
+        path.with_name(path.stem + "_source.mp4"),
+        width=width,
+        height=height,
+        seconds=frames / fps,
+        fps=fps,
+    )
+    with av.open(str(source)) as inp, av.open(str(path), mode="w") as out:
+        stream = inp.streams.video[0]
+        copy = out.add_stream_from_template(stream)
+        for packet in inp.demux(stream):
+            if packet.dts is None:
+                continue  # the flush packet
+            packet.pts = packet.dts = 0
+            packet.stream = copy
+            out.mux(packet)
+    source.unlink()
+    return path
+
+
 def write_audio_only(path: str | Path, *, seconds: float = 1.0, sample_rate: int = 22050) -> Path:
     """Write an AAC sine tone in an MP4 container (``.m4a``/``.mp4``): no video stream at all."""
     path = Path(path)

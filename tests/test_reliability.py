@@ -59,7 +59,7 @@ def _write_huge(path: Path, side: int = 8000) -> Path:
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The good clip and every bad local input, generated here."""
-    from tests.synth import write_audio_only, write_empty_video
+    from tests.synth import write_audio_only, write_empty_video, write_video_without_timestamps
 
     d = tmp_path_factory.mktemp("bad-inputs")
     rng = np.random.default_rng(6)
@@ -85,6 +85,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out["bit_flips"] = d / "flipped.mp4"
     out["audio_only"] = write_audio_only(d / "audio.mp4", seconds=1.0)
     out["zero_frames"] = write_empty_video(d / "zero.mp4")
+    out["one_timestamp"] = write_video_without_timestamps(d / "zero_pts.mp4")
     out["too_many_pixels"] = _write_huge(d / "huge.mp4")
     out["too_long"] = write_clip(d / "long.mp4", width=64, height=48, seconds=4.0, fps=4)
     out["directory"] = d / "a_folder.mp4"
@@ -213,6 +214,7 @@ LOCAL_CASES: dict[str, tuple[set[str], str | None]] = {
     "truncated_faststart": ({"truncated"}, None),
     "audio_only": ({"no_video"}, None),
     "zero_frames": ({"no_video", "truncated", "corrupt"}, None),
+    "one_timestamp": ({"corrupt"}, "damaged timestamps"),
     "too_many_pixels": ({"limit_exceeded"}, "pixel"),
     "too_long": ({"limit_exceeded"}, "over the limit"),
     "hls_local_playlist": ({"unsupported"}, None),

@@ -20,7 +20,12 @@ from cre_models.errors import (
 )
 from cre_models.sampling import sample_frames, sample_targets
 from cre_models.video import SampleStats, VideoInfo, VideoLimits, probe_video, scan_packets
-from tests.synth import write_audio_only, write_empty_video, write_video
+from tests.synth import (
+    write_audio_only,
+    write_empty_video,
+    write_video,
+    write_video_without_timestamps,
+)
 from worker.settings import Settings
 
 av.logging.set_level(av.logging.PANIC)  # damaged inputs make FFmpeg log loudly
@@ -312,6 +317,20 @@ def test_zero_frames(tmp_path: Path, suffix: str) -> None:
     assert path.stat().st_size > 0
     with pytest.raises((NoVideoStreamError, TruncatedVideoError)):
         probe_video(path, _limits())
+
+
+@pytest.mark.parametrize("frames", [8, 40])  # fewer and more frames than sampled
+def test_frames_that_share_one_timestamp_are_damaged_timestamps(
+    tmp_path: Path, frames: int
+) -> None:
+    """Sampling is by time: 40 frames at time 0 cannot be told apart. Before, the clip was
+    scored from one frame with the warning that the video is shorter than asked."""
+    path = write_video_without_timestamps(tmp_path / "zero_pts.mp4", frames=frames)
+    index = scan_packets(path, _limits())
+    assert index.packets == frames and index.distinct_times == 1
+    info = probe_video(path, _limits())
+    with pytest.raises(CorruptVideoError, match="damaged timestamps"):
+        list(sample_frames(path, info, 16, _limits()))
 
 
 def test_over_pixel_limit_by_setting(videos: dict[str, Path]) -> None:

@@ -49,8 +49,11 @@ VIDEO_EXTENSIONS = frozenset(
 def expand_inputs(items: Iterable[str]) -> list[str]:
     """URLs and files as given; folders replaced by their video files (recursive, sorted).
 
-    A folder without videos contributes nothing (and is logged); paths that do not exist
-    are passed through so that :func:`worker.queue.enqueue` rejects them with a reason.
+    A folder without videos contributes nothing (and is logged); the other files of a
+    folder (not hidden ones) are named in one log line, since a clip with an unusual
+    extension would otherwise go unscored without a word; name such a file on its own to
+    submit it. Paths that do not exist are passed through so that
+    :func:`worker.queue.enqueue` rejects them with a reason.
     """
     from worker.fetch import is_url
 
@@ -61,13 +64,27 @@ def expand_inputs(items: Iterable[str]) -> list[str]:
             continue
         path = Path(item).expanduser()
         if path.is_dir():
-            found = sorted(
-                str(p)
-                for p in path.rglob("*")
-                if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()
-            )
+            files = sorted(p for p in path.rglob("*") if p.is_file())
+            found = [str(p) for p in files if p.suffix.lower() in VIDEO_EXTENSIONS]
+            others = [
+                p.relative_to(path).as_posix()
+                for p in files
+                if p.suffix.lower() not in VIDEO_EXTENSIONS
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            ]
             if not found:
                 logger.warning("%s: no video files (%s)", item, ", ".join(sorted(VIDEO_EXTENSIONS)))
+            if others:
+                shown = ", ".join(others[:5]) + (
+                    f" and {len(others) - 5} more" if len(others) > 5 else ""
+                )
+                logger.info(
+                    "%s: %d other file(s) not submitted (not a video file extension): %s; "
+                    "name a file on its own to submit it anyway",
+                    item,
+                    len(others),
+                    shown,
+                )
             out.extend(found)
         else:
             out.append(item)

@@ -1,0 +1,48 @@
+"""What a submitted folder turns into (``worker.submit.expand_inputs``)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from worker.submit import expand_inputs
+
+
+def test_a_folder_gives_its_videos_and_names_the_files_it_leaves_out(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / ".cache").mkdir()
+    for name in ("b.MP4", "sub/a.webm", "clip.gif", "notes.txt", ".DS_Store", ".cache/x.bin"):
+        (tmp_path / name).write_bytes(b"x")
+    url = "https://example.com/v.mp4"
+    with caplog.at_level(logging.INFO, logger="worker.submit"):
+        got = expand_inputs([str(tmp_path), url, str(tmp_path / "clip.gif")])
+    assert got == [
+        str(tmp_path / "b.MP4"),
+        str(tmp_path / "sub/a.webm"),
+        url,
+        str(tmp_path / "clip.gif"),
+    ]
+    (line,) = [r.getMessage() for r in caplog.records if "not submitted" in r.getMessage()]
+    assert "2 other file(s)" in line and "clip.gif, notes.txt" in line
+    assert ".DS_Store" not in line and "x.bin" not in line  # hidden files stay quiet
+
+
+def test_a_folder_without_videos_says_so_and_long_lists_are_cut(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    for i in range(7):
+        (tmp_path / f"photo{i}.jpg").write_bytes(b"x")
+    with caplog.at_level(logging.INFO, logger="worker.submit"):
+        assert expand_inputs([str(tmp_path)]) == []
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("no video files" in m for m in messages)
+    assert any("7 other file(s)" in m and "and 2 more" in m for m in messages)
+
+
+def test_a_missing_path_passes_through_for_enqueue_to_refuse(tmp_path: Path) -> None:
+    gone = str(tmp_path / "gone.mp4")
+    assert expand_inputs([gone]) == [gone]
