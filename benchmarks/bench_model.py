@@ -55,12 +55,49 @@ def crops_per_second(
     return statistics.median(rates)
 
 
+def batch_sweep(
+    sizes: Sequence[int], batches: Sequence[int], threads: Sequence[int], seconds: float
+) -> list[str]:
+    """Markdown rows: the worker copy's crops/s per input size, thread count and batch size,
+    each the median of 3 rounds that go through every batch size in turn (so a slow spell of
+    a shared machine lands on all of them)."""
+    if not batches:
+        return []
+    torch.manual_seed(0)
+    net = CompressionResilientNetwork(
+        config=NetworkConfig(
+            embedder=EmbedderConfig(rgb_stream="efficientnet_lite0"), denoiser=None
+        )
+    ).eval()
+    fast = optimise_for_inference(net)
+    head = "| input px | torch threads | " + " | ".join(f"batch {b}" for b in batches) + " |"
+    rows = [head, "| ---: | ---: | " + " | ".join("---:" for _ in batches) + " |"]
+    for size in sizes:
+        for n in threads:
+            rates: dict[int, list[float]] = {b: [] for b in batches}
+            with torch_threads(n):
+                for _ in range(3):
+                    for b in batches:
+                        rates[b].append(crops_per_second(fast, size, b, seconds / 3, 1, True))
+            med = {b: statistics.median(r) for b, r in rates.items()}
+            best = max(med, key=lambda b: med[b])
+            cells = [f"**{med[b]:.1f}**" if b == best else f"{med[b]:.1f}" for b in batches]
+            rows.append(f"| {size} | {n} | " + " | ".join(cells) + " |")
+            print(rows[-1], flush=True)
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--threads", default="1,2", help="torch thread counts, comma-separated")
     p.add_argument("--sizes", default="128,160,224", help="input sizes, comma-separated")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--seconds", type=float, default=3.0)
+    p.add_argument(
+        "--batch-sweep",
+        default="1,2,3,4,6,8,12,16",
+        help="batch sizes for the worker copy's sweep (empty: no sweep)",
+    )
     p.add_argument("--docs", type=Path, default=DOC)
     args = p.parse_args(argv)
     threads = [int(t) for t in args.threads.split(",")]
@@ -84,6 +121,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"| {before:.1f} | {worker:.1f} |"
                 )
                 print(rows[-1], flush=True)
+    sweep_rows = batch_sweep(
+        [int(s) for s in args.sizes.split(",")],
+        [int(b) for b in args.batch_sweep.split(",") if b],
+        threads,
+        args.seconds,
+    )
     body = section(
         "## Face model inference (embedder + head, no denoiser)",
         f"{measured_on('bench_model')}; torch {torch.__version__}, batch {args.batch}; median "
@@ -96,6 +139,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "| crops/s worker, torch's kernels | crops/s worker |",
         rows,
     )
+    if sweep_rows:
+        body += (
+            "\n\nThe worker copy of the shipped architecture (efficientnet_lite0 + srm) by batch "
+            "size: crops/s, median of 3 interleaved rounds; **bold**: the best of a row.\n\n"
+            + "\n".join(sweep_rows)
+        )
     print(body)
     write_section(args.docs, SECTION, body)
     return 0

@@ -170,6 +170,30 @@ def _crops_per_s(scorer: Any, n: int = 64, repeats: int = 3, threads: int = 0) -
     return n / statistics.median(times)
 
 
+BATCH_SIZES = (1, 2, 4, 8, 16)
+"""The ``CRE_BATCH_SIZE`` values the sweep measures ``predict`` at."""
+
+
+def _batch_sweep(scorer: Any) -> dict[str, dict[str, float]]:
+    """Crops/s of ``predict`` per batch size (``BATCH_SIZES`` and the worker's own), on one
+    and on all threads."""
+    import torch
+
+    chosen = scorer.batch_size
+    out: dict[str, dict[str, float]] = {}
+    try:
+        for b in sorted({*BATCH_SIZES, chosen}):
+            scorer.batch_size = b
+            out[str(b)] = {
+                "1": _crops_per_s(scorer, threads=1),
+                str(torch.get_num_threads()): _crops_per_s(scorer),
+            }
+            print(f"batch {b}: {out[str(b)]}", flush=True)
+    finally:
+        scorer.batch_size = chosen
+    return out
+
+
 _RSS_SCRIPT = """
 import json, sys, time
 t = time.perf_counter()
@@ -273,6 +297,23 @@ def render(results: dict[str, Any]) -> str:
             for label, r in (("10 s", results["rss_10s"]), ("3 min", results["rss_3min"]))
         ),
     ]
+    sweep: dict[str, dict[str, float]] = results.get("batch_sweep") or {}
+    if sweep:
+        threads = list(next(iter(sweep.values())))
+        other.extend(
+            [
+                "",
+                f"`predict` crops/s by `CRE_BATCH_SIZE` ({results['input_size']} px; the worker "
+                f"uses {results['batch_size']}):",
+                "",
+                "| batch size | " + " | ".join(f"{t} torch thread(s)" for t in threads) + " |",
+                "| ---: | " + " | ".join("---:" for _ in threads) + " |",
+                *(
+                    f"| {b} | " + " | ".join(f"{rates[t]:.1f}" for t in threads) + " |"
+                    for b, rates in sweep.items()
+                ),
+            ]
+        )
     return section(
         "## Scoring worker (`python -m benchmarks.bench_worker`)",
         f"Measured {results['date']} on {results['machine']}, load average "
@@ -382,6 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["load_end"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     results["summary"] = summarise(results["clips"])
     print(f"summary: {results['summary']}", flush=True)
+    results["batch_sweep"] = _batch_sweep(scorer)
     results["crops_per_s"] = _crops_per_s(scorer)
     # the rate of a batch that runs while the decoder thread works (Scorer.score_frames)
     results["crops_per_s_1t"] = _crops_per_s(scorer, threads=1)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -33,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "torch_threads",
+    "CPU_BATCH_PIXELS",
+    "default_batch_size",
     "channels_last",
     "OneDnnConv2d",
     "optimise_for_inference",
@@ -65,6 +68,27 @@ def native_bfloat16() -> bool:
     cpu = getattr(torch, "cpu", None)
     checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
     return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
+
+
+CPU_BATCH_PIXELS = 204_800
+"""Input pixels per CPU forward pass when the batch size is left to the input size: 8 crops of
+160 px, 5 of 224 px. The best batch per crop on this project's 2-core machine at 128-320 px
+(docs/BENCHMARKS.md, model-speed): a larger batch outgrows the caches, the full-resolution
+first layers of the noise stream above all, and gets slower per crop."""
+
+_MAX_AUTO_BATCH = 16
+"""The largest batch the CPU rule gives (the largest one measured)."""
+
+
+def default_batch_size(device: str, size: int) -> int:
+    """Face crops per forward pass when ``CRE_BATCH_SIZE`` is 0: on a GPU 8 (the batch its
+    runs measured); on the CPU as many ``size`` x ``size`` crops as fit
+    :data:`CPU_BATCH_PIXELS`, rounded up, between 1 and 16 (160 px: 8, 224 px: 5, 288 px: 3)."""
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    if torch.device(device).type != "cpu":
+        return 8
+    return max(1, min(_MAX_AUTO_BATCH, math.ceil(CPU_BATCH_PIXELS / (size * size))))
 
 
 def check_device(device: str) -> str:

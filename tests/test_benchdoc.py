@@ -98,6 +98,7 @@ def test_worker_benchmark_picks_480p_and_up_and_reports_the_median_ratio(tmp_pat
         "repeats": 3,
         "crops_per_s": 100.0,
         "crops_per_s_1t": 61.5,
+        "batch_sweep": {"4": {"1": 66.2, "2": 109.3}, "8": {"1": 53.1, "2": 90.6}},
         "rss_10s": {"rss_mb": 600.0, "rss_source": "VmHWM"},
         "rss_3min": {"rss_mb": 600.0},
     }
@@ -106,6 +107,8 @@ def test_worker_benchmark_picks_480p_and_up_and_reports_the_median_ratio(tmp_pat
     assert "the largest is **detect** (misses target" in text
     assert "the largest stage of a clip: decode in 3, detect in 0, infer in 0" in text
     assert "`sub/big.mp4`" not in text and "| `a` |" in text
+    assert "| batch size | 1 torch thread(s) | 2 torch thread(s) |" in text
+    assert "| 4 | 66.2 | 109.3 |" in text and "| 8 | 53.1 | 90.6 |" in text
     assert "one video; VmHWM) | 600 MB | meets target <= 1536 |" in text
     assert "one video; ru_maxrss) | 600 MB" in text  # a result without the source
     assert "| the same on one torch thread (a batch while the decoder thread works) | 61.5" in text

@@ -7,8 +7,10 @@ import torch
 from torch import nn
 
 from cre_models.inference import (
+    CPU_BATCH_PIXELS,
     OneDnnConv2d,
     channels_last,
+    default_batch_size,
     optimise_for_inference,
     torch_threads,
 )
@@ -153,3 +155,14 @@ def test_precision_is_checked_and_emulated_bfloat16_warned(
     assert "slower than float32" in caplog.text
     with pytest.raises(ValueError, match="precision must be"):
         inference.check_precision("float16", "cpu")
+
+
+def test_the_cpu_batch_fits_a_pixel_budget_and_a_gpu_gets_eight() -> None:
+    """The CPU rule picked the fastest batch per crop at 128-320 px on our machine
+    (docs/BENCHMARKS.md): 8 crops of 160 px, 5 of 224, 3 of 288, 2 of 320."""
+    sizes = {128: 13, 160: 8, 192: 6, 224: 5, 256: 4, 288: 3, 320: 2, 1000: 1, 64: 16, 1: 16}
+    assert {s: default_batch_size("cpu", s) for s in sizes} == sizes
+    assert all(default_batch_size("cpu", s) * s * s >= CPU_BATCH_PIXELS for s in (160, 224, 320))
+    assert default_batch_size("cuda", 224) == default_batch_size("cuda:1", 64) == 8
+    with pytest.raises(ValueError, match="size"):
+        default_batch_size("cpu", 0)

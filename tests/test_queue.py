@@ -222,6 +222,16 @@ def test_scorer_uses_the_checkpoint_contract(tiny_settings: Settings) -> None:
     np.testing.assert_allclose(probs, one_by_one, rtol=1e-4, atol=1e-6)  # batching changes nothing
 
 
+def test_batch_size_zero_is_chosen_by_device_and_input_size(tiny_settings: Settings) -> None:
+    """``CRE_BATCH_SIZE=0`` (the default): the CPU batch comes from the checkpoint's input
+    size (here 64 px: the cap of 16); a set value is kept."""
+    from worker.scoring import Scorer
+
+    assert Settings().batch_size == 0
+    assert Scorer(tiny_settings.model_copy(update={"batch_size": 0})).batch_size == 16
+    assert Scorer(tiny_settings).batch_size == 4
+
+
 def test_frame_score_is_max_over_faces_and_faceless_frames_count(tiny_settings: Settings) -> None:
     from worker.scoring import Scorer
 

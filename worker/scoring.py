@@ -36,6 +36,7 @@ from cre_models.faces import FaceBox, FaceDetector
 from cre_models.inference import (
     check_device,
     check_precision,
+    default_batch_size,
     optimise_for_inference,
     torch_threads,
 )
@@ -204,8 +205,10 @@ class Scorer:
         logger.info("face model arithmetic: %s (CRE_PRECISION)", self.precision)
         self.model = model
         self.config = config
-        self.batch_size = settings.batch_size
         self.transform = FaceTransform.from_spec(config.input)
+        self.batch_size = settings.batch_size or default_batch_size(
+            self.device.type, self.transform.size
+        )
         self.frames_per_video = settings.frames_per_video or config.input.frames_per_video
         self.threshold = (
             config.decision.threshold if settings.threshold is None else settings.threshold

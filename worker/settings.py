@@ -77,8 +77,10 @@ class Settings(BaseSettings):
     previous one, 160 px, faster and less accurate)"""
     device: Literal["cpu", "cuda"] = "cpu"
     """torch device"""
-    batch_size: int = Field(8, ge=1)
-    """face crops per forward pass (scored as soon as this many wait)"""
+    batch_size: int = Field(0, ge=0)
+    """face crops per forward pass (scored as soon as this many wait); 0 = by device and input
+    size: on the CPU as many crops as fit 204,800 pixels, rounded up (5 at the default's 224 px,
+    8 at 160 px: the fastest per crop measured, docs/BENCHMARKS.md), on a GPU 8"""
     torch_threads: int = Field(0, ge=0)
     """torch intra-op threads; 0 = all cores"""
     precision: Precision = "float32"
