@@ -65,7 +65,7 @@ def expand_inputs(items: Iterable[str]) -> list[str]:
         path = Path(item).expanduser()
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.is_file())
-            found = [str(p) for p in files if p.suffix.lower() in VIDEO_EXTENSIONS]
+            found = sorted(str(p) for p in files if p.suffix.lower() in VIDEO_EXTENSIONS)
             others = [
                 p.relative_to(path).as_posix()
                 for p in files
