@@ -197,6 +197,41 @@ def test_cre_run_gives_the_same_scores(
     assert "no_face" in run.stdout and "broken" in run.stdout
 
 
+def test_submit_from_a_list_on_stdin_and_a_file(
+    scored: tuple[dict, redis.Redis],
+    videos: dict,
+    tiny_weights: Path,
+    valkey_url: str,
+    tmp_path: Path,
+) -> None:
+    """``--from -`` and ``--from FILE``: one source per line, comments and blank lines
+    skipped, the same submissions as on the command line (already scored: skipped)."""
+    env = _env(tiny_weights, valkey_url)
+    clip, other = videos["h264_320x240"], videos["no_face"]
+    listing = f"# tonight's batch\n\n  {clip}  \n"
+    out = subprocess.run(
+        [sys.executable, "scripts/submit.py", "--from", "-", "--json"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        input=listing,
+    )
+    assert out.returncode == 0, out.stderr
+    (sub,) = (json.loads(line) for line in out.stdout.splitlines())
+    assert sub["status"] == "skipped_done" and sub["source"] == str(clip)
+    (tmp_path / "list.txt").write_text(f"{other}\n")
+    both = _run(
+        [sys.executable, "scripts/submit.py", str(clip), "--from", str(tmp_path / "list.txt")], env
+    )
+    assert both.returncode == 0, both.stderr
+    assert [line.split()[0] for line in both.stdout.splitlines()] == ["skipped_done"] * 2
+    for command in (["scripts/submit.py"], ["-m", "worker.cli", "run"]):
+        bad = _run([sys.executable, *command, "--from", str(tmp_path / "none.txt")], env)
+        assert bad.returncode == 2 and "cannot read the list" in bad.stderr, bad.stderr
+
+
 def test_cre_run_without_a_model_cannot_run(tmp_path: Path) -> None:
     env = _env(tmp_path / "no-such-checkpoint", None)
     run = _run([sys.executable, "-m", "worker.cli", "run", str(tmp_path)], env)

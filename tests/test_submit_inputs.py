@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.submit import expand_inputs
+from worker.submit import expand_inputs, read_source_list
 
 
 def test_a_folder_gives_its_videos_and_names_the_files_it_leaves_out(
@@ -46,3 +46,26 @@ def test_a_folder_without_videos_says_so_and_long_lists_are_cut(
 def test_a_missing_path_passes_through_for_enqueue_to_refuse(tmp_path: Path) -> None:
     gone = str(tmp_path / "gone.mp4")
     assert expand_inputs([gone]) == [gone]
+
+
+def test_a_source_list_skips_comments_and_blank_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listing = tmp_path / "batch.txt"
+    listing.write_text("# header\n\n  /videos/a.mp4 \nhttps://example.com/b.mp4\r\n# end\n")
+    assert read_source_list(str(listing)) == ["/videos/a.mp4", "https://example.com/b.mp4"]
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("/videos/c.mp4\n"))
+    assert read_source_list("-") == ["/videos/c.mp4"]
+
+
+@pytest.mark.parametrize("content", [None, b"\xff\xfe not utf-8", b"/a.mp4\n/b\x00.mp4\n"])
+def test_an_unreadable_source_list_is_refused_with_the_reason(
+    tmp_path: Path, content: bytes | None
+) -> None:
+    listing = tmp_path / "batch.txt"
+    if content is not None:
+        listing.write_bytes(content)
+    with pytest.raises(ValueError, match="batch.txt"):
+        read_source_list(str(listing))

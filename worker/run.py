@@ -113,6 +113,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--report", metavar="DIR", help="write an HTML report per video and DIR/index.html"
     )
+    parser.add_argument(
+        "--from",
+        dest="lists",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="also the sources listed in FILE, one per line (- = stdin; # comments)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--demo", action="store_true", help="score a generated demo set")
     parser.add_argument("--force", action="store_true", help="score again even if a result exists")
@@ -125,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from cre_models.weights import WeightsError, resolve_weights
     from worker.results import ResultRecord, dump_jsonl, format_table, load_result
-    from worker.submit import expand_inputs, wait_for
+    from worker.submit import expand_inputs, read_source_list, wait_for
 
     settings = get_settings()
     try:
@@ -139,7 +147,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem is not None:
         print(f"cre run: {problem}", file=sys.stderr)
         return 2
-    items = list(args.inputs)
+    try:
+        items = [*args.inputs, *(item for name in args.lists for item in read_source_list(name))]
+    except ValueError as e:
+        print(f"cre run: {e}", file=sys.stderr)
+        return 2
     if args.demo:
         from worker.demo import DEMO_DESCRIPTION, make_demo_set
 
@@ -149,7 +161,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         items += [str(p) for p in demo]
     sources = expand_inputs(items)
     if not sources:
-        print("cre run: nothing to score (give files, folders or URLs, or --demo)", file=sys.stderr)
+        print(
+            "cre run: nothing to score (give files, folders or URLs, --from FILE, or --demo)",
+            file=sys.stderr,
+        )
         return 2
     from worker.queue import enqueue
 

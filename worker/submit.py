@@ -22,7 +22,7 @@ import redis
 from worker.security import redact_url
 from worker.settings import Settings, get_settings
 
-__all__ = ["VIDEO_EXTENSIONS", "expand_inputs", "wait_for", "main"]
+__all__ = ["VIDEO_EXTENSIONS", "read_source_list", "expand_inputs", "wait_for", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,29 @@ VIDEO_EXTENSIONS = frozenset(
     }
 )
 """File extensions picked up when a folder is submitted (case-insensitive)."""
+
+
+def read_source_list(path: str) -> list[str]:
+    """The sources listed in a text file (``-``: standard input), one per line: paths, folders
+    or URLs; blank lines and lines starting with ``#`` are skipped, surrounding whitespace is
+    dropped (a path with leading or trailing spaces cannot be listed).
+
+    Raises:
+        ValueError: the file cannot be read, is not UTF-8 text, or has a line with a NUL.
+    """
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"cannot read the list {path!r}: {e}") from e
+    out = []
+    for number, line in enumerate(text.splitlines(), 1):
+        item = line.strip()
+        if not item or item.startswith("#"):
+            continue
+        if "\x00" in item:
+            raise ValueError(f"{path}:{number}: a NUL byte in the line")
+        out.append(item)
+    return out
 
 
 def expand_inputs(items: Iterable[str]) -> list[str]:
@@ -160,7 +183,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``scripts/submit.py``; see the module docstring."""
     parser = argparse.ArgumentParser(prog="submit.py", description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "inputs", nargs="+", metavar="PATH_OR_URL", help="video files, folders or URLs"
+        "inputs", nargs="*", metavar="PATH_OR_URL", help="video files, folders or URLs"
+    )
+    parser.add_argument(
+        "--from",
+        dest="lists",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="also the sources listed in FILE, one per line (- = stdin; # comments)",
     )
     parser.add_argument(
         "--wait", action="store_true", help="wait for the jobs and print their results"
@@ -180,7 +211,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from worker.results import format_table, load_results, record_to_json
 
     settings = get_settings()
-    sources = expand_inputs(args.inputs)
+    try:
+        listed = [item for name in args.lists for item in read_source_list(name)]
+    except ValueError as e:
+        print(f"submit.py: {e}", file=sys.stderr)
+        return 2
+    if not args.inputs and not args.lists:
+        parser.error("give files, folders or URLs, or --from FILE")
+    sources = expand_inputs([*args.inputs, *listed])
     if not sources:
         print("submit.py: no video files found", file=sys.stderr)
         return 2
