@@ -227,9 +227,21 @@ def test_submit_from_a_list_on_stdin_and_a_file(
     )
     assert both.returncode == 0, both.stderr
     assert [line.split()[0] for line in both.stdout.splitlines()] == ["skipped_done"] * 2
-    for command in (["scripts/submit.py"], ["-m", "worker.cli", "run"]):
+    for command in (["scripts/submit.py"], ["-m", "worker.cli", "run"], ["scripts/results.py"]):
         bad = _run([sys.executable, *command, "--from", str(tmp_path / "none.txt")], env)
         assert bad.returncode == 2 and "cannot read the list" in bad.stderr, bad.stderr
+    # results read back the same way: from the list, and a folder as it was submitted
+    table = _run([sys.executable, "scripts/results.py", "--from", str(tmp_path / "list.txt")], env)
+    assert table.returncode == 0 and len(table.stdout.splitlines()) == 2, table.stderr
+    folder = _run([sys.executable, "scripts/results.py", "--json", str(clip.parent)], env)
+    assert folder.returncode == 0, folder.stderr
+    by_name, _ = scored
+    assert {Path(json.loads(line)["source"]).stem for line in folder.stdout.splitlines()} == set(
+        by_name
+    )
+    (tmp_path / "empty").mkdir()
+    none = _run([sys.executable, "scripts/results.py", str(tmp_path / "empty")], env)
+    assert none.returncode == 1 and "no video files" in none.stderr
 
 
 def test_cre_run_without_a_model_cannot_run(tmp_path: Path) -> None:

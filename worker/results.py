@@ -331,21 +331,46 @@ def record_to_json(record: ResultRecord) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``cre results [--json] [ID_OR_SOURCE...]``: print stored records (all when none given)."""
+    """``cre results [--json] [--from LIST] [ID_OR_SOURCE...]``: print stored records (all
+    when none given); a folder stands for the videos in it, as when it was submitted."""
     parser = argparse.ArgumentParser(
         prog="cre results", description="Print stored scoring results."
     )
     parser.add_argument(
-        "items", nargs="*", metavar="ID_OR_SOURCE", help="video ids or submitted paths/URLs"
+        "items",
+        nargs="*",
+        metavar="ID_OR_SOURCE",
+        help="video ids or submitted paths/URLs (a folder: its videos)",
+    )
+    parser.add_argument(
+        "--from",
+        dest="lists",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="also the sources listed in FILE, one per line (- = stdin; # comments)",
     )
     parser.add_argument(
         "--json", action="store_true", help="one JSON object per line instead of a table"
     )
     args = parser.parse_args(argv)
+    from worker.submit import expand_inputs, read_source_list
+
+    try:
+        listed = [item for name in args.lists for item in read_source_list(name)]
+    except ValueError as e:
+        print(f"cre results: {e}", file=sys.stderr)
+        return 2
+    asked = [*args.items, *listed]
+    # folders as they were submitted: the records are kept under each video's own source
+    items = expand_inputs(asked) if asked else []
+    if asked and not items:
+        print("cre results: no video files in what was given", file=sys.stderr)
+        return 1
     settings = get_settings()
     conn = redis.Redis.from_url(settings.redis_url_or_default())
     try:
-        records = load_results(conn, args.items or None, settings)
+        records = load_results(conn, items or None, settings)
     except redis.exceptions.ConnectionError as e:
         print(
             f"cre results: cannot reach Redis at "
@@ -358,11 +383,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(record_to_json(r))
     else:
         print(format_table(records))
-    if args.items and len(records) < len(args.items):
-        print(
-            f"{len(args.items) - len(records)} of {len(args.items)} have no result (yet)",
-            file=sys.stderr,
-        )
+    if items and len(records) < len(items):
+        print(f"{len(items) - len(records)} of {len(items)} have no result (yet)", file=sys.stderr)
         return 1
     return 0
 
