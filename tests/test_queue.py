@@ -717,3 +717,49 @@ def test_a_batch_gets_every_torch_thread_only_while_the_decoder_is_idle(
         assert asked == [1, 1] and out.batches_all_threads == 0
     finally:
         torch.set_num_threads(before)
+
+
+def test_csv_rows_are_one_per_record_and_never_a_spreadsheet_formula() -> None:
+    import csv
+    import io
+
+    from worker.results import (
+        CSV_COLUMNS,
+        ErrorInfo,
+        ResultRecord,
+        TrackResult,
+        VideoSummary,
+        write_csv,
+    )
+
+    done = ResultRecord(
+        video_id="v" + "a" * 32,
+        source='=HYPERLINK("http://evil")',  # a hostile file name or URL
+        status="done",
+        score=0.8123456,
+        label="fake",
+        threshold=0.5,
+        tracks=[
+            TrackResult(id=0, frames=[0, 1], score=0.8, n_faces=2, counted=True),
+            TrackResult(id=1, frames=[1], score=0.1, n_faces=1, counted=False),
+        ],
+        video=VideoSummary(width=640, height=480, duration_s=2.5, fps=25.0, codec="h264"),
+        warnings=["a, with a comma", "another"],
+    )
+    failed = ResultRecord(
+        video_id="v" + "b" * 32,
+        source="/videos/b.mp4",
+        status="failed",
+        error=ErrorInfo(code="corrupt", message='-1 "quoted", and more'),
+    )
+    out = io.StringIO(newline="")
+    assert write_csv([done, failed], out) == 2
+    header, a, b = csv.reader(io.StringIO(out.getvalue()))
+    assert tuple(header) == CSV_COLUMNS
+    row = dict(zip(header, a, strict=True))
+    assert row["source"] == '\'=HYPERLINK("http://evil")' and row["score"] == "0.812346"
+    assert row["tracks_counted"] == "1" and row["width"] == "640" and row["codec"] == "h264"
+    assert row["warnings"] == "a, with a comma; another" and row["error_code"] == ""
+    row = dict(zip(header, b, strict=True))
+    assert row["status"] == "failed" and row["score"] == "" and row["label"] == ""
+    assert row["error_code"] == "corrupt" and row["error_message"] == '\'-1 "quoted", and more'

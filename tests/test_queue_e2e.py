@@ -180,12 +180,21 @@ def test_cre_run_gives_the_same_scores(
             "2",
             "--json",
             str(out_file),
+            "--csv",
+            str(tmp_path / "results.csv"),
         ],
         env,
         timeout=WORKER_TIMEOUT_S,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     records = [json.loads(line) for line in out_file.read_text().splitlines()]
+    import csv
+
+    with open(tmp_path / "results.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["video_id"], r["status"]) for r in rows] == [
+        (r["video_id"], r["status"]) for r in records
+    ]
     again = {Path(r["source"]).stem: r for r in records}
     assert set(again) == set(by_name)
     for name, r in again.items():

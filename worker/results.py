@@ -46,6 +46,8 @@ __all__ = [
     "Timings",
     "VideoSummary",
     "ResultRecord",
+    "CSV_COLUMNS",
+    "write_csv",
     "result_key",
     "save_result",
     "load_result",
@@ -331,7 +333,7 @@ def record_to_json(record: ResultRecord) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``cre results [--json] [--from LIST] [ID_OR_SOURCE...]``: print stored records (all
+    """``cre results [--json | --csv] [--from LIST] [ID_OR_SOURCE...]``: print stored records (all
     when none given); a folder stands for the videos in it, as when it was submitted."""
     parser = argparse.ArgumentParser(
         prog="cre results", description="Print stored scoring results."
@@ -350,9 +352,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="FILE",
         help="also the sources listed in FILE, one per line (- = stdin; # comments)",
     )
-    parser.add_argument(
+    form = parser.add_mutually_exclusive_group()
+    form.add_argument(
         "--json", action="store_true", help="one JSON object per line instead of a table"
     )
+    form.add_argument("--csv", action="store_true", help="CSV (a header, one row per video)")
     args = parser.parse_args(argv)
     from worker.submit import expand_inputs, read_source_list
 
@@ -381,6 +385,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         for r in records:
             print(record_to_json(r))
+    elif args.csv:
+        sys.stdout.reconfigure(newline="")  # type: ignore[union-attr]
+        write_csv(records, sys.stdout)
     else:
         print(format_table(records))
     if items and len(records) < len(items):
@@ -391,6 +398,90 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _json_default(obj: Any) -> Any:  # pragma: no cover - used by callers writing JSON Lines
     return str(obj)
+
+
+CSV_COLUMNS = (
+    "video_id",
+    "source",
+    "status",
+    "score",
+    "label",
+    "threshold",
+    "error_code",
+    "error_message",
+    "frames_sampled",
+    "frames_with_faces",
+    "faces",
+    "tracks_counted",
+    "aggregation",
+    "model",
+    "model_version",
+    "duration_s",
+    "width",
+    "height",
+    "codec",
+    "total_s",
+    "created_at",
+    "warnings",
+)
+"""The columns of ``cre results --csv`` and ``cre run --csv``: one row per record, the
+fields an analyst sorts and filters on (the JSON record has the rest)."""
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> str:
+    """A CSV cell; text that a spreadsheet would run as a formula (a source or message from
+    outside, starting with ``= + - @``, tab or CR) gets a leading ``'``, as OWASP advises."""
+    if value is None:
+        return ""
+    text = str(value)
+    if isinstance(value, str) and text.startswith(_FORMULA_START):
+        return "'" + text
+    return text
+
+
+def _csv_row(r: ResultRecord) -> list[str]:
+    video = r.video
+    values: list[object] = [
+        r.video_id,
+        r.source,
+        r.status,
+        None if r.score is None else f"{r.score:.6f}",
+        r.label,
+        None if r.threshold is None else f"{r.threshold:.6f}",
+        r.error.code if r.error else None,
+        r.error.message if r.error else None,
+        r.frames_sampled,
+        r.frames_with_faces,
+        r.faces,
+        sum(t.counted for t in r.tracks),
+        r.aggregation,
+        r.model.name if r.model else None,
+        r.model.version if r.model else None,
+        video.duration_s if video else None,
+        video.width if video else None,
+        video.height if video else None,
+        video.codec if video else None,
+        f"{r.timings.total:.2f}",
+        r.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "; ".join(r.warnings) or None,
+    ]
+    return [_cell(v) for v in values]
+
+
+def write_csv(records: Iterable[ResultRecord], stream: Any) -> int:
+    """Write a header and one :data:`CSV_COLUMNS` row per record to a text ``stream``
+    (opened with ``newline=""``); returns how many rows."""
+    import csv
+
+    writer = csv.writer(stream)
+    writer.writerow(CSV_COLUMNS)
+    n = 0
+    for r in records:
+        writer.writerow(_csv_row(r))
+        n += 1
+    return n
 
 
 def dump_jsonl(records: Iterable[ResultRecord], path: str) -> int:

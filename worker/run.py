@@ -111,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--json", metavar="FILE", help="write one JSON record per video (JSON Lines)"
     )
     parser.add_argument(
+        "--csv", metavar="FILE", help="write a CSV file: a header, one row per video"
+    )
+    parser.add_argument(
         "--report", metavar="DIR", help="write an HTML report per video and DIR/index.html"
     )
     parser.add_argument(
@@ -132,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--workers must be >= 1")
 
     from cre_models.weights import WeightsError, resolve_weights
-    from worker.results import ResultRecord, dump_jsonl, format_table, load_result
+    from worker.results import ResultRecord, dump_jsonl, format_table, load_result, write_csv
     from worker.submit import expand_inputs, read_source_list, wait_for
 
     settings = get_settings()
@@ -244,6 +247,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         n = dump_jsonl(records, args.json)
         print(f"wrote {n} record(s) to {args.json}")
+    if args.csv:
+        with open(args.csv, "w", encoding="utf-8", newline="") as fh:
+            n = write_csv(records, fh)
+        print(f"wrote {n} row(s) to {args.csv}")
     if args.report:
         from worker.report.cli import write_reports
 
