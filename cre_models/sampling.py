@@ -106,8 +106,9 @@ def _check_index(index: KeyframeIndex, info: VideoInfo, limits: VideoLimits) -> 
         )
     if index.packets > 1 and index.distinct_times < _MIN_DISTINCT_FRACTION * index.packets:
         raise CorruptVideoError(
-            f"the {index.packets} video packets carry only {index.distinct_times} different "
-            "timestamps: damaged timestamps (frames that share a time cannot be sampled by time)"
+            f"the {index.packets} video packets carry only {index.distinct_times} distinct "
+            f"timestamp{'' if index.distinct_times == 1 else 's'}: damaged timestamps (frames "
+            "that share a time cannot be sampled by time)"
         )
     if info.duration_s > 0 and index.duration_s > _MAX_SPAN_RATIO * info.duration_s + 1.0:
         raise CorruptVideoError(
