@@ -248,6 +248,14 @@ def test_submit_from_a_list_on_stdin_and_a_file(
     assert {Path(json.loads(line)["source"]).stem for line in folder.stdout.splitlines()} == set(
         by_name
     )
+    as_csv = _run([sys.executable, "scripts/results.py", "--csv", str(clip), str(other)], env)
+    assert as_csv.returncode == 0, as_csv.stderr
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout, newline="")))
+    assert [r["source"] for r in rows] == [str(clip), str(other)]
+    assert rows[1]["status"] == "no_face" and rows[1]["score"] == ""
     (tmp_path / "empty").mkdir()
     none = _run([sys.executable, "scripts/results.py", str(tmp_path / "empty")], env)
     assert none.returncode == 1 and "no video files" in none.stderr

@@ -386,7 +386,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for r in records:
             print(record_to_json(r))
     elif args.csv:
-        sys.stdout.reconfigure(newline="")  # type: ignore[union-attr]
+        reconfigure = getattr(sys.stdout, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(newline="")  # the csv module writes its own line ends
         write_csv(records, sys.stdout)
     else:
         print(format_table(records))
