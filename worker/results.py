@@ -335,6 +335,8 @@ def record_to_json(record: ResultRecord) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """``cre results [--json | --csv] [--from LIST] [ID_OR_SOURCE...]``: print stored records (all
     when none given); a folder stands for the videos in it, as when it was submitted."""
+    from worker.submit import add_list_argument, expand_inputs, read_source_lists
+
     parser = argparse.ArgumentParser(
         prog="cre results", description="Print stored scoring results."
     )
@@ -344,24 +346,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="ID_OR_SOURCE",
         help="video ids or submitted paths/URLs (a folder: its videos)",
     )
-    parser.add_argument(
-        "--from",
-        dest="lists",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="also the sources listed in FILE, one per line (- = stdin; # comments)",
-    )
+    add_list_argument(parser)
     form = parser.add_mutually_exclusive_group()
     form.add_argument(
         "--json", action="store_true", help="one JSON object per line instead of a table"
     )
     form.add_argument("--csv", action="store_true", help="CSV (a header, one row per video)")
     args = parser.parse_args(argv)
-    from worker.submit import expand_inputs, read_source_list
-
     try:
-        listed = [item for name in args.lists for item in read_source_list(name)]
+        listed = read_source_lists(args.lists)
     except ValueError as e:
         print(f"cre results: {e}", file=sys.stderr)
         return 2

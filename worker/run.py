@@ -103,6 +103,8 @@ def _local_failed(source: str, reason: str) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``cre run``; see the module docstring."""
+    from worker.submit import add_list_argument, expand_inputs, read_source_lists, wait_for
+
     parser = argparse.ArgumentParser(prog="cre run", description="Score videos on this machine.")
     parser.add_argument(
         "inputs", nargs="*", metavar="PATH_OR_URL", help="video files, folders or URLs"
@@ -116,14 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--report", metavar="DIR", help="write an HTML report per video and DIR/index.html"
     )
-    parser.add_argument(
-        "--from",
-        dest="lists",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="also the sources listed in FILE, one per line (- = stdin; # comments)",
-    )
+    add_list_argument(parser)
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--demo", action="store_true", help="score a generated demo set")
     parser.add_argument("--force", action="store_true", help="score again even if a result exists")
@@ -136,7 +131,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from cre_models.weights import WeightsError, resolve_weights
     from worker.results import ResultRecord, dump_jsonl, format_table, load_result, write_csv
-    from worker.submit import expand_inputs, read_source_list, wait_for
 
     settings = get_settings()
     try:
@@ -151,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cre run: {problem}", file=sys.stderr)
         return 2
     try:
-        items = [*args.inputs, *(item for name in args.lists for item in read_source_list(name))]
+        items = [*args.inputs, *read_source_lists(args.lists)]
     except ValueError as e:
         print(f"cre run: {e}", file=sys.stderr)
         return 2

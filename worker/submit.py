@@ -22,7 +22,15 @@ import redis
 from worker.security import redact_url
 from worker.settings import Settings, get_settings
 
-__all__ = ["VIDEO_EXTENSIONS", "read_source_list", "expand_inputs", "wait_for", "main"]
+__all__ = [
+    "VIDEO_EXTENSIONS",
+    "add_list_argument",
+    "read_source_list",
+    "read_source_lists",
+    "expand_inputs",
+    "wait_for",
+    "main",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +75,24 @@ def read_source_list(path: str) -> list[str]:
             raise ValueError(f"{path}:{number}: a NUL byte in the line")
         out.append(item)
     return out
+
+
+def read_source_lists(paths: Iterable[str]) -> list[str]:
+    """:func:`read_source_list` of each list, in order (``--from`` may be given several times)."""
+    return [item for path in paths for item in read_source_list(path)]
+
+
+def add_list_argument(parser: argparse.ArgumentParser) -> None:
+    """``--from FILE``, repeatable, into ``args.lists`` (read with :func:`read_source_lists`):
+    the same option for ``cre run``, ``cre results`` and ``scripts/submit.py``."""
+    parser.add_argument(
+        "--from",
+        dest="lists",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="also the sources listed in FILE, one per line (- = stdin; # comments)",
+    )
 
 
 def expand_inputs(items: Iterable[str]) -> list[str]:
@@ -185,14 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "inputs", nargs="*", metavar="PATH_OR_URL", help="video files, folders or URLs"
     )
-    parser.add_argument(
-        "--from",
-        dest="lists",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="also the sources listed in FILE, one per line (- = stdin; # comments)",
-    )
+    add_list_argument(parser)
     parser.add_argument(
         "--wait", action="store_true", help="wait for the jobs and print their results"
     )
@@ -212,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     settings = get_settings()
     try:
-        listed = [item for name in args.lists for item in read_source_list(name)]
+        listed = read_source_lists(args.lists)
     except ValueError as e:
         print(f"submit.py: {e}", file=sys.stderr)
         return 2
