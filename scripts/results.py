@@ -7,6 +7,7 @@ A thin wrapper over :func:`worker.results.main` (the same as ``cre results``).
 import sys
 
 from worker.results import main
+from worker.settings import exit_on_bad_settings
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_on_bad_settings(main, sys.argv[1:], "results.py"))

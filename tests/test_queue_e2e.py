@@ -176,6 +176,7 @@ def test_cre_run_gives_the_same_scores(
             "worker.cli",
             "run",
             str(folder),
+            str(tmp_path / "missing.mp4"),  # refused before queueing: a record all the same
             "--workers",
             "2",
             "--json",
@@ -195,7 +196,13 @@ def test_cre_run_gives_the_same_scores(
     assert [(r["video_id"], r["status"]) for r in rows] == [
         (r["video_id"], r["status"]) for r in records
     ]
-    again = {Path(r["source"]).stem: r for r in records}
+    from worker.ids import looks_like_video_id, video_id
+
+    (missing,) = [r for r in records if r["source"] == str(tmp_path / "missing.mp4")]
+    assert missing["status"] == "failed" and missing["error"]["code"] == "bad_input"
+    assert missing["video_id"] == video_id(missing["source"])
+    assert all(looks_like_video_id(r["video_id"]) for r in records)
+    again = {Path(r["source"]).stem: r for r in records if r is not missing}
     assert set(again) == set(by_name)
     for name, r in again.items():
         assert r["status"] == by_name[name]["status"]

@@ -139,7 +139,7 @@ def _record_with_tracks(rec: dict[str, Any]) -> dict[str, Any]:
         x0, y0, x1, y1 = face["box"]
         second = {
             "box": [x0 + 3, y0 + 2, x1 + 3, y1 + 2],
-            "score": 0.91 if k % 2 else 0.83,
+            "score": 0.9991 if k % 2 else 0.9983,  # above the threshold on this scale
             "track": 1,
             "landmarks": None,
         }
@@ -176,7 +176,7 @@ def test_tracks_of_the_record_are_used(records: dict[str, dict[str, Any]]) -> No
     assert all(f.track == 1 for f in tracks[0].faces)
     assert len(tracks[2].faces) == 1 and tracks[2].label == "faces outside any track"
     assert tracks[1].faces[0].landmarks is not None and len(tracks[1].faces[0].landmarks) == 5
-    assert tracks[0].top(2)[0].score == 0.91
+    assert tracks[0].top(2)[0].score == 0.9991
 
 
 def test_counted_frames_follow_the_aggregation() -> None:
@@ -221,6 +221,41 @@ def test_scored_page_shows_the_record(
     assert pages["done"].stat().st_size < 2_000_000
 
 
+def test_frame_scores_meet_the_threshold_on_their_own_scale(
+    pages: dict[str, Path], records: dict[str, dict[str, Any]], scorer: Any
+) -> None:
+    """Frame and face scores are the model's; the threshold applies to calibrated scores.
+    The page compares them with the threshold carried back through the calibration."""
+    from cre_models.evaluation.metrics import Platt
+
+    rec = records["done"]
+    cal = scorer.config.decision.calibration
+    assert cal is not None  # the shipped checkpoint is calibrated
+    ft = Platt(**cal).inverse(rec["threshold"])
+    assert ft is not None and Platt(**cal)(ft) == pytest.approx(rec["threshold"])
+    _, text = _parse(pages["done"])
+    body = " ".join(text.split())
+    over = sum(f["score"] >= ft for f in rec["frames"] if f["score"] is not None)
+    assert f"{over} frame(s) are at or above the threshold (frame scores are the model's" in body
+    assert f"on their scale the threshold is {ft:.3f}" in body
+    assert f"frame threshold {ft:.3f}" in text  # the timeline's line sits there
+    assert "video score" not in text.split('id="timeline"')[1].split("</svg>")[0]
+
+
+def test_frame_threshold_without_calibration_or_config() -> None:
+    from worker.report.examine import _frame_threshold
+
+    assert _frame_threshold({"decision": {"calibration": None}}, 0.6) == 0.6
+    assert _frame_threshold({}, 0.6) == 0.6
+    assert _frame_threshold({"decision": {"calibration": {"a": 1.0, "b": 0.0}}}, 0.6) == (
+        pytest.approx(0.6)
+    )
+    assert _frame_threshold({"decision": {"calibration": {"a": 1.0, "b": 1.0}}}, 0.6) < 0.6
+    assert _frame_threshold({"decision": {"calibration": {"a": -1.0, "b": 0.0}}}, 0.6) is None
+    assert _frame_threshold({"decision": {"calibration": {"a": 1.0}}}, 0.6) is None
+    assert _frame_threshold({}, None) is None
+
+
 def test_no_face_page(pages: dict[str, Path], records: dict[str, dict[str, Any]]) -> None:
     rec = records["no_face"]
     page, text = _parse(pages["no_face"])
@@ -259,10 +294,12 @@ def test_page_with_tracks_shows_each_person(
     assert "2 person track(s) (from the record's tracks)" in body
     assert text.count("<polyline") == 2  # one line per track with several frames
     assert TRACK_COLOURS[0] in text and TRACK_COLOURS[1] in text
-    assert "0.910" in body and "0.870" in body
+    assert "0.999" in body and "0.870" in body
     assert [t.id for t in ev.tracks] == [1, 0, None]
     assert all(sf.heatmaps for sf in ev.shown[1])
-    assert all(sf.toward_fake for sf in ev.shown[1])  # 0.83-0.91 is above the threshold
+    assert ev.frame_threshold is not None and ev.frame_threshold < 0.9983
+    assert all(sf.toward_fake for sf in ev.shown[1])  # above the threshold on their scale
+    assert not any(sf.toward_fake for sf in ev.shown[0])  # the real clip's faces are below
 
 
 def test_hostile_record_text_is_escaped(

@@ -417,3 +417,25 @@ def test_the_seed_changes_a_synthetic_face_clip(tmp_path: Path) -> None:
     )
     assert a.read_bytes() == c.read_bytes()
     assert a.read_bytes() != b.read_bytes()
+
+
+def test_mpeg_program_stream_is_accepted(tmp_path: Path) -> None:
+    """``.mpg`` / ``.mpeg`` are among the extensions a folder submits: the default demuxer
+    list must open them (MPEG-2 video in an MPEG program stream, as cameras and DVDs write)."""
+    from tests.synth import pan_frames
+    from worker.submit import VIDEO_EXTENSIONS
+
+    assert {".mpg", ".mpeg"} <= set(VIDEO_EXTENSIONS)
+    path = tmp_path / "clip.mpg"
+    with av.open(str(path), mode="w", format="mpeg") as out:
+        stream = out.add_stream("mpeg2video", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for img in pan_frames(25, 320, 240, face=True, seed=0):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        out.mux(stream.encode())
+    info = probe_video(path, VideoLimits())
+    assert (info.width, info.height) == (320, 240) and info.duration_s == pytest.approx(
+        1.0, abs=0.1
+    )
+    frames = list(sample_frames(path, info, 4, VideoLimits()))
+    assert len(frames) == 4

@@ -146,6 +146,16 @@ def test_train_videos_then_eval_videos_fit(clips: tuple[Path, Path], tmp_path: P
     ev += ["--cache-dir", str(tmp_path / "evcache")]
     with pytest.raises(SystemExit, match="refusing"):
         eval_main([*ev, "--subset", "test", "--fit", "--out", str(tmp_path / "e0")])
+    for subset in ([], ["--subset", "train"]):  # training clips included: refused too
+        with pytest.raises(SystemExit, match="add --subset validation"):
+            eval_main([*ev, *subset, "--fit", "--out", str(tmp_path / "e0")])
+    no_weights = [a for a in ev if a not in ("--weights", str(ckpt))]
+    with pytest.raises(SystemExit, match="--weights FOLDER"):  # a name is no folder to write
+        eval_main([*no_weights, "--subset", "validation", "--fit", "--out", str(tmp_path / "e0")])
+    missing = [str(tmp_path / "nope") if a == str(ckpt) else a for a in ev]
+    with pytest.raises(SystemExit, match="not a writable checkpoint config"):
+        eval_main([*missing, "--subset", "validation", "--fit", "--out", str(tmp_path / "e0")])
+    assert not (tmp_path / "e0").exists()  # refused before anything was scored
     rc = eval_main([*ev, "--subset", "validation", "--fit", "--out", str(tmp_path / "e1")])
     assert rc == 0
     fitted = load_checkpoint_config(ckpt)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -41,12 +42,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"cre: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    level = os.environ.get("CRE_LOG_LEVEL", "INFO").strip().upper()  # checked by Settings
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=level if level in logging.getLevelNamesMapping() else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from worker.settings import exit_on_bad_settings
+
     module = importlib.import_module(COMMANDS[name][0])
     entry: Callable[[list[str]], int | None] = module.main
-    return int(entry(rest) or 0)
+    return exit_on_bad_settings(entry, rest, f"cre {name}")
 
 
 if __name__ == "__main__":

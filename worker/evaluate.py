@@ -27,6 +27,7 @@ import argparse
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -293,8 +294,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--fit",
         action="store_true",
-        help="choose aggregation, calibration and "
-        "threshold here and write them into the checkpoint (validation only)",
+        help="choose aggregation, calibration and threshold here and write them into the "
+        "checkpoint's config.json (needs --subset validation and --weights FOLDER)",
     )
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -318,8 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.subset:
         split = load_split(args.split)
         clips = [c for c in clips if split.get(c.file) == args.subset]
-    if args.fit and args.subset == "test":
-        raise SystemExit("--fit chooses on validation; refusing to fit on the test split")
+    if args.fit:
+        _check_fit(args)
     if not clips:
         raise SystemExit("no clips to evaluate")
     conds = [c for c in args.conditions.split(",") if c]
@@ -361,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     threshold = cfg.decision.threshold
     if args.fit:
         aggregation, cal, threshold = fit_decision(scored, conds)
-        _write_decision(Path(args.weights or settings.weights), aggregation, cal, threshold)
+        _write_decision(Path(args.weights), aggregation, cal, threshold)
     table = evaluate_videos(scored, aggregation, threshold, cal, conds)
     report = format_report(table, threshold)
     meta = {
@@ -462,6 +463,27 @@ def cross_fit(
     return {
         c: balanced_accuracy([y for y, _ in v], [p for _, p in v], 0.5) for c, v in calls.items()
     }
+
+
+def _check_fit(args: argparse.Namespace) -> None:
+    """Refuse a ``--fit`` that would choose on other clips than validation ones or could not
+    write its decision, before any clip is scored (a run is hours)."""
+    from cre_models.weights import CONFIG_FILE
+
+    if args.subset != "validation":
+        raise SystemExit(
+            "--fit chooses on validation; refusing to fit on "
+            + (f"the {args.subset} split" if args.subset else "every labelled clip")
+            + ": add --subset validation (and --split for a split of your own)"
+        )
+    if not args.weights:
+        raise SystemExit(
+            "--fit writes its decision into a checkpoint folder's config.json: name it with "
+            "--weights FOLDER (a copy, to keep a shipped checkpoint as it is)"
+        )
+    config = Path(args.weights) / CONFIG_FILE
+    if not config.is_file() or not os.access(config, os.W_OK):
+        raise SystemExit(f"--fit: {config} is not a writable checkpoint config")
 
 
 def _write_decision(folder: Path, aggregation: str, cal: Platt, threshold: float) -> None:

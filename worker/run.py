@@ -96,9 +96,10 @@ def _start_workers(
 
 
 def _local_failed(source: str, reason: str) -> Any:
+    from worker.ids import video_id
     from worker.jobs import failed_record
 
-    return failed_record("-", source, "bad_input", reason)
+    return failed_record(video_id(source), source, "bad_input", reason)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,20 +9,30 @@ aggregation) come from the weights' ``config.json``; a setting left at ``None`` 
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cre_models.video import VideoLimits
 
-__all__ = ["Settings", "get_settings", "DEFAULT_REDIS_URL", "Precision"]
+__all__ = [
+    "Settings",
+    "get_settings",
+    "DEFAULT_REDIS_URL",
+    "Precision",
+    "settings_problem",
+    "exit_on_bad_settings",
+]
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 """Where ``submit.py``, ``results.py`` and workers connect when ``CRE_REDIS_URL`` is unset."""
 
 _LIMITS = VideoLimits()
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 Precision = Literal["float32", "bfloat16"]
 """The face model's arithmetic (``CRE_PRECISION``, and a record's ``options.precision``)."""
@@ -73,7 +83,7 @@ class Settings(BaseSettings):
 
     # --- Model and inference -------------------------------------------------------------
     weights: str = "default"
-    """checkpoint folder or registered model name (default: the shipped checkpoint; fast: the
+    """checkpoint folder or registered model name (`default`: the shipped checkpoint; `fast`: the
     previous one, 160 px, faster and less accurate)"""
     device: Literal["cpu", "cuda"] = "cpu"
     """torch device"""
@@ -84,10 +94,10 @@ class Settings(BaseSettings):
     torch_threads: int = Field(0, ge=0)
     """torch intra-op threads; 0 = all cores"""
     precision: Precision = "float32"
-    """the face model's arithmetic: bfloat16 autocast runs about 2x faster on CPUs with
+    """the face model's arithmetic: `bfloat16` autocast runs about 2x faster on CPUs with
     native bfloat16 (AMX, AVX512-BF16) but moved validation scores enough to cost AUC and
     the fitted threshold's accuracy (docs/BENCHMARKS.md): use it only with a decision
-    re-fitted under it (cre eval --fit)"""
+    re-fitted under it (`cre eval --fit`)"""
     cuda_tf32: bool = False
     """on a GPU, let cuDNN and matmuls use TF32 (PyTorch's own default for convolutions): on
     the GPU benchmark's clips it moved video scores by up to 2.5e-3 and a frame's by up to
@@ -97,9 +107,11 @@ class Settings(BaseSettings):
     frames_per_video: int | None = Field(None, ge=1)
     """frames sampled per video; unset = weights' value"""
     aggregation: str | None = None
-    """aggregation of each person track's face scores; unset = weights' value"""
+    """aggregation of each person track's face scores: mean, max, topk_mean or confident;
+    unset = weights' value"""
     threshold: float | None = Field(None, ge=0, le=1)
-    """decision threshold; unset = weights' value"""
+    """decision threshold, on the calibrated scale of video and track scores; unset =
+    weights' value"""
     aggregation_topk: float = Field(0.25, gt=0, le=1)
     """share of a track's face scores averaged by topk_mean"""
 
@@ -160,7 +172,26 @@ class Settings(BaseSettings):
     """folder for downloads; unset = system temp"""
 
     log_level: str = "INFO"
-    """logging level"""
+    """logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL"""
+
+    @field_validator("aggregation")
+    @classmethod
+    def _known_aggregation(cls, value: str | None) -> str | None:
+        from cre_models.aggregate import STRATEGIES
+
+        if value is not None and value not in STRATEGIES:
+            raise ValueError(
+                f"unknown aggregation {value!r}; choose one of {', '.join(STRATEGIES)}"
+            )
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in _LEVELS:
+            raise ValueError(f"unknown logging level {value!r}; choose one of {', '.join(_LEVELS)}")
+        return level
 
     def redis_url_or_default(self) -> str:
         return self.redis_url.get_secret_value() if self.redis_url else DEFAULT_REDIS_URL
@@ -179,6 +210,32 @@ class Settings(BaseSettings):
 
 def _names(csv: str) -> tuple[str, ...]:
     return tuple(n.strip() for n in csv.split(",") if n.strip())
+
+
+def settings_problem(error: ValidationError) -> str | None:
+    """The bad ``CRE_*`` variables of a :class:`Settings` validation error, one clause each
+    (the values are not repeated: one may hold a password); ``None`` for any other model's
+    error."""
+    if error.title != Settings.__name__:
+        return None
+    return "; ".join(
+        f"CRE_{str(e['loc'][0]).upper() if e['loc'] else '?'}: {e['msg']}" for e in error.errors()
+    )
+
+
+def exit_on_bad_settings(
+    entry: Callable[[list[str]], int | None], argv: Sequence[str], prog: str
+) -> int:
+    """Run a command's ``main``; a bad ``CRE_*`` value is one line on stderr and exit 2 (the
+    command could not start), not a traceback."""
+    try:
+        return int(entry(list(argv)) or 0)
+    except ValidationError as e:
+        problem = settings_problem(e)
+        if problem is None:
+            raise
+        print(f"{prog}: bad setting: {problem}", file=sys.stderr)  # noqa: T201
+        return 2
 
 
 @lru_cache(maxsize=1)

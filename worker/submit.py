@@ -127,7 +127,7 @@ def expand_inputs(items: Iterable[str]) -> list[str]:
                 shown = ", ".join(others[:5]) + (
                     f" and {len(others) - 5} more" if len(others) > 5 else ""
                 )
-                logger.info(
+                logger.warning(
                     "%s: %d other file(s) not submitted (not a video file extension): %s; "
                     "name a file on its own to submit it anyway",
                     item,

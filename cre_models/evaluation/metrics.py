@@ -158,6 +158,15 @@ class Platt:
         z = self.a * math.log(s / (1 - s)) + self.b
         return 1.0 / (1.0 + math.exp(-z))
 
+    def inverse(self, probability: float) -> float | None:
+        """The score this scaling maps to ``probability`` (``None`` when ``a <= 0``, where
+        the scaling is not increasing): the calibrated threshold on the model's scale."""
+        if self.a <= 0:
+            return None
+        p = min(max(probability, EPS), 1 - EPS)
+        z = (math.log(p / (1 - p)) - self.b) / self.a
+        return 1.0 / (1.0 + math.exp(-z))
+
 
 def fit_platt(labels: Labels, scores: Scores, l2: float = 1e-2) -> Platt:
     """Fit :class:`Platt` by (lightly L2-regularised) maximum likelihood, Newton's method.

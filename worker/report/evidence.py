@@ -179,6 +179,9 @@ class Evidence:
     thumbnails: list[tuple[float, bytes]] = field(default_factory=list)
     """``(time_s, JPEG)`` of a few sampled frames, for a record without faces."""
     calibration: str | None = None
+    frame_threshold: float | None = None
+    """The threshold on the frame and face scores' scale (before calibration); ``None``
+    when the checkpoint's config is not at hand."""
     heatmap_model: str | None = None
     """``name vX`` of the model that made the heat maps, when it made any."""
     input_size: int | None = None

@@ -32,6 +32,7 @@ from worker.report.evidence import (
     ReportOptions,
     ShownFace,
     TrackView,
+    num,
     tracks_from_record,
 )
 from worker.report.records import soft_check
@@ -191,6 +192,27 @@ def _calibration(config: Mapping[str, Any]) -> str | None:
     return str(note) if note else None
 
 
+def _frame_threshold(config: Mapping[str, Any], threshold: float | None) -> float | None:
+    """The record's threshold on the frame and face scores' scale.
+
+    Frame and face scores are the model's probabilities; a video or track score is their
+    aggregate after the checkpoint's Platt scaling, and the threshold applies to that. With
+    a calibration the frame-scale threshold is its inverse at the threshold, without one
+    the threshold itself; ``None`` without a threshold or for a decreasing scaling.
+    """
+    if threshold is None:
+        return None
+    platt = (config.get("decision") or {}).get("calibration")
+    if not isinstance(platt, Mapping):
+        return threshold
+    a, b = num(platt.get("a")), num(platt.get("b"))
+    if a is None or b is None:
+        return None
+    from cre_models.evaluation.metrics import Platt
+
+    return Platt(a, b).inverse(threshold)
+
+
 def _shown_faces(
     tracks: Sequence[TrackView], options: ReportOptions
 ) -> dict[int | None, list[FaceView]]:
@@ -328,8 +350,10 @@ def _examine_video(
     if scorer is not None and crops:
         from cre_models.explain import grad_cam, overlay_heatmap
 
-        thr = record.get("threshold")
-        threshold = float(thr) if isinstance(thr, int | float) else scorer.threshold
+        # frame and face scores are before calibration: compare them on their own scale
+        threshold = ev.frame_threshold
+        if threshold is None:
+            threshold = _frame_threshold(scorer.config.model_dump(), scorer.threshold) or 0.5
         toward = [sf.face.score >= threshold for sf in crop_of]
         with _torch_threads(settings.torch_threads or 1):
             cam = grad_cam(
@@ -407,6 +431,7 @@ def build_evidence(
         config = _checkpoint_config(settings, scorer_now)
         if config is not None:
             ev.calibration = _calibration(config)
+            ev.frame_threshold = _frame_threshold(config, num(rec.get("threshold")))
             spec = config.get("input") or {}
             size, margin = spec.get("size"), spec.get("crop_margin")
             ev.input_size = size if isinstance(size, int) else None
@@ -415,8 +440,9 @@ def build_evidence(
             name, version = config.get("name"), config.get("version")
             if m and (m.get("name"), m.get("version")) != (name, version):
                 ev.notes.append(
-                    f"scored by {m.get('name')} v{m.get('version')}; crops, heat maps and the "
-                    f"calibration note here come from {name} v{version} (CRE_WEIGHTS)"
+                    f"scored by {m.get('name')} v{m.get('version')}; crops, heat maps, the "
+                    "calibration note and the frame scores' threshold here come from "
+                    f"{name} v{version} (CRE_WEIGHTS)"
                 )
     if rec.get("status") == "failed":
         ev.build_s = time.perf_counter() - t0

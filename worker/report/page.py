@@ -121,6 +121,14 @@ def _aggregation_text(record: Mapping[str, Any], topk_fraction: float) -> str:
     return "–"
 
 
+def _threshold_text(record: Mapping[str, Any], ev: Evidence) -> str:
+    """The threshold, and where it lies on the frame scores' scale when they differ."""
+    thr, ft = num(record.get("threshold")), ev.frame_threshold
+    if thr is None or ft is None or abs(ft - thr) <= 1e-9:
+        return fmt(thr)
+    return f"{fmt(thr)} (frame scores, before calibration: {fmt(ft)})"
+
+
 def _why(ev: Evidence) -> str:
     r = ev.record
     status = r.get("status")
@@ -141,11 +149,15 @@ def _why(ev: Evidence) -> str:
     scored = [
         (pos, f) for pos, f in enumerate(r.get("frames") or []) if num(f.get("score")) is not None
     ]
+    ft = ev.frame_threshold
+    calibrated = thr is not None and ft is not None and abs(ft - thr) > 1e-9
     parts = [
         f"<p>Score <b>{fmt(score)}</b> is {side} the threshold <b>{fmt(thr)}</b>: "
         f"labelled <b>{esc(r.get('label'))}</b>. It is the "
-        f"{esc(_aggregation_text(r, ev.topk_fraction))} (each frame scores the maximum over its "
-        f"faces); {r.get('frames_with_faces', 0)} of {sampled} sampled frames had a face."
+        f"{esc(_aggregation_text(r, ev.topk_fraction))}"
+        f"{', calibrated by the checkpoint' if calibrated else ''} (each frame scores the "
+        f"maximum over its faces); {r.get('frames_with_faces', 0)} of {sampled} sampled frames "
+        "had a face."
     ]
     if scored:
         pos, best = max(scored, key=lambda p: p[1]["score"])
@@ -155,11 +167,23 @@ def _why(ev: Evidence) -> str:
                 owner = f" ({tr.label})"
                 break
         vals = [float(f["score"]) for _, f in scored]
-        over = sum(v >= (thr if thr is not None else 0.5) for v in vals)
+        if ft is None:
+            count = (
+                " Frame scores are the model's, before any calibration; without the "
+                "checkpoint's config.json the threshold cannot be placed on their scale."
+            )
+        else:
+            over = sum(v >= ft for v in vals)
+            scale = (
+                f" (frame scores are the model's, before calibration: on their scale the "
+                f"threshold is {fmt(ft)})"
+                if calibrated
+                else ""
+            )
+            count = f" {over} frame(s) are at or above the threshold{scale}."
         parts.append(
             f" The highest frame score is {fmt(best['score'])} at "
-            f"{fmt(best.get('time_s'), 2)} s{esc(owner)}; the lowest {fmt(min(vals))}; "
-            f"{over} frame(s) are at or above the threshold."
+            f"{fmt(best.get('time_s'), 2)} s{esc(owner)}; the lowest {fmt(min(vals))}.{count}"
         )
     n_tracks = len([t for t in ev.tracks if t.id is not None])
     if n_tracks:
@@ -178,7 +202,7 @@ def _verdict(ev: Evidence) -> str:
     err = r.get("error")
     rows = [
         ("status", f"<code>{esc(r.get('status'))}</code>"),
-        ("threshold", fmt(r.get("threshold"))),
+        ("threshold", _threshold_text(r, ev)),
         ("aggregation", esc(_aggregation_text(r, ev.topk_fraction))),
         (
             "frames",

@@ -98,15 +98,18 @@ def _timeline_svg(ev: Evidence) -> str:
             f'font-size="11" fill="{colour}">{label} {value:.3f}</text>'
         )
 
-    thr = num(r.get("threshold"))
+    # frame scores are the model's; the record's threshold and video score are on the
+    # calibrated scale: the threshold is drawn where it lies on the frame scores' scale,
+    # and the video score only when the two scales are one
+    raw_thr, thr = num(r.get("threshold")), ev.frame_threshold
+    calibrated = thr is not None and raw_thr is not None and abs(thr - raw_thr) > 1e-9
     if thr is not None:
-        parts.append(
-            level(thr, "threshold", "#b91c1c", 'stroke-width="1.5" stroke-dasharray="6 4"')
-        )
+        label = "frame threshold" if calibrated else "threshold"
+        parts.append(level(thr, label, "#b91c1c", 'stroke-width="1.5" stroke-dasharray="6 4"'))
     score = num(r.get("score"))
-    if score is not None:
-        dy = 14 if thr is not None and abs(y(score) - y(thr)) < 14 else 0
-        dy = dy if y(score) >= (y(thr) if thr is not None else 0) else -dy
+    if score is not None and thr is not None and not calibrated:
+        dy = 14 if abs(y(score) - y(thr)) < 14 else 0
+        dy = dy if y(score) >= y(thr) else -dy
         style = 'stroke-width="1" stroke-dasharray="2 3"'
         parts.append(level(score, "video score", "#111827", style, dy))
     parts.append("</svg>")
@@ -138,6 +141,19 @@ def timeline_section(ev: Evidence) -> str:
         if ev.tracks
         else "Each grey tick is a sampled frame: none had a face."
     )
+    raw_thr, thr = num(ev.record.get("threshold")), ev.frame_threshold
+    if ev.tracks and raw_thr is not None:
+        if thr is None:
+            caption += (
+                " Frame scores are the model's, before any calibration; without the "
+                "checkpoint's config.json the threshold cannot be drawn on their scale."
+            )
+        elif abs(thr - raw_thr) > 1e-9:
+            caption += (
+                " Frame scores are the model's, before the checkpoint's calibration: the red "
+                f"line is the threshold {fmt(raw_thr)} on their scale; the video score and "
+                "the track scores in the legend are calibrated."
+            )
     return (
         '<section id="timeline"><h2>Frame scores over time</h2>'
         f'<div class="small">{legend}</div>{_timeline_svg(ev)}'

@@ -1,0 +1,79 @@
+"""The command-line entry points: a bad ``CRE_*`` value is one line and exit 2 (the command
+could not start), never a traceback; ``CRE_LOG_LEVEL`` reaches every ``cre`` command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from worker.settings import Settings, settings_problem
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CRE_")}
+    # an unreachable Redis: a command that got past its settings would fail on it instead
+    clean["CRE_REDIS_URL"] = "redis://127.0.0.1:1/0"
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "env", "named"),
+    [
+        (["-m", "worker.cli", "run", "x.mp4"], {"CRE_DEVICE": "tpu"}, "CRE_DEVICE"),
+        (["-m", "worker.cli", "run", "x.mp4"], {"CRE_AGGREGATION": "median"}, "topk_mean"),
+        (["-m", "worker.cli", "results"], {"CRE_THRESHOLD": "1.5"}, "CRE_THRESHOLD"),
+        (["-m", "worker.cli", "worker", "--burst"], {"CRE_LOG_LEVEL": "loud"}, "CRE_LOG_LEVEL"),
+        (["scripts/submit.py", "x.mp4"], {"CRE_FRAMES_PER_VIDEO": "0"}, "CRE_FRAMES_PER_VIDEO"),
+        (["scripts/results.py"], {"CRE_BATCH_SIZE": "many"}, "CRE_BATCH_SIZE"),
+    ],
+)
+def test_a_bad_setting_is_one_line_and_exit_2(
+    command: list[str], env: dict[str, str], named: str
+) -> None:
+    r = _run(command, **env)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    (line,) = [ln for ln in r.stderr.splitlines() if "bad setting" in ln]
+    assert named in line
+
+
+def test_a_password_in_a_bad_setting_is_not_repeated() -> None:
+    with pytest.raises(ValidationError) as e:
+        Settings(redis_url="redis://:hunter2@host/0", batch_size="many")  # type: ignore[call-arg]
+    problem = settings_problem(e.value)
+    assert problem is not None and "CRE_BATCH_SIZE" in problem and "hunter2" not in problem
+    assert Settings(log_level="warning").log_level == "WARNING"  # type: ignore[call-arg]
+
+
+def test_another_models_validation_error_is_not_a_setting() -> None:
+    from worker.results import ResultRecord
+
+    with pytest.raises(ValidationError) as e:
+        ResultRecord.model_validate({"status": "nonsense"})
+    assert settings_problem(e.value) is None
+
+
+def test_log_level_reaches_a_cre_command() -> None:
+    code = (
+        "import logging, sys; from worker.cli import main; "
+        "rc = main(['degrade', '--list']); print('LEVEL', logging.getLogger().level); sys.exit(rc)"
+    )
+    quiet = _run(["-c", code], CRE_LOG_LEVEL="warning")
+    assert quiet.returncode == 0, quiet.stderr
+    assert f"LEVEL {30}" in quiet.stdout
+    default = _run(["-c", code])
+    assert f"LEVEL {20}" in default.stdout
