@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_PIN := torch==2.13.0
+# Where the torch pin comes from. Empty: pip's configured index (a CPU build where it serves
+# one). PyPI's Linux torch pulls the CUDA libraries (GBs): on such a machine give
+# TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu, as the Dockerfile does.
+TORCH_INDEX_URL ?=
 VIDEOS ?=
 WORKERS ?= 2
 
@@ -13,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# The CPU torch pin goes first: an unpinned torch would pull several GB of CUDA wheels.
-	$(PY) -m pip install -q $(TORCH_PIN)
+	$(PY) -m pip install -q $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL)) $(TORCH_PIN)
 	$(PY) -m pip install -q -e .
 	touch $@
 

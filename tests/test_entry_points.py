@@ -3,6 +3,7 @@ could not start), never a traceback; ``CRE_LOG_LEVEL`` reaches every ``cre`` com
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -77,3 +78,52 @@ def test_log_level_reaches_a_cre_command() -> None:
     assert f"LEVEL {30}" in quiet.stdout
     default = _run(["-c", code])
     assert f"LEVEL {20}" in default.stdout
+
+
+def test_cre_run_with_nothing_to_queue_starts_no_worker(tmp_path: Path) -> None:
+    out = tmp_path / "r.jsonl"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRE_")}  # embedded Valkey
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "worker.cli",
+            "run",
+            str(tmp_path / "missing.mp4"),
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr  # every input got a record: a failed one
+    assert "0 video(s) to score with 0 worker(s)" in r.stdout
+    assert "worker" not in r.stderr.lower()
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert record["status"] == "failed" and record["error"]["code"] == "bad_input"
+
+
+@pytest.mark.parametrize(
+    ("module", "argv"),
+    [
+        ("worker.evaluate", ["--videos", "v", "--labels", "l.tsv", "--out", "o"]),
+        ("cre_models.evaluation.cli", ["--data", "d"]),
+        ("cre_models.training.cli", ["--data", "d", "--labels", "l.tsv"]),
+        ("cre_models.training.images_cli", ["--data", "d"]),
+    ],
+)
+def test_training_and_evaluation_name_the_missing_extra(
+    module: str, argv: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "sklearn" else real(name, *a)
+    )
+    with pytest.raises(SystemExit, match=r"needs scikit-learn: pip install -e '\.\[train\]'"):
+        importlib.import_module(module).main(argv)

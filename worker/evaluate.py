@@ -46,6 +46,7 @@ from cre_models.evaluation.metrics import (
     fit_platt,
     logloss,
     reliability_bins,
+    require_train_extra,
 )
 from cre_models.tracks import score_tracks
 from cre_models.training.splits import Clip, identity_groups, load_split, read_labels
@@ -308,6 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return eval_images(argv)
     args = _parser().parse_args(argv)
+    require_train_extra("cre eval --videos")
     from tqdm import tqdm
 
     from worker.jobs import score_video

@@ -174,14 +174,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_settings = settings.model_copy(update={"redis_url": SecretStr(url)})
             subs = enqueue(sources, run_settings, force=args.force, conn=conn)
             ids = [s.video_id for s in subs if s.video_id is not None and s.status != "rejected"]
+            # nothing queued (every input refused or already scored): no worker to start
+            to_run = any(s.status in ("queued", "skipped_pending") for s in subs)
             print(
-                f"{len(ids)} video(s) to score with {args.workers} worker(s) "
+                f"{len(ids)} video(s) to score with {args.workers if to_run else 0} worker(s) "
                 f"(Redis: {'embedded Valkey' if embedded else redact_url(url)})"
             )
             for s in subs:
                 if s.status == "rejected":
                     print(f"  rejected {s.source}: {s.reason}")
-            workers = _start_workers(args.workers, url, run_settings, log_path)
+            workers = _start_workers(args.workers, url, run_settings, log_path) if to_run else []
             done = 0
 
             def report(vid: str) -> None:

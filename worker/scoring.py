@@ -437,6 +437,7 @@ def _cache_key(settings: Settings) -> tuple[Any, ...]:
         settings.detect_region_face_px,
         settings.min_face_px,
         settings.max_faces_per_frame,
+        settings.precision,
     )
 
 

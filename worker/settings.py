@@ -86,7 +86,8 @@ class Settings(BaseSettings):
     """checkpoint folder or registered model name (`default`: the shipped checkpoint; `fast`: the
     previous one, 160 px, faster and less accurate)"""
     device: Literal["cpu", "cuda"] = "cpu"
-    """torch device"""
+    """torch device of the face model: cpu or cuda (the current CUDA device; pick a GPU with
+    CUDA_VISIBLE_DEVICES)"""
     batch_size: int = Field(0, ge=0)
     """face crops per forward pass (scored as soon as this many wait); 0 = by device and input
     size: on the CPU as many crops as fit 204,800 pixels, rounded up (5 at the default's 224 px,
@@ -124,8 +125,8 @@ class Settings(BaseSettings):
     detect_threads: int = Field(1, ge=0)
     """torch threads during face detection; 0 = as for the model"""
     detect_device: Literal["cpu", "cuda"] = "cpu"
-    """torch device of face detection; on the GPU it saved 0.05-0.6 s a clip once warm, but
-    each new frame or face-region size stalled it 2-9 s the first time it was seen
+    """torch device of face detection, cpu or cuda; on the GPU it saved 0.05-0.6 s a clip once
+    warm, but each new frame or face-region size stalled it 2-9 s the first time it was seen
     (docs/BENCHMARKS.md)"""
     detect_batch: int = Field(4, ge=1)
     """sampled frames per detector forward pass when every frame is detected whole
@@ -157,7 +158,8 @@ class Settings(BaseSettings):
 
     # --- Fetching URLs ---------------------------------------------------------------------
     url_schemes: str = "http,https"
-    """allowed URL schemes"""
+    """allowed URL schemes, comma-separated: http, https or both (no other scheme is ever
+    fetched)"""
     allow_private_addresses: bool = False
     """allow URLs resolving to loopback/private/link-local addresses"""
     fetch_connect_timeout_s: float = Field(5.0, gt=0)

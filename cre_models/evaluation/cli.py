@@ -20,6 +20,7 @@ import torch
 from ..aggregate import STRATEGIES
 from ..transforms import FaceTransform
 from .crops import DEFAULT_CONDITIONS, dedup_samples, evaluate
+from .metrics import require_train_extra
 from .tables import format_aggregation_table, format_table, plot_roc
 
 __all__ = ["main"]
@@ -29,7 +30,11 @@ logger = logging.getLogger(__name__)
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="cre eval", description=__doc__.split("\n\n")[0] if __doc__ else None
+        prog="cre eval",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        epilog="On labelled videos, through the worker's own path: cre eval --videos DIR "
+        "--labels FILE --out DIR [--subset validation --fit --weights FOLDER] (its options: "
+        "cre eval --videos DIR --help).",
     )
     p.add_argument(
         "--data",
@@ -86,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``cre eval``."""
     args = _parser().parse_args(argv)
+    require_train_extra("cre eval")
     if args.threads:
         torch.set_num_threads(args.threads)
     from ..training.data import load_face_samples

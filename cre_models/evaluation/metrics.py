@@ -43,6 +43,15 @@ def _arrays(labels: Labels, scores: Scores) -> tuple[np.ndarray, np.ndarray]:
     return y, s
 
 
+def require_train_extra(command: str) -> None:
+    """Exit with the install line when scikit-learn (the ``train`` extra, which training and
+    evaluation need and scoring never imports) is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("sklearn") is None:
+        raise SystemExit(f"{command} needs scikit-learn: pip install -e '.[train]'")
+
+
 def auc(labels: Labels, scores: Scores) -> float:
     """ROC AUC; NaN when only one class is present."""
     from sklearn.metrics import roc_auc_score

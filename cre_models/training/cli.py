@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..evaluation.metrics import require_train_extra
 from ..model import EmbedderConfig
 from ..weights import DecisionSpec, InputSpec, save_pretrained
 from .cache import CachedVideo, CacheSpec, build_cache, degraded_versions, load_cached
@@ -213,6 +214,7 @@ def extra_real_clips(folders: Sequence[str], labelled: Sequence[Path] = ()) -> l
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    require_train_extra("cre train-videos")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

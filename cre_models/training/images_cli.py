@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..aggregate import STRATEGIES
+from ..evaluation.metrics import require_train_extra
 from .images import TrainConfig
 from .options import add_option, add_options, config_values
 
@@ -95,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
     cfg, resume = config_from_args(argv)
+    require_train_extra("cre train")
     out = Path(cfg.out)
     if not resume and (out / "resume.pt").exists():
         (out / "resume.pt").unlink()
