@@ -98,12 +98,6 @@ def _check_index(index: KeyframeIndex, info: VideoInfo, limits: VideoLimits) -> 
             f"only {index.packets} of the {expected} frames the container lists are present: "
             "the file is cut or damaged"
         )
-    # The header's duration passed the limit in probe_video; the packets must agree.
-    if index.duration_s > limits.max_duration_s:
-        raise LimitExceededError(
-            f"video packets span {index.duration_s:.1f} s, over the limit of "
-            f"{limits.max_duration_s:g} s"
-        )
     if index.packets > 1 and index.distinct_times < _MIN_DISTINCT_FRACTION * index.packets:
         raise CorruptVideoError(
             f"the {index.packets} video packets carry only {index.distinct_times} distinct "
@@ -114,6 +108,13 @@ def _check_index(index: KeyframeIndex, info: VideoInfo, limits: VideoLimits) -> 
         raise CorruptVideoError(
             f"video packets span {index.duration_s:.1f} s but the header says "
             f"{info.duration_s:.1f} s: damaged timestamps"
+        )
+    # The header's duration passed the limit in probe_video; the packets must agree (after
+    # the checks above: a span far past the header's is damage, not a long video).
+    if index.duration_s > limits.max_duration_s:
+        raise LimitExceededError(
+            f"video packets span {index.duration_s:.1f} s, over the limit of "
+            f"{limits.max_duration_s:g} s"
         )
 
 

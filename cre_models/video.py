@@ -135,6 +135,8 @@ class SampleStats:
     seeks: int = 0
     decode_errors: int = 0
     corrupt_frames: int = 0
+    packets_fed: int = 0
+    """Packets holding data that were given to the decoder."""
     all_frames: bool = False
     """True when the video has no more frames than requested: each frame returned once."""
     reached_end: bool = False
@@ -227,7 +229,12 @@ def open_video(path: Path, limits: VideoLimits) -> Iterator[av.container.InputCo
 
 
 def video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
-    """The first video stream, or :class:`NoVideoStreamError` saying what the file holds."""
+    """The file's main video stream, or :class:`NoVideoStreamError` saying what it holds.
+
+    With several video streams (a thumbnail or cover picture first, a second camera angle),
+    the largest picture that is not an attached picture or a still image; the first of
+    equals. Every reader of one file (probe, packet scan, sampler) gets the same stream.
+    """
     if not container.streams.video:
         kinds: list[str] = sorted({s.type for s in container.streams})
         if not kinds:
@@ -236,7 +243,15 @@ def video_stream(container: av.container.InputContainer) -> av.video.stream.Vide
             f"no video stream in the file (streams: {', '.join(kinds)})"
             + (": an audio-only file" if kinds == ["audio"] else "")
         )
-    return container.streams.video[0]
+    streams = list(container.streams.video)
+    if len(streams) == 1:
+        return streams[0]
+    pictures = av.stream.Disposition.attached_pic | av.stream.Disposition.still_image
+    moving = [s for s in streams if not (s.disposition & pictures)] or streams
+    main = max(moving, key=lambda s: (s.codec_context.width or 0) * (s.codec_context.height or 0))
+    if main is not streams[0]:
+        logger.info("video stream %d of %d is the main one (the largest)", main.index, len(streams))
+    return main
 
 
 def configure_decoder(stream: av.video.stream.VideoStream, limits: VideoLimits) -> None:
@@ -272,6 +287,8 @@ def decoded_frames(
     stats.reached_end = False
     try:
         for packet in container.demux(stream):
+            if packet.size:
+                stats.packets_fed += 1
             try:
                 frames = stream.decode(packet)
             except av.error.ArgumentError as exc:
@@ -408,7 +425,14 @@ def probe_video(path: Path, limits: VideoLimits) -> VideoInfo:
                 raise CorruptVideoError(
                     f"no frame could be decoded ({stats.decode_errors} packets rejected)"
                 )
-            raise NoVideoStreamError("the video stream contains no frames")
+            if stats.packets_fed:  # data, but the decoder made nothing of it (no keyframe)
+                raise CorruptVideoError(
+                    f"the video stream's {stats.packets_fed} packets gave no frame: the file "
+                    "is cut or damaged"
+                )
+            raise TruncatedVideoError(
+                "the video stream holds no frame: the file is cut, or was written without any"
+            )
         rotation = _normalise_rotation(first.rotation)
 
     if duration_s is None:
@@ -481,7 +505,9 @@ def scan_packets(path: Path, limits: VideoLimits) -> KeyframeIndex:
                 f"reading stopped after {len(times)} video packets: {exc}"
             ) from exc
     if not times:
-        raise NoVideoStreamError("the video stream contains no frames")
+        raise TruncatedVideoError(
+            "the video stream holds no frame: the file is cut, or was written without any"
+        )
     start = min(times)
     if not durations and len(times) > 1:
         # No packet durations (some containers): extend by the typical frame interval.

@@ -127,3 +127,32 @@ def test_training_and_evaluation_name_the_missing_extra(
     )
     with pytest.raises(SystemExit, match=r"needs scikit-learn: pip install -e '\.\[train\]'"):
         importlib.import_module(module).main(argv)
+
+
+def test_a_file_name_that_is_not_utf8_is_refused_and_the_run_goes_on(tmp_path: Path) -> None:
+    from worker.jobs import validate_job_args
+    from worker.queue import printable_source
+
+    name = os.fsdecode(b"caf\xe9.mp4")  # a Latin-1 name, as Python reads it from the disk
+    assert printable_source(str(tmp_path / name)).endswith("caf\\xe9.mp4")
+    assert printable_source("plain.mp4") == "plain.mp4"
+    with pytest.raises(Exception, match="not valid UTF-8"):
+        validate_job_args(str(tmp_path / name))
+    try:
+        (tmp_path / name).write_bytes(b"not looked at")
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system refuses non-UTF-8 names")
+    out = tmp_path / "r.jsonl"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRE_")}  # embedded Valkey
+    r = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "run", str(tmp_path), "--json", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr.decode(errors="replace")
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert record["status"] == "failed" and record["error"]["code"] == "bad_input"
+    assert "not valid UTF-8" in record["error"]["message"]
+    assert record["source"].endswith("caf\\xe9.mp4")

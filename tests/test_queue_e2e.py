@@ -177,6 +177,7 @@ def test_cre_run_gives_the_same_scores(
             "run",
             str(folder),
             str(tmp_path / "missing.mp4"),  # refused before queueing: a record all the same
+            str(videos["h264_320x240"]),  # listed twice: one job, and progress counts it once
             "--workers",
             "2",
             "--json",
@@ -204,6 +205,9 @@ def test_cre_run_gives_the_same_scores(
     assert all(looks_like_video_id(r["video_id"]) for r in records)
     again = {Path(r["source"]).stem: r for r in records if r is not missing}
     assert set(again) == set(by_name)
+    n = len(by_name)
+    assert len(records) == n + 2  # one record per input, the repeated one included
+    assert f"{n} video(s) to score" in run.stdout and f"[{n}/{n}]" in run.stdout
     for name, r in again.items():
         assert r["status"] == by_name[name]["status"]
         if r["score"] is None:

@@ -69,3 +69,19 @@ def test_an_unreadable_source_list_is_refused_with_the_reason(
         listing.write_bytes(content)
     with pytest.raises(ValueError, match="batch.txt"):
         read_source_list(str(listing))
+
+
+def test_a_linked_folder_is_followed_once_and_a_loop_ends(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    (store / "deep").mkdir(parents=True)
+    (store / "deep" / "a.mp4").write_bytes(b"x")
+    (store / "deep" / "up").symlink_to(store, target_is_directory=True)  # a loop
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "b.mp4").write_bytes(b"x")
+    (inbox / "linked").symlink_to(store, target_is_directory=True)
+    (inbox / "again").symlink_to(store, target_is_directory=True)  # the same folder twice
+    got = expand_inputs([str(inbox)])
+    assert got == sorted(got) and str(inbox / "b.mp4") in got
+    assert len(got) == 2  # store's video once, through one of the two links
+    assert [Path(p).resolve() for p in got if p.endswith("a.mp4")] == [store / "deep" / "a.mp4"]

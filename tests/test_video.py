@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import dataclasses
 from pathlib import Path
 
 import av
@@ -439,3 +440,79 @@ def test_mpeg_program_stream_is_accepted(tmp_path: Path) -> None:
     )
     frames = list(sample_frames(path, info, 4, VideoLimits()))
     assert len(frames) == 4
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_the_main_video_stream_is_read_not_a_small_first_one(tmp_path: Path, suffix: str) -> None:
+    """A thumbnail or second angle before the main video (stream 0 = 160x120 one-frame
+    picture, stream 1 = the 320x240 clip with a face): probe and sampler read the main one."""
+    from fractions import Fraction
+
+    from tests.synth import pan_frames
+
+    path = tmp_path / f"two{suffix}"
+    tick = Fraction(1, 10)
+    with av.open(str(path), mode="w") as out:
+        thumb = out.add_stream("libx264", rate=10)
+        main = out.add_stream("libx264", rate=10)
+        for s, (w, h) in ((thumb, (160, 120)), (main, (320, 240))):
+            s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+            s.codec_context.time_base = tick
+        grey = np.full((120, 160, 3), 200, np.uint8)
+        for i, img in enumerate(pan_frames(20, 320, 240, face=True, seed=0)):
+            for s, im in ((thumb, grey), (main, img)):
+                frame = av.VideoFrame.from_ndarray(im, format="rgb24")
+                frame.pts, frame.time_base = i, tick
+                out.mux(s.encode(frame))
+        for s in (thumb, main):
+            out.mux(s.encode())
+    info = probe_video(path, VideoLimits())
+    assert (info.width, info.height) == (320, 240)
+    frames = list(sample_frames(path, info, 4, VideoLimits()))
+    assert len(frames) == 4 and all(f.image.shape == (240, 320, 3) for f in frames)
+
+
+def test_a_span_far_past_the_header_is_damage_not_a_long_video() -> None:
+    """A bit flip in one timestamp of a 3 s clip makes its packets span days: ``corrupt``
+    (damaged timestamps), not ``limit_exceeded`` (a video too long)."""
+    from cre_models.sampling import _check_index
+    from cre_models.video import KeyframeIndex
+
+    info = VideoInfo(
+        path=Path("x.mp4"),
+        container="mov,mp4",
+        codec="h264",
+        width=320,
+        height=240,
+        rotation=0,
+        duration_s=3.0,
+        fps=10.0,
+        frames_expected=30,
+        has_audio=False,
+        size_bytes=1000,
+    )
+    index = KeyframeIndex(30, 0.0, 393219.0, [0.0], [0], distinct_times=30)
+    with pytest.raises(CorruptVideoError, match="damaged timestamps"):
+        _check_index(index, info, VideoLimits())
+    no_header = dataclasses.replace(info, duration_s=0.0)  # nothing to compare: a long video
+    with pytest.raises(LimitExceededError):
+        _check_index(index, no_header, VideoLimits())
+
+
+def test_a_stream_without_its_keyframe_is_corrupt_not_missing(tmp_path: Path) -> None:
+    """Packets but no decodable frame (the only keyframe lost, as in a clip cut mid-GOP):
+    ``corrupt``, not "no video stream"; a cut file without a packet left: ``truncated``."""
+    source = write_video(tmp_path / "src.mp4", seconds=1.0, fps=10, gop=1000)
+    cut = tmp_path / "no_keyframe.mp4"
+    with av.open(str(source)) as src, av.open(str(cut), mode="w") as out:
+        stream = out.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.size and not packet.is_keyframe:
+                packet.stream = stream
+                out.mux(packet)
+    with pytest.raises(CorruptVideoError, match="packets gave no frame"):
+        probe_video(cut, _limits())
+    data = source.read_bytes()  # moov at the end: cut its last bytes
+    (tmp_path / "cut.mp4").write_bytes(data[:-100])
+    with pytest.raises(TruncatedVideoError):
+        probe_video(tmp_path / "cut.mp4", _limits())

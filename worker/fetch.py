@@ -96,7 +96,7 @@ def address_refusal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | 
         ("private", ip.is_private),
     ):
         if flag:
-            return f"a {name} address"
+            return f"{'an' if name[0] in 'aeiou' else 'a'} {name} address"
     if not ip.is_global:
         return "not a public address"
     return None

@@ -110,6 +110,10 @@ def validate_job_args(source: Any, options: Any = None) -> tuple[str, JobOptions
         raise InputError(f"source is longer than {MAX_SOURCE_LENGTH} characters")
     if any(ord(c) < 32 or ord(c) == 127 for c in source):
         raise InputError("source contains control characters")
+    try:
+        source.encode("utf-8")
+    except UnicodeEncodeError:  # a file name in another encoding, read with surrogateescape
+        raise InputError("the name is not valid UTF-8: rename the file") from None
     if options is not None and not isinstance(options, dict):
         raise InputError(f"options must be a dict or None, got {type(options).__name__}")
     try:

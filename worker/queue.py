@@ -117,6 +117,17 @@ def _existing_job(job_id: str, conn: redis.Redis) -> Job | None:
         return None
 
 
+def printable_source(source: Any) -> str:
+    """``source`` as text that can be printed, stored and sent (a file name in another
+    encoding, read by Python with surrogate escapes, shows its bytes as ``\\xNN``)."""
+    text = str(source)
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that no escaped byte stands for
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def _enqueue_one(
     source: str,
     queue: Queue,
@@ -130,7 +141,7 @@ def _enqueue_one(
     try:
         _, opts = validate_job_args(source, options)
     except CreError as e:
-        return Submission(source, None, "rejected", e.message)
+        return Submission(printable_source(source), None, "rejected", e.message)
     if not is_url(source):
         path = Path(source).expanduser()
         if not path.is_file():

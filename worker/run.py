@@ -173,7 +173,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             conn.ping()
             run_settings = settings.model_copy(update={"redis_url": SecretStr(url)})
             subs = enqueue(sources, run_settings, force=args.force, conn=conn)
-            ids = [s.video_id for s in subs if s.video_id is not None and s.status != "rejected"]
+            # one job per video: an input listed twice (or a link to one) waits on the same job
+            ids = list(
+                dict.fromkeys(
+                    s.video_id for s in subs if s.video_id is not None and s.status != "rejected"
+                )
+            )
             # nothing queued (every input refused or already scored): no worker to start
             to_run = any(s.status in ("queued", "skipped_pending") for s in subs)
             print(

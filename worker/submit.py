@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -95,6 +96,26 @@ def add_list_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _folder_files(folder: Path) -> list[Path]:
+    """Every file under ``folder``, sorted, following linked folders (a folder of links to
+    where the videos are is common) but entering each real folder once, so a link that
+    loops back ends."""
+    seen: set[tuple[int, int]] = set()
+    files: list[Path] = []
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        try:
+            st = os.stat(root)
+        except OSError:
+            dirs[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        files += [p for p in (Path(root) / n for n in names) if p.is_file()]
+    return sorted(files)
+
+
 def expand_inputs(items: Iterable[str]) -> list[str]:
     """URLs and files as given; folders replaced by their video files (recursive, sorted).
 
@@ -113,7 +134,7 @@ def expand_inputs(items: Iterable[str]) -> list[str]:
             continue
         path = Path(item).expanduser()
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file())
+            files = _folder_files(path)
             found = sorted(str(p) for p in files if p.suffix.lower() in VIDEO_EXTENSIONS)
             others = [
                 p.relative_to(path).as_posix()
