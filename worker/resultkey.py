@@ -186,6 +186,24 @@ def _model_text(m: ModelInfo | None) -> str:
     return f"{m.name} v{m.version}, weights {(m.weights_sha256 or 'unhashed')[:12]}"
 
 
+def _changed_since_failure(record: ResultRecord, source: str) -> str | None:
+    """For a ``failed`` record written before any checkpoint was involved (a timeout, a
+    killed worker, an error outside scoring): no checkpoint or option can differ, so the
+    record stands (``--retry-failed`` tries again) unless the file changed after it."""
+    if is_url(source):
+        return None
+    try:
+        st = os.stat(source)
+    except OSError as e:
+        return f"cannot read the file ({e.strerror or e})"
+    content = record.content
+    if content is not None and content.mtime_ns is not None:
+        same = (st.st_size, st.st_mtime_ns) == (content.size_bytes, content.mtime_ns)
+    else:
+        same = st.st_mtime_ns <= record.created_at.timestamp() * 1e9
+    return None if same else "the file changed since the failed attempt"
+
+
 def reuse_refusal(record: ResultRecord, source: str, key: ResultKey | None) -> str | None:
     """Why ``record`` cannot stand for scoring ``source`` now (``None``: it can).
 
@@ -194,6 +212,8 @@ def reuse_refusal(record: ResultRecord, source: str, key: ResultKey | None) -> s
         source: the normalised source (real path or URL).
         key: what a worker would use now; ``None`` when the checkpoint is unknown here.
     """
+    if record.status == "failed" and record.model is None:
+        return _changed_since_failure(record, source)
     if key is None:
         return "the checkpoint (CRE_WEIGHTS) cannot be identified here"
     if record.model != key.model:

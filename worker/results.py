@@ -31,7 +31,7 @@ from typing import Annotated, Any, Literal
 import redis
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from worker.security import redact_url
+from worker.security import redact_url, tool_connection
 from worker.settings import Precision, Settings, get_settings
 
 __all__ = [
@@ -365,13 +365,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("cre results: no video files in what was given", file=sys.stderr)
         return 1
     settings = get_settings()
-    conn = redis.Redis.from_url(settings.redis_url_or_default())
+    try:
+        conn = tool_connection(settings.redis_url_or_default())
+    except ValueError as e:  # the URL (never quoted: it holds the password)
+        print(f"cre results: {e}", file=sys.stderr)
+        return 2
     try:
         records = load_results(conn, items or None, settings)
-    except redis.exceptions.ConnectionError as e:
+    except redis.exceptions.RedisError as e:
         print(
-            f"cre results: cannot reach Redis at "
-            f"{redact_url(settings.redis_url_or_default())}: {e}",
+            f"cre results: cannot use Redis at {redact_url(settings.redis_url_or_default())}: "
+            f"{type(e).__name__}: {e}",
             file=sys.stderr,
         )
         return 2

@@ -8,11 +8,15 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import redis
 
-__all__ = ["redact_url", "redis_connection"]
+__all__ = ["redact_url", "redis_connection", "tool_connection", "TOOL_CONNECT_TIMEOUT_S"]
+
+TOOL_CONNECT_TIMEOUT_S = 10.0
+"""How long a command-line tool waits for Redis to accept a connection (redis-py's default
+is the operating system's, minutes for a host that drops packets)."""
 
 
 def redact_url(url: str) -> str:
@@ -21,17 +25,13 @@ def redact_url(url: str) -> str:
     >>> redact_url("redis://:s3cret@redis:6379/0")
     'redis://***@redis:6379/0'
     """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    if parts.password is None and parts.username is None:
+    # Everything up to the last "@" after the scheme is credentials. Not urlsplit: a password
+    # with "/", "#" or "?" in it (base64 often has "/") would end its netloc early and leave
+    # the rest of the password in the "path".
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
         return url
-    host = parts.hostname or ""
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    netloc = f"***@{host}" + (f":{parts.port}" if parts.port is not None else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"
 
 
 def redis_connection(url: str, **kwargs: object) -> redis.Redis:
@@ -42,4 +42,23 @@ def redis_connection(url: str, **kwargs: object) -> redis.Redis:
     """
     if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
         raise ValueError(f"not a Redis URL: {redact_url(url)} (redis://, rediss:// or unix://)")
-    return redis.Redis.from_url(url, **kwargs)
+    try:
+        return redis.Redis.from_url(url, **kwargs)
+    except ValueError:  # redis-py's message may quote part of the password: not repeated
+        raise ValueError(
+            f"cannot read the Redis URL {redact_url(url)}: percent-encode the characters "
+            "/ # ? @ : % of a password (%2F %23 %3F %40 %3A %25), or use one of letters "
+            "and digits (openssl rand -hex 32)"
+        ) from None
+
+
+def tool_connection(url: str) -> redis.Redis:
+    """:func:`redis_connection` for a command-line tool: connecting and each reply wait at
+    most :data:`TOOL_CONNECT_TIMEOUT_S` (a tool that cannot reach Redis says so promptly).
+
+    Raises:
+        ValueError: the URL cannot be read (the message never quotes the password).
+    """
+    return redis_connection(
+        url, socket_connect_timeout=TOOL_CONNECT_TIMEOUT_S, socket_timeout=TOOL_CONNECT_TIMEOUT_S
+    )

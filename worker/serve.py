@@ -18,7 +18,11 @@ failures happen.
 
 When Redis is unreachable (at start, or lost so that RQ's worker loop gives up) the
 worker is started again once Redis answers, with back-off up to 30 s; ``--max-down-s``
-bounds that wait (exit status 2). SIGTERM/SIGINT stop it after the current job.
+bounds that wait (exit status 2; a ``--burst`` run gives up after 60 s unless told
+otherwise). Credentials Redis refuses end it at once (exit status 2): waiting would not help.
+SIGTERM/SIGINT stop it after the current job. The default worker name ends in a random part:
+a restarted container has the same host name and PID, and RQ refuses the name of a worker
+it still lists (for up to the dead one's heartbeat TTL).
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import signal
 import socket
+import sys
 import time
 from collections.abc import Sequence
 
@@ -37,11 +43,14 @@ from worker.rqcompat import stop_was_requested
 from worker.security import redact_url, redis_connection
 from worker.settings import get_settings
 
-__all__ = ["main", "MAX_BACKOFF_S"]
+__all__ = ["main", "MAX_BACKOFF_S", "BURST_MAX_DOWN_S"]
 
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 30.0
+BURST_MAX_DOWN_S = 60.0
+"""A ``--burst`` worker (a cron job) gives up after Redis was unreachable this long, unless
+``--max-down-s`` says otherwise: a burst run must end."""
 """Longest wait between two attempts to reach Redis."""
 
 
@@ -58,7 +67,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cre worker", description=__doc__.split("\n\n")[0])
     parser.add_argument("--fork", action="store_true", help="fork a work horse per job (CPU only)")
     parser.add_argument("--burst", action="store_true", help="quit when the queue is empty")
-    parser.add_argument("--name", help="worker name (default: HOST-PID)")
+    parser.add_argument(
+        "--name",
+        help="worker name (default: HOST-PID-RANDOM: a restarted container has the same host "
+        "name and PID, and RQ refuses a name whose dead worker it still lists)",
+    )
     parser.add_argument(
         "--no-scheduler", action="store_true", help="do not run RQ's scheduler (delayed retries)"
     )
@@ -66,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--max-down-s",
         type=float,
         default=0.0,
-        help="give up after Redis has been unreachable this long (0: never)",
+        help="give up after Redis has been unreachable this long (0: never; with --burst, "
+        f"0 means {BURST_MAX_DOWN_S:g} s)",
     )
     parser.add_argument("--logging-level", default=None, help="RQ's log level (default: settings)")
     parser.add_argument(
@@ -102,7 +116,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         worker_class = custom
     url = settings.redis_url_or_default()
     shown = redact_url(url)
-    base_name = args.name or f"{socket.gethostname()}-{os.getpid()}"
+    try:
+        redis_connection(url).close()
+    except ValueError as e:  # never quotes the password
+        print(f"cre worker: {e}", file=sys.stderr)
+        return 2
+    base_name = args.name or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+    max_down_s = args.max_down_s or (BURST_MAX_DOWN_S if args.burst else 0.0)
     level = args.logging_level or settings.log_level
     backoff, down_since, starts = 1.0, None, 0
     while True:
@@ -137,10 +157,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 0
             logger.warning("worker %s quit unexpectedly: starting a new one", name)
             time.sleep(1.0)
+        except redis.exceptions.AuthenticationError as e:  # waiting will not fix a password
+            logger.error("Redis at %s refused the credentials (%s): check CRE_REDIS_URL", shown, e)
+            return 2
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
             now = time.monotonic()
             down_since = down_since if down_since is not None else now
-            if args.max_down_s and now - down_since >= args.max_down_s:
+            if max_down_s and now - down_since >= max_down_s:
                 waited = now - down_since
                 logger.error("Redis at %s unreachable for %.0f s: giving up", shown, waited)
                 return 2

@@ -54,7 +54,11 @@ class Settings(BaseSettings):
     result_prefix: str = "cre:result:"
     """key prefix of result records"""
     result_ttl_s: int | None = Field(None, ge=1)
-    """seconds to keep result records; unset = keep"""
+    """seconds to keep result records (about 9 KB each for 32 frames with a face); unset =
+    keep"""
+    failed_job_ttl_s: int = Field(7 * 86400, ge=1)
+    """seconds RQ keeps a failed job's own data (its traceback, for rq info); the result
+    record keeps CRE_RESULT_TTL_S"""
     result_index_key: str = "cre:results"
     """sorted set of the video ids that have a result record"""
     job_timeout_base_s: int = Field(60, ge=1)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import redis
 
-from worker.security import redact_url
+from worker.security import redact_url, tool_connection
 from worker.settings import Settings, get_settings
 
 __all__ = [
@@ -262,16 +262,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not sources:
         print("submit.py: no video files found", file=sys.stderr)
         return 2
-    conn = redis.Redis.from_url(settings.redis_url_or_default())
+    shown = redact_url(settings.redis_url_or_default())
+    try:
+        conn = tool_connection(settings.redis_url_or_default())
+    except ValueError as e:  # the URL (never quoted: it holds the password)
+        print(f"submit.py: {e}", file=sys.stderr)
+        return 2
     try:
         subs = enqueue(
             sources, settings, force=args.force, conn=conn, retry_failed=args.retry_failed
         )
-    except redis.exceptions.ConnectionError as e:
-        print(
-            f"submit.py: cannot reach Redis at {redact_url(settings.redis_url_or_default())}: {e}",
-            file=sys.stderr,
-        )
+    except redis.exceptions.RedisError as e:
+        print(f"submit.py: cannot use Redis at {shown}: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
     for s in subs:
         if args.json:
@@ -283,9 +285,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
     rejected = [s for s in subs if s.status == "rejected"]
     if args.wait:
-        ids = [s.video_id for s in subs if s.video_id is not None]
-        left = wait_for(conn, ids, settings, timeout_s=args.timeout)
-        records = load_results(conn, [i for i in ids if i not in left], settings)
+        ids = list(dict.fromkeys(s.video_id for s in subs if s.video_id is not None))
+        done = 0
+
+        def progress(vid: str) -> None:
+            nonlocal done
+            done += 1
+            print(f"[{done}/{len(ids)}] {vid} finished", file=sys.stderr, flush=True)
+
+        try:
+            left = wait_for(conn, ids, settings, timeout_s=args.timeout, on_done=progress)
+            records = load_results(conn, [i for i in ids if i not in left], settings)
+        except KeyboardInterrupt:
+            print(
+                f"\nsubmit.py: stopped waiting with {len(ids) - done} of {len(ids)} job(s) not "
+                "finished; they stay queued: read them later with cre results",
+                file=sys.stderr,
+            )
+            return 130
+        except redis.exceptions.RedisError as e:
+            print(
+                f"submit.py: lost Redis at {shown} while waiting ({type(e).__name__}: {e}); "
+                "the jobs stay queued: read them later with cre results",
+                file=sys.stderr,
+            )
+            return 2
         if args.json:
             for r in records:
                 print(record_to_json(r))
