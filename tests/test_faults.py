@@ -414,3 +414,34 @@ def test_redis_killed_and_restarted_mid_batch_loses_nothing(
         for w, lg in zip(workers, logs, strict=True):
             assert stop_worker(w) == 0, tail(lg)
         conn.close()
+
+
+def test_a_killed_work_horse_job_is_rerun_once_then_failed(
+    conn: redis.Redis, one_rerun_job: tuple[Settings, str]
+) -> None:
+    """`cre worker --fork`: the work horse is what the OOM killer hits. Its job gets a
+    ``worker_died`` record and is re-run once (``CRE_ABANDONED_RETRIES``), as when the
+    whole worker dies; through RQ's own handling of a killed horse."""
+    from rq.job import Job
+
+    from worker.queue import SERIALIZER, make_queue
+    from worker.results import load_result
+    from worker.workers import ForkWarmWorker
+
+    settings, vid = one_rerun_job
+    queue = make_queue(conn, settings)
+    worker = ForkWarmWorker([settings.queue_name], connection=conn)
+    killed = 9  # waitpid's status of a process ended by SIGKILL
+    for attempt, state, note in ((1, "queued", "re-queued"), (2, "failed", "not retried")):
+        job = queue.dequeue_any([queue], None, connection=conn, serializer=SERIALIZER)
+        assert job is not None
+        job = job[0]
+        job.started_at = job.enqueued_at
+        job.set_status("started")
+        worker.handle_work_horse_killed(job, 1, killed, None)
+        worker.handle_job_failure(job, queue=queue, exc_string="Work-horse terminated")
+        rec = load_result(conn, vid, settings)
+        assert rec is not None and rec.error is not None
+        assert (rec.error.code, rec.attempt) == ("worker_died", attempt)
+        assert note in rec.error.message
+        assert Job.fetch(vid, connection=conn, serializer=SERIALIZER).get_status() == state

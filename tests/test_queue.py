@@ -815,3 +815,26 @@ def test_a_job_whose_dead_worker_execution_expired_is_replaced(
     assert again.status == "queued" and again.video_id == first.video_id
     fresh = Job.fetch(first.video_id, connection=conn, serializer=SERIALIZER)
     assert fresh.get_status() == JobStatus.QUEUED
+
+
+def test_a_started_job_of_a_dead_worker_says_so_on_resubmit(
+    conn: redis.Redis, tmp_path: Path
+) -> None:
+    from rq.job import Job, JobStatus
+
+    from worker.queue import SERIALIZER, enqueue
+
+    settings = Settings()
+    clip = write_clip(tmp_path / "c.mp4", seconds=1.0, fps=10)
+    (first,) = enqueue([str(clip)], settings, conn=conn)
+    assert first.video_id is not None
+    job = Job.fetch(first.video_id, connection=conn, serializer=SERIALIZER)
+    job.worker_name = "w-alive"
+    job.save()
+    job.set_status(JobStatus.STARTED)
+    conn.set("rq:worker:w-alive", "1")
+    (again,) = enqueue([str(clip)], settings, conn=conn)
+    assert again.status == "skipped_pending" and again.reason == "job is started (worker w-alive)"
+    conn.delete("rq:worker:w-alive")  # its heartbeat key expired: the worker is gone
+    (late,) = enqueue([str(clip)], settings, conn=conn)
+    assert late.status == "skipped_pending" and "no longer alive" in (late.reason or "")

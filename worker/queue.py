@@ -117,6 +117,19 @@ def _existing_job(job_id: str, conn: redis.Redis) -> Job | None:
         return None
 
 
+def _pending_reason(job: Job, status: JobStatus, conn: redis.Redis) -> str:
+    """ "job is queued" etc.; for a started job whose worker no longer exists, says so (its
+    job waits for the abandoned-job pass, up to the job's timeout, see worker.reliability)."""
+    if status != JobStatus.STARTED or not job.worker_name:
+        return f"job is {status.value}"
+    if conn.exists(f"rq:worker:{job.worker_name}"):
+        return f"job is started (worker {job.worker_name})"
+    return (
+        f"job is started by worker {job.worker_name}, which is no longer alive: it is re-run "
+        "once its time runs out (see cre results for its record)"
+    )
+
+
 def _delete_job(job: Job, conn: redis.Redis) -> None:
     """``job.delete()``, also in the minute after a dead worker's execution record expired.
 
@@ -186,7 +199,7 @@ def _enqueue_one(
     if old is not None:
         status = old.get_status(refresh=False)
         if status in PENDING_STATUSES:
-            return Submission(norm, vid, "skipped_pending", f"job is {status.value}")
+            return Submission(norm, vid, "skipped_pending", _pending_reason(old, status, conn))
         _delete_job(old, conn)  # finished/failed/stopped: make room for the new job
     timeout = job_timeout_for(norm, settings)
     try:

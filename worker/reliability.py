@@ -19,7 +19,8 @@ and the ``worker_died`` record stays. Time from the kill to the record, at most:
   dequeue wait (``CRE_WORKER_TTL_S - 15``) until a live worker's pass;
 * :class:`~worker.workers.ForkWarmWorker`: the parent heartbeats every 30 s (RQ's
   ``job_monitoring_interval``) with 60 s to spare; if only the work horse dies, the parent
-  records it at once (``worker_died``, or ``timeout`` past the job's timeout).
+  records it at once (``worker_died``, re-run ``CRE_ABANDONED_RETRIES`` times as an
+  abandoned job is; or ``timeout`` past the job's timeout, not re-run).
 
 **Jobs stuck in native code.** RQ's job timeout raises an exception from a ``SIGALRM``
 handler, and Python runs handlers only between bytecodes: a decoder or a C library that

@@ -90,7 +90,9 @@ def _load_model(warm_up: bool = False) -> None:
 
 
 def record_killed_job(job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
-    """Store a ``failed`` record for a job whose work horse died without writing one."""
+    """Store a ``failed`` record for a job whose work horse died without writing one, and
+    set the job up to be re-run (``CRE_ABANDONED_RETRIES`` times, as a job whose whole
+    worker died), which RQ's failure handling then does. A hard timeout is not re-run."""
     from worker.jobs import failed_record
     from worker.results import load_result, save_result
 
@@ -105,12 +107,26 @@ def record_killed_job(job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
             f" (signal {os.WTERMSIG(ret_val)})" if ret_val and os.WIFSIGNALED(ret_val) else ""
         )
         ran_s = time.time() - started if started else 0.0
+        attempt = 1 + int(job.number_of_retries or 0)
         if job.timeout and job.timeout > 0 and ran_s > job.timeout:  # ended by HardTimeout
             code, message = TIMEOUT_CODE, timeout_record_message(job, settings)
         else:
             code = "worker_died"
-            message = f"the job's process exited unexpectedly{signal_note}: out of memory or killed"
-        record = failed_record(job.id, source, code, message, worker=job.worker_name)
+            times = int(job.meta.get("abandoned", 0)) + 1
+            job.meta["abandoned"] = times
+            job.save_meta()
+            retry = times <= settings.abandoned_retries
+            message = (
+                f"the job's process exited unexpectedly{signal_note}: out of memory or killed; "
+                + ("re-queued" if retry else "not retried again")
+            )
+            if retry:  # RQ's handle_job_failure, next, re-queues a job with retries left
+                job.retries_left = 1
+                job.retry_intervals = [0]
+                job.number_of_retries = attempt
+        record = failed_record(
+            job.id, source, code, message, attempt=attempt, worker=job.worker_name
+        )
         save_result(job.connection, record, settings)
     except Exception:
         logger.exception("could not record the death of job %s", job.id)
