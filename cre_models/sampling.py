@@ -209,6 +209,14 @@ def sample_frames(
         # time only the decoding, not what the consumer does between frames
         yield from timed(inner, add_decode_s)
 
+    one_pass_to_the_end = stats.reached_end and stats.seeks == 0
+    fed_all = stats.packets_fed >= _MIN_PACKET_FRACTION * index.packets
+    silent = stats.packets_fed - stats.frames_decoded - stats.decode_errors
+    if one_pass_to_the_end and fed_all and silent > 0:
+        # Every packet reached the decoder and some gave no frame and no error: H.264 drops
+        # the frames whose reference frame was lost (damage at the start, a clip cut
+        # mid-GOP). Damaged packets, not a cut file.
+        stats.decode_errors += silent
     if stats.decode_errors:
         logger.warning(
             "%s: %d packets could not be decoded (%d frames decoded, %d flagged corrupt)",
@@ -225,8 +233,7 @@ def sample_frames(
             f"{stats.decode_errors} of {attempted} packets could not be decoded"
         )
     if (
-        stats.reached_end
-        and stats.seeks == 0
+        one_pass_to_the_end
         and stats.frames_decoded + stats.decode_errors < (_MIN_PACKET_FRACTION * index.packets - 1)
     ):
         raise TruncatedVideoError(

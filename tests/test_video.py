@@ -516,3 +516,20 @@ def test_a_stream_without_its_keyframe_is_corrupt_not_missing(tmp_path: Path) ->
     (tmp_path / "cut.mp4").write_bytes(data[:-100])
     with pytest.raises(TruncatedVideoError):
         probe_video(tmp_path / "cut.mp4", _limits())
+
+
+def test_frames_lost_with_their_keyframe_are_damage_not_truncation(tmp_path: Path) -> None:
+    """A clip that starts after its first keyframe (cut mid-GOP): the decoder drops the
+    frames that needed it, silently. Every packet was read, so the file is not cut: the
+    rest is scored, with the lost frames counted as damaged."""
+    source = write_video(tmp_path / "src.mp4", seconds=3.0, fps=10, gop=10)
+    cut = tmp_path / "starts_mid_gop.mp4"
+    with av.open(str(source)) as src, av.open(str(cut), mode="w") as out:
+        stream = out.add_stream_from_template(src.streams.video[0])
+        for i, packet in enumerate(src.demux(src.streams.video[0])):
+            if packet.size and i >= 2:  # the first keyframe and the frame after it gone
+                packet.stream = stream
+                out.mux(packet)
+    frames, stats = _sample(cut, 32)
+    assert stats.reached_end and stats.seeks == 0
+    assert 15 <= len(frames) < 28 and stats.damaged and stats.decode_errors >= 2
