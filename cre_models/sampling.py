@@ -232,9 +232,8 @@ def sample_frames(
         raise CorruptVideoError(
             f"{stats.decode_errors} of {attempted} packets could not be decoded"
         )
-    if (
-        one_pass_to_the_end
-        and stats.frames_decoded + stats.decode_errors < (_MIN_PACKET_FRACTION * index.packets - 1)
+    if one_pass_to_the_end and stats.frames_decoded + stats.decode_errors < (
+        _MIN_PACKET_FRACTION * index.packets - 1
     ):
         raise TruncatedVideoError(
             f"decoded only {stats.frames_decoded} frames from {index.packets} packets: "

@@ -296,6 +296,12 @@ def decoded_frames(
                     "the decoder refused the stream (frame larger than the pixel limit?)"
                 ) from exc
             except (av.error.InvalidDataError, av.error.UndefinedError) as exc:
+                ctx = stream.codec_context
+                if (ctx.width or 0) * (ctx.height or 0) > max_pixels:  # a new, larger size
+                    raise LimitExceededError(
+                        f"the frame size changes to {ctx.width}x{ctx.height}, over the pixel "
+                        f"limit of {max_pixels}"
+                    ) from exc
                 stats.decode_errors += 1
                 logger.debug("undecodable packet at pts %s: %s", packet.pts, exc)
                 continue

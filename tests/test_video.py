@@ -533,3 +533,35 @@ def test_frames_lost_with_their_keyframe_are_damage_not_truncation(tmp_path: Pat
     frames, stats = _sample(cut, 32)
     assert stats.reached_end and stats.seeks == 0
     assert 15 <= len(frames) < 28 and stats.damaged and stats.decode_errors >= 2
+
+
+def test_a_frame_size_that_grows_past_the_limit_mid_stream_is_over_the_limit(
+    tmp_path: Path,
+) -> None:
+    """The decoder refuses frames over the pixel cap; when the stream's size changed to
+    such frames, that is the limit, not damaged packets to skip."""
+    from fractions import Fraction
+
+    from tests.synth import pan_frames
+
+    def part(path: Path, w: int, h: int, first_pts: int, n: int) -> bytes:
+        with av.open(str(path), mode="w", format="mpegts") as out:
+            s = out.add_stream("libx264", rate=10)
+            s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+            s.codec_context.time_base = Fraction(1, 10)
+            for i, img in enumerate(pan_frames(n, w, h, face=False, seed=1)):
+                frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+                frame.pts, frame.time_base = first_pts + i, Fraction(1, 10)
+                out.mux(s.encode(frame))
+            out.mux(s.encode())
+        return path.read_bytes()
+
+    clip = tmp_path / "grows.ts"
+    clip.write_bytes(
+        part(tmp_path / "a.ts", 160, 120, 0, 15) + part(tmp_path / "b.ts", 640, 480, 15, 15)
+    )
+    limits = dataclasses.replace(_limits(), max_pixels=320 * 240)
+    info = probe_video(clip, limits)
+    assert (info.width, info.height) == (160, 120)
+    with pytest.raises(LimitExceededError, match="changes to 640x480"):
+        list(sample_frames(clip, info, 8, limits))
