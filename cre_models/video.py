@@ -137,6 +137,9 @@ class SampleStats:
     corrupt_frames: int = 0
     packets_fed: int = 0
     """Packets holding data that were given to the decoder."""
+    frame_sizes: list[tuple[int, int]] = field(default_factory=list)
+    """Each ``(width, height)`` the decoded frames had, in the order first seen (more than
+    one: the stream changed size, and face boxes are in each frame's own pixels)."""
     all_frames: bool = False
     """True when the video has no more frames than requested: each frame returned once."""
     reached_end: bool = False
@@ -310,6 +313,8 @@ def decoded_frames(
                     stats.decode_errors += 1
                     continue
                 stats.frames_decoded += 1
+                if (frame.width, frame.height) not in stats.frame_sizes:
+                    stats.frame_sizes.append((frame.width, frame.height))
                 if frame.is_corrupt:
                     stats.corrupt_frames += 1
                 if frame.width * frame.height > max_pixels:

@@ -565,3 +565,7 @@ def test_a_frame_size_that_grows_past_the_limit_mid_stream_is_over_the_limit(
     assert (info.width, info.height) == (160, 120)
     with pytest.raises(LimitExceededError, match="changes to 640x480"):
         list(sample_frames(clip, info, 8, limits))
+    roomy = dataclasses.replace(_limits(), max_pixels=640 * 480)  # within the limit: noted
+    frames, stats = _sample(clip, 8, roomy)
+    assert stats.frame_sizes == [(160, 120), (640, 480)]
+    assert {f.image.shape[:2] for f in frames} == {(120, 160), (480, 640)}

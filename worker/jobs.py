@@ -316,6 +316,11 @@ def score_video(
             )
         if len(scored.frames) < n_frames:
             warnings.append(f"{len(scored.frames)} of {n_frames} frames: the video is shorter")
+        if len(stats.frame_sizes) > 1:
+            sizes = " -> ".join(f"{w}x{h}" for w, h in stats.frame_sizes)
+            warnings.append(
+                f"the frame size changes ({sizes}): face boxes are in each frame's own pixels"
+            )
         # a video is fake when any person in it is: score people (tracks), then the video
         tracked = track_video(
             [f.boxes for f in scored.frames],
