@@ -156,3 +156,14 @@ def test_a_file_name_that_is_not_utf8_is_refused_and_the_run_goes_on(tmp_path: P
     assert record["status"] == "failed" and record["error"]["code"] == "bad_input"
     assert "not valid UTF-8" in record["error"]["message"]
     assert record["source"].endswith("caf\\xe9.mp4")
+
+
+def test_cre_without_a_command_is_an_error_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    from worker.cli import main
+
+    assert main([]) == 2
+    out, err = capsys.readouterr()
+    assert not out and "usage: cre COMMAND" in err
+    assert main(["--help"]) == 0
+    out, err = capsys.readouterr()
+    assert "usage: cre COMMAND" in out and not err

@@ -347,6 +347,7 @@ def test_submit_wait_and_results_by_source(
     assert out.returncode == 0, out.stderr
     sub, rec = (json.loads(line) for line in out.stdout.splitlines())
     assert sub["status"] == "skipped_done" and rec["score"] == by_name["h264_320x240"]["score"]
+    assert "[1/1]" in out.stderr and "finished" in out.stderr  # --wait's progress
     table = _run([sys.executable, "scripts/results.py", str(clip), str(videos["no_face"])], env)
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()

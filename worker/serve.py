@@ -48,10 +48,10 @@ __all__ = ["main", "MAX_BACKOFF_S", "BURST_MAX_DOWN_S"]
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 30.0
+"""Longest wait between two attempts to reach Redis."""
 BURST_MAX_DOWN_S = 60.0
 """A ``--burst`` worker (a cron job) gives up after Redis was unreachable this long, unless
 ``--max-down-s`` says otherwise: a burst run must end."""
-"""Longest wait between two attempts to reach Redis."""
 
 
 def _queue_empty(conn: redis.Redis, queue_name: str) -> bool:
