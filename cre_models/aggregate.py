@@ -77,18 +77,25 @@ def topk_mean_score(scores: Sequence[float] | np.ndarray, fraction: float = 0.25
     return float(np.sort(arr)[-k:].mean())
 
 
-def confident_score(scores: Sequence[float] | np.ndarray) -> float:
-    """The DFDC winner's "confident strategy" (see the module docstring)."""
+def confident_subset(scores: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Which scores the "confident strategy" averages (a boolean mask): the confident fakes
+    when there are enough, else the confident reals when nearly all are, else all."""
     arr = _as_array(scores)
     n = arr.size
     fakes = arr > CONFIDENT_FAKE
     n_fakes = int(np.count_nonzero(fakes))
     if n_fakes > n // 2.5 and n_fakes > CONFIDENT_MIN_FAKES:
-        return float(arr[fakes].mean())
+        return fakes
     reals = arr < CONFIDENT_REAL
     if np.count_nonzero(reals) > 0.9 * n:
-        return float(arr[reals].mean())
-    return float(arr.mean())
+        return reals
+    return np.ones(n, dtype=bool)
+
+
+def confident_score(scores: Sequence[float] | np.ndarray) -> float:
+    """The DFDC winner's "confident strategy" (see the module docstring)."""
+    arr = _as_array(scores)
+    return float(arr[confident_subset(arr)].mean())
 
 
 STRATEGIES: dict[str, str] = {

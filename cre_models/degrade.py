@@ -23,6 +23,7 @@ import av
 import numpy as np
 
 from .codecs import PRESETS, PROFILES, encoder_options, fit_max_side, get_profile
+from .video import video_stream
 
 if TYPE_CHECKING:
     from .codecs import CodecParams, CodecProfile
@@ -37,7 +38,7 @@ def longest_side(path: str | Path) -> int:
     with av.open(str(path)) as c:
         if not c.streams.video:
             raise ValueError(f"{path} has no video stream")
-        cc = c.streams.video[0].codec_context
+        cc = video_stream(c).codec_context
         return max(cc.width, cc.height)
 
 
@@ -98,7 +99,7 @@ def degrade_video(
         with av.open(str(in_path)) as src:
             if not src.streams.video:
                 raise ValueError(f"{in_path} has no video stream")
-            vin = src.streams.video[0]
+            vin = video_stream(src)
             width, height = vin.codec_context.width, vin.codec_context.height
             ow, oh = fit_max_side(width, height, params.max_side)
             ow, oh = ow - ow % 2, oh - oh % 2  # yuv420p: an odd size loses its last row/column

@@ -182,12 +182,14 @@ def sample_frames(
         stats: optional; filled in with counters and timings while iterating.
 
     Raises:
-        TruncatedVideoError: fewer packets or frames than the container promises.
-        CorruptVideoError: more than half of the packets cannot be decoded, or none; or the
-            packets' timestamps are damaged (spanning far more than the header's duration, or
-            fewer different times than half the packets).
-        NoVideoStreamError: no frames.
-        LimitExceededError: the decoder refuses a frame above ``max_pixels``.
+        TruncatedVideoError: fewer packets than the container promises, or a decode pass
+            that read fewer packets than the scan found.
+        CorruptVideoError: more than half of the packets cannot be decoded (packets that
+            give no frame and no error count as such), or none; or the packets' timestamps
+            are damaged (spanning far more than the header's duration, or fewer different
+            times than half the packets).
+        LimitExceededError: the decoder refuses a frame above ``max_pixels``, or the frame
+            size changes to one above it.
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
@@ -195,7 +197,7 @@ def sample_frames(
     index = _scan(path, info, n, limits, stats)
     _check_index(index, info, limits)
 
-    stats.all_frames = index.packets <= n
+    stats.all_frames = index.packets - index.discarded <= n
     targets = [] if stats.all_frames else sample_targets(index.start_s, index.duration_s, n)
     with _decoder(path, limits) as (container, stream):
         if stats.all_frames:
@@ -210,7 +212,8 @@ def sample_frames(
         yield from timed(inner, add_decode_s)
 
     one_pass_to_the_end = stats.reached_end and stats.seeks == 0
-    fed_all = stats.packets_fed >= _MIN_PACKET_FRACTION * index.packets
+    shown = index.packets - index.discarded  # packets that should each give a frame
+    fed_all = stats.packets_fed >= _MIN_PACKET_FRACTION * shown
     silent = stats.packets_fed - stats.frames_decoded - stats.decode_errors
     if one_pass_to_the_end and fed_all and silent > 0:
         # Every packet reached the decoder and some gave no frame and no error: H.264 drops
@@ -233,10 +236,10 @@ def sample_frames(
             f"{stats.decode_errors} of {attempted} packets could not be decoded"
         )
     if one_pass_to_the_end and stats.frames_decoded + stats.decode_errors < (
-        _MIN_PACKET_FRACTION * index.packets - 1
+        _MIN_PACKET_FRACTION * shown - 1
     ):
         raise TruncatedVideoError(
-            f"decoded only {stats.frames_decoded} frames from {index.packets} packets: "
+            f"decoded only {stats.frames_decoded} frames from {shown} packets: "
             "the file is cut or damaged"
         )
 

@@ -136,7 +136,8 @@ class SampleStats:
     decode_errors: int = 0
     corrupt_frames: int = 0
     packets_fed: int = 0
-    """Packets holding data that were given to the decoder."""
+    """Packets holding data that were given to the decoder, other than those the container
+    marks for discard (they give no frame by design)."""
     frame_sizes: list[tuple[int, int]] = field(default_factory=list)
     """Each ``(width, height)`` the decoded frames had, in the order first seen (more than
     one: the stream changed size, and face boxes are in each frame's own pixels)."""
@@ -163,6 +164,9 @@ class KeyframeIndex:
     keyframe_pts: list[int] = field(repr=False)
     distinct_times: int = 0
     """How many different timestamps the packets carry (``packets`` in a sound file)."""
+    discarded: int = 0
+    """Of ``packets``, those the container marks for discard (an edit list's pre-roll): they
+    are decoded as references but give no frame."""
 
     @property
     def duration_s(self) -> float:
@@ -251,7 +255,12 @@ def video_stream(container: av.container.InputContainer) -> av.video.stream.Vide
         return streams[0]
     pictures = av.stream.Disposition.attached_pic | av.stream.Disposition.still_image
     moving = [s for s in streams if not (s.disposition & pictures)] or streams
-    main = max(moving, key=lambda s: (s.codec_context.width or 0) * (s.codec_context.height or 0))
+
+    def pixels(s: av.video.stream.VideoStream) -> int:
+        ctx = s.codec_context  # None for a codec FFmpeg does not know
+        return 0 if ctx is None else (ctx.width or 0) * (ctx.height or 0)
+
+    main = max(moving, key=pixels)
     if main is not streams[0]:
         logger.info("video stream %d of %d is the main one (the largest)", main.index, len(streams))
     return main
@@ -290,7 +299,7 @@ def decoded_frames(
     stats.reached_end = False
     try:
         for packet in container.demux(stream):
-            if packet.size:
+            if packet.size and not packet.is_discard:
                 stats.packets_fed += 1
             try:
                 frames = stream.decode(packet)
@@ -390,8 +399,9 @@ def probe_video(path: Path, limits: VideoLimits) -> VideoInfo:
         InputError: missing path, directory, device, empty file.
         LimitExceededError: file size, pixels or duration over the limits.
         UnsupportedInputError: not an accepted container, HLS playlist, unknown codec.
-        NoVideoStreamError: no video stream (audio only) or no frame in it.
-        TruncatedVideoError, CorruptVideoError: the data cannot be read.
+        NoVideoStreamError: no video stream (audio only).
+        TruncatedVideoError: a video stream without a single packet (a cut file).
+        CorruptVideoError: the data cannot be read, or the stream's packets give no frame.
     """
     path = Path(path)
     size = check_local_file(path, limits)
@@ -479,11 +489,16 @@ def probe_video(path: Path, limits: VideoLimits) -> VideoInfo:
 def scan_packets(path: Path, limits: VideoLimits) -> KeyframeIndex:
     """Read every video packet once without decoding: count, time span, keyframes.
 
+    Packets the container marks for discard (the pre-roll an edit list hides: a clip trimmed
+    without re-encoding keeps the GOP's start before its first shown frame) count as packets
+    and keyframes, for seeking, but not in the time span the sampler chooses frames from.
+
     Raises:
-        NoVideoStreamError: the stream holds no packet.
-        TruncatedVideoError: reading stopped on an error (a cut or damaged file).
+        TruncatedVideoError: the stream holds no packet, or reading stopped on an error (a
+            cut or damaged file).
     """
     times: list[float] = []
+    shown: list[float] = []
     end = float("-inf")
     durations: list[float] = []
     key_times: list[float] = []
@@ -502,6 +517,12 @@ def scan_packets(path: Path, limits: VideoLimits) -> KeyframeIndex:
                     continue
                 t = float(ts * tb)
                 times.append(t)
+                if packet.is_discard:
+                    if packet.is_keyframe:
+                        key_times.append(t)
+                        key_pts.append(ts)
+                    continue
+                shown.append(t)
                 if packet.duration:
                     d = float(packet.duration * tb)
                     durations.append(d)
@@ -519,14 +540,17 @@ def scan_packets(path: Path, limits: VideoLimits) -> KeyframeIndex:
         raise TruncatedVideoError(
             "the video stream holds no frame: the file is cut, or was written without any"
         )
-    start = min(times)
-    if not durations and len(times) > 1:
+    shown = shown or times  # all marked for discard: keep them rather than nothing
+    start = min(shown)
+    end = max(end, max(shown))
+    if not durations and len(shown) > 1:
         # No packet durations (some containers): extend by the typical frame interval.
-        gaps = np.diff(np.sort(np.asarray(times)))
-        end = max(times) + float(statistics.median(gaps.tolist()))
+        gaps = np.diff(np.sort(np.asarray(shown)))
+        end = max(shown) + float(statistics.median(gaps.tolist()))
     order = np.argsort(np.asarray(key_times), kind="stable")
     return KeyframeIndex(
         packets=len(times),
+        discarded=len(times) - len(shown) if shown is not times else 0,
         start_s=start,
         end_s=max(end, start),
         keyframe_times=[key_times[i] for i in order],

@@ -128,3 +128,24 @@ def test_shipped_checkpoint_loads_strictly_and_scores_a_dev_crop() -> None:
     assert prov.get("real_faces", prov.get("train_real_clips", 0)) > 0
     assert (default_weights_dir() / "MODEL_CARD.md").is_file()
     assert (default_weights_dir() / "model.safetensors").stat().st_size < 25 * 2**20
+
+
+def test_fit_writes_into_the_weights_folder_given_or_named_by_cre_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import argparse
+
+    from worker.evaluate import _check_fit
+
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    given = argparse.Namespace(subset="validation", weights=str(folder))
+    assert _check_fit(given) == folder
+    monkeypatch.setenv("CRE_WEIGHTS", str(folder))
+    assert _check_fit(argparse.Namespace(subset="validation", weights=None)) == folder
+    monkeypatch.setenv("CRE_WEIGHTS", "default")  # a registered name: no folder to write
+    with pytest.raises(SystemExit, match="--weights FOLDER"):
+        _check_fit(argparse.Namespace(subset="validation", weights=None))
+    with pytest.raises(SystemExit, match="add --subset validation"):
+        _check_fit(argparse.Namespace(subset=None, weights=str(folder)))

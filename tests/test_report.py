@@ -186,6 +186,12 @@ def test_counted_frames_follow_the_aggregation() -> None:
     assert counted_frames({"frames": frames, "aggregation": "max"}) == {1}
     assert counted_frames({"frames": frames, "aggregation": "topk_mean"}, 0.5) == {1, 3}
     assert counted_frames({"frames": frames, "aggregation": "mean"}) == {0, 1, 3, 4}
+    # confident: 13 confident fakes of 20 are averaged, whatever the (calibrated) video score
+    mixed = [{"score": 0.95}] * 13 + [{"score": 0.3}] * 7
+    record = {"frames": mixed, "aggregation": "confident", "score": 0.594}
+    assert counted_frames(record) == set(range(13))
+    calm = [{"score": 0.1}] * 19 + [{"score": 0.5}]  # nearly all confident reals
+    assert counted_frames({"frames": calm, "aggregation": "confident"}) == set(range(19))
 
 
 # --- pages ------------------------------------------------------------------------------------

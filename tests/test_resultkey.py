@@ -194,3 +194,7 @@ def test_a_failure_outside_scoring_stands_until_the_file_changes(tmp_path: Path)
     assert "changed since the failed attempt" in (reuse_refusal(rec, str(f), _key()) or "")
     url = "https://example.com/v.mp4"
     assert reuse_refusal(rec.model_copy(update={"source": url}), url, _key()) is None
+    # a worker that could not load its model: fixing it is the reason to score again
+    os.utime(f, ns=(0, 0))
+    broken = failed_record("v" + "0" * 32, str(f), "model_unavailable", "no weights")
+    assert "checkpoint differs" in (reuse_refusal(broken, str(f), _key()) or "")

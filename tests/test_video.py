@@ -470,6 +470,10 @@ def test_the_main_video_stream_is_read_not_a_small_first_one(tmp_path: Path, suf
     assert (info.width, info.height) == (320, 240)
     frames = list(sample_frames(path, info, 4, VideoLimits()))
     assert len(frames) == 4 and all(f.image.shape == (240, 320, 3) for f in frames)
+    from worker.report.inputstats import packet_stats  # the report reads the same stream
+
+    facts = packet_stats(path, VideoLimits())
+    assert (facts.coded_width, facts.coded_height, facts.packets) == (320, 240, 20)
 
 
 def test_a_span_far_past_the_header_is_damage_not_a_long_video() -> None:
@@ -569,3 +573,28 @@ def test_a_frame_size_that_grows_past_the_limit_mid_stream_is_over_the_limit(
     frames, stats = _sample(clip, 8, roomy)
     assert stats.frame_sizes == [(160, 120), (640, 480)]
     assert {f.image.shape[:2] for f in frames} == {(120, 160), (480, 640)}
+
+
+def test_a_trim_without_re_encoding_is_neither_damaged_nor_cut(tmp_path: Path) -> None:
+    """A clip cut without re-encoding keeps its GOP's start before the first shown frame,
+    marked for discard by an edit list: those packets give no frame by design. The clip's
+    shown frames are sampled, from its shown time span, with no damage reported."""
+    source = write_video(tmp_path / "src.mp4", seconds=6.0, fps=10, gop=60, face=False)
+    trimmed = tmp_path / "trimmed.mp4"
+    with av.open(str(source)) as src, av.open(str(trimmed), mode="w") as out:
+        stream = out.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.size:
+                assert packet.pts is not None and packet.dts is not None
+                packet.pts -= 20 * packet.duration  # the first 2 s before the cut
+                packet.dts -= 20 * packet.duration
+                packet.stream = stream
+                out.mux(packet)
+    from cre_models.video import scan_packets
+
+    index = scan_packets(trimmed, _limits())
+    assert index.discarded == 20 and index.packets == 60
+    assert index.start_s == pytest.approx(0.0, abs=0.05)
+    frames, stats = _sample(trimmed, 32)
+    assert len(frames) == 32 and not stats.damaged and stats.decode_errors == 0
+    assert min(f.time_s for f in frames) >= 0.0

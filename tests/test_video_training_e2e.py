@@ -153,7 +153,7 @@ def test_train_videos_then_eval_videos_fit(clips: tuple[Path, Path], tmp_path: P
     with pytest.raises(SystemExit, match="--weights FOLDER"):  # a name is no folder to write
         eval_main([*no_weights, "--subset", "validation", "--fit", "--out", str(tmp_path / "e0")])
     missing = [str(tmp_path / "nope") if a == str(ckpt) else a for a in ev]
-    with pytest.raises(SystemExit, match="not a writable checkpoint config"):
+    with pytest.raises(SystemExit, match="is not a writable one"):
         eval_main([*missing, "--subset", "validation", "--fit", "--out", str(tmp_path / "e0")])
     assert not (tmp_path / "e0").exists()  # refused before anything was scored
     rc = eval_main([*ev, "--subset", "validation", "--fit", "--out", str(tmp_path / "e1")])

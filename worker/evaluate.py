@@ -296,7 +296,8 @@ def _parser() -> argparse.ArgumentParser:
         "--fit",
         action="store_true",
         help="choose aggregation, calibration and threshold here and write them into the "
-        "checkpoint's config.json (needs --subset validation and --weights FOLDER)",
+        "checkpoint's config.json (needs --subset validation and a checkpoint folder: "
+        "--weights, else CRE_WEIGHTS)",
     )
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -321,8 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.subset:
         split = load_split(args.split)
         clips = [c for c in clips if split.get(c.file) == args.subset]
-    if args.fit:
-        _check_fit(args)
+    fit_folder = _check_fit(args) if args.fit else None
     if not clips:
         raise SystemExit("no clips to evaluate")
     conds = [c for c in args.conditions.split(",") if c]
@@ -364,7 +364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     threshold = cfg.decision.threshold
     if args.fit:
         aggregation, cal, threshold = fit_decision(scored, conds)
-        _write_decision(Path(args.weights), aggregation, cal, threshold)
+        assert fit_folder is not None
+        _write_decision(fit_folder, aggregation, cal, threshold)
     table = evaluate_videos(scored, aggregation, threshold, cal, conds)
     report = format_report(table, threshold)
     meta = {
@@ -467,7 +468,7 @@ def cross_fit(
     }
 
 
-def _check_fit(args: argparse.Namespace) -> None:
+def _check_fit(args: argparse.Namespace) -> Path:
     """Refuse a ``--fit`` that would choose on other clips than validation ones or could not
     write its decision, before any clip is scored (a run is hours)."""
     from cre_models.weights import CONFIG_FILE
@@ -478,14 +479,17 @@ def _check_fit(args: argparse.Namespace) -> None:
             + (f"the {args.subset} split" if args.subset else "every labelled clip")
             + ": add --subset validation (and --split for a split of your own)"
         )
-    if not args.weights:
-        raise SystemExit(
-            "--fit writes its decision into a checkpoint folder's config.json: name it with "
-            "--weights FOLDER (a copy, to keep a shipped checkpoint as it is)"
-        )
-    config = Path(args.weights) / CONFIG_FILE
+    from worker.settings import Settings
+
+    folder = Path(args.weights or Settings().weights)
+    config = folder / CONFIG_FILE
     if not config.is_file() or not os.access(config, os.W_OK):
-        raise SystemExit(f"--fit: {config} is not a writable checkpoint config")
+        raise SystemExit(
+            f"--fit writes its decision into a checkpoint folder's config.json, and {config} "
+            "is not a writable one: give --weights FOLDER (a copy, to keep a shipped "
+            "checkpoint as it is)"
+        )
+    return folder
 
 
 def _write_decision(folder: Path, aggregation: str, cal: Platt, threshold: float) -> None:

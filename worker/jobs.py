@@ -317,7 +317,8 @@ def score_video(
         if len(scored.frames) < n_frames:
             warnings.append(f"{len(scored.frames)} of {n_frames} frames: the video is shorter")
         if len(stats.frame_sizes) > 1:
-            sizes = " -> ".join(f"{w}x{h}" for w, h in stats.frame_sizes)
+            turned = int(info.rotation or 0) in (90, 270)  # sizes as the record's: upright
+            sizes = " -> ".join(f"{h}x{w}" if turned else f"{w}x{h}" for w, h in stats.frame_sizes)
             warnings.append(
                 f"the frame size changes ({sizes}): face boxes are in each frame's own pixels"
             )

@@ -125,8 +125,8 @@ def _pending_reason(job: Job, status: JobStatus, conn: redis.Redis) -> str:
     if conn.exists(f"rq:worker:{job.worker_name}"):
         return f"job is started (worker {job.worker_name})"
     return (
-        f"job is started by worker {job.worker_name}, which is no longer alive: it is re-run "
-        "once its time runs out (see cre results for its record)"
+        f"job is started by worker {job.worker_name}, which is no longer alive: once its time "
+        "runs out it gets a worker_died record and is re-run if it has retries left"
     )
 
 

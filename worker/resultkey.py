@@ -186,10 +186,16 @@ def _model_text(m: ModelInfo | None) -> str:
     return f"{m.name} v{m.version}, weights {(m.weights_sha256 or 'unhashed')[:12]}"
 
 
+FAILURES_OUTSIDE_SCORING = frozenset({"timeout", "worker_died", "internal"})
+"""Error codes of ``failed`` records that a worker writes without the scoring key (no
+``model``, no ``options``): the job ran out of time, its process died, or it raised
+something unexpected. Another checkpoint or other options are no reason to expect another
+outcome, so such a record stands on a plain resubmit (``--retry-failed`` tries again).
+``model_unavailable`` is not one: a fixed worker is exactly the reason to score again."""
+
+
 def _changed_since_failure(record: ResultRecord, source: str) -> str | None:
-    """For a ``failed`` record written before any checkpoint was involved (a timeout, a
-    killed worker, an error outside scoring): no checkpoint or option can differ, so the
-    record stands (``--retry-failed`` tries again) unless the file changed after it."""
+    """A :data:`FAILURES_OUTSIDE_SCORING` record stands unless the file changed after it."""
     if is_url(source):
         return None
     try:
@@ -212,7 +218,12 @@ def reuse_refusal(record: ResultRecord, source: str, key: ResultKey | None) -> s
         source: the normalised source (real path or URL).
         key: what a worker would use now; ``None`` when the checkpoint is unknown here.
     """
-    if record.status == "failed" and record.model is None:
+    if (
+        record.status == "failed"
+        and record.model is None
+        and record.error is not None
+        and record.error.code in FAILURES_OUTSIDE_SCORING
+    ):
         return _changed_since_failure(record, source)
     if key is None:
         return "the checkpoint (CRE_WEIGHTS) cannot be identified here"

@@ -49,6 +49,8 @@ logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 30.0
 """Longest wait between two attempts to reach Redis."""
+CONNECT_TIMEOUT_S = 10.0
+"""Longest wait for Redis to accept one connection."""
 BURST_MAX_DOWN_S = 60.0
 """A ``--burst`` worker (a cron job) gives up after Redis was unreachable this long, unless
 ``--max-down-s`` says otherwise: a burst run must end."""
@@ -126,7 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = args.logging_level or settings.log_level
     backoff, down_since, starts = 1.0, None, 0
     while True:
-        conn = redis_connection(url)
+        # bounded connect: against a host that drops packets each try would take the OS's
+        # minutes, past --max-down-s (the dequeue's own blocking reads need no socket timeout)
+        conn = redis_connection(url, socket_connect_timeout=CONNECT_TIMEOUT_S)
         try:
             conn.ping()
             down_since, backoff = None, 1.0

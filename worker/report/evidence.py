@@ -302,7 +302,8 @@ def counted_frames(record: Mapping[str, Any], topk_fraction: float = 0.25) -> se
     """Positions (in ``record["frames"]``) of the frames that make up the video score.
 
     ``max``: the highest frame; ``topk_mean``: the ``ceil(fraction * n)`` highest;
-    ``mean`` and ``confident`` (when it falls back to the mean): all frames with a score.
+    ``confident``: the frames :func:`~cre_models.aggregate.confident_subset` picks; ``mean``:
+    all frames with a score.
     """
     scored = [
         (pos, s)
@@ -319,9 +320,10 @@ def counted_frames(record: Mapping[str, Any], topk_fraction: float = 0.25) -> se
         k = max(1, math.ceil(topk_fraction * len(scored) - 1e-9))
         return {p for p, _ in ranked[:k]}
     if agg == "confident":
-        video = num(record.get("score"))
-        for subset in ([p for p in scored if p[1] > 0.8], [p for p in scored if p[1] < 0.2]):
-            if subset and video is not None:
-                if abs(sum(s for _, s in subset) / len(subset) - video) < 1e-9:
-                    return {p for p, _ in subset}
+        # the strategy's own choice on the frame scores (the record's video score is after
+        # the checkpoint's calibration, so it cannot be matched against them)
+        from cre_models.aggregate import confident_subset
+
+        mask = confident_subset([s for _, s in scored])
+        return {p for (p, _), keep in zip(scored, mask.tolist(), strict=True) if keep}
     return {p for p, _ in scored}

@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 from av.sidedata.sidedata import Type as SideDataType
 
-from cre_models.video import VideoLimits, open_video
+from cre_models.video import VideoLimits, open_video, video_stream
 
 __all__ = [
     "PacketStats",
@@ -151,7 +151,7 @@ def packet_stats(path: Path, limits: VideoLimits) -> PacketStats:
     with open_video(path, limits) as container:
         if not container.streams.video:
             raise ValueError("no video stream")
-        stream = container.streams.video[0]
+        stream = video_stream(container)
         ctx = stream.codec_context
         tb = stream.time_base
         try:
@@ -231,7 +231,7 @@ def qp_stats(
         with open_video(path, limits) as container:
             if not container.streams.video:
                 return None
-            stream = container.streams.video[0]
+            stream = video_stream(container)
             ctx = stream.codec_context
             codec_name = str(ctx.name)
             if codec_name not in QP_SCALES:

@@ -169,8 +169,9 @@ def _why(ev: Evidence) -> str:
         vals = [float(f["score"]) for _, f in scored]
         if ft is None:
             count = (
-                " Frame scores are the model's, before any calibration; without the "
-                "checkpoint's config.json the threshold cannot be placed on their scale."
+                " Frame scores are the model's, before any calibration; the threshold cannot "
+                "be placed on their scale (no checkpoint config.json at hand, or a calibration "
+                "that cannot be inverted)."
             )
         else:
             over = sum(v >= ft for v in vals)
@@ -284,8 +285,8 @@ def _tracks(ev: Evidence) -> str:
             f"of {esc(ev.heatmap_model)}, computed for this report. The RGB stream sees "
             "content and colour (blending seams, mismatched skin); the noise stream sees "
             "high-frequency residue (resampling and compression traces). A face at or above "
-            "the threshold shows what pushed its score up; a face below it, what pushed its "
-            "score down.</p>"
+            "the threshold (on the face scores' scale, before calibration) shows what pushed "
+            "its score up; a face below it, what pushed its score down.</p>"
         )
     for tr in ev.tracks:
         shown = ev.shown.get(tr.id, [])

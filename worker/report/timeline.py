@@ -145,8 +145,9 @@ def timeline_section(ev: Evidence) -> str:
     if ev.tracks and raw_thr is not None:
         if thr is None:
             caption += (
-                " Frame scores are the model's, before any calibration; without the "
-                "checkpoint's config.json the threshold cannot be drawn on their scale."
+                " Frame scores are the model's, before any calibration; the threshold cannot be "
+                "drawn on their scale (no checkpoint config.json at hand, or a calibration that "
+                "cannot be inverted)."
             )
         elif abs(thr - raw_thr) > 1e-9:
             caption += (
