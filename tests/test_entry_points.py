@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -17,16 +18,24 @@ from worker.settings import Settings, settings_problem
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+UNREACHABLE = "redis://127.0.0.1:1/0"
+"""A command that got past its settings fails on this Redis instead of doing anything."""
+
+
+def _run(
+    args: list[str], *, redis_url: str | None = UNREACHABLE, text: bool = True, **env: str
+) -> subprocess.CompletedProcess[Any]:
+    """``python ARGS`` in a fresh process without this one's ``CRE_*`` (``redis_url=None``:
+    no ``CRE_REDIS_URL``, so ``cre run`` starts its embedded Valkey)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CRE_")}
-    # an unreachable Redis: a command that got past its settings would fail on it instead
-    clean["CRE_REDIS_URL"] = "redis://127.0.0.1:1/0"
+    if redis_url is not None:
+        clean["CRE_REDIS_URL"] = redis_url
     return subprocess.run(
         [sys.executable, *args],
         cwd=ROOT,
         env={**clean, **env},
         capture_output=True,
-        text=True,
+        text=text,
         timeout=120,
     )
 
@@ -82,22 +91,9 @@ def test_log_level_reaches_a_cre_command() -> None:
 
 def test_cre_run_with_nothing_to_queue_starts_no_worker(tmp_path: Path) -> None:
     out = tmp_path / "r.jsonl"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRE_")}  # embedded Valkey
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "worker.cli",
-            "run",
-            str(tmp_path / "missing.mp4"),
-            "--json",
-            str(out),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    r = _run(
+        ["-m", "worker.cli", "run", str(tmp_path / "missing.mp4"), "--json", str(out)],
+        redis_url=None,
     )
     assert r.returncode == 0, r.stderr  # every input got a record: a failed one
     assert "0 video(s) to score with 0 worker(s)" in r.stdout
@@ -143,13 +139,8 @@ def test_a_file_name_that_is_not_utf8_is_refused_and_the_run_goes_on(tmp_path: P
     except (OSError, UnicodeEncodeError):
         pytest.skip("this file system refuses non-UTF-8 names")
     out = tmp_path / "r.jsonl"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRE_")}  # embedded Valkey
-    r = subprocess.run(
-        [sys.executable, "-m", "worker.cli", "run", str(tmp_path), "--json", str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        timeout=120,
+    r = _run(  # bytes: the output names a file that is not UTF-8
+        ["-m", "worker.cli", "run", str(tmp_path), "--json", str(out)], redis_url=None, text=False
     )
     assert r.returncode == 0, r.stderr.decode(errors="replace")
     (record,) = [json.loads(line) for line in out.read_text().splitlines()]

@@ -215,8 +215,7 @@ def abandoned_job_handler(job: Any, exc_type: Any, exc_value: Any, traceback: An
         from worker.jobs import failed_record
         from worker.results import save_result
 
-        times = int(job.meta.get("abandoned", 0)) + 1
-        job.meta["abandoned"] = times
+        times = count_death(job)
         if _own_record_since_start(job, settings):
             # The job's own record (a timeout reported by HardTimeout, or a result written
             # just before the process died) says more than "worker died": keep it, no re-run.
@@ -237,9 +236,7 @@ def abandoned_job_handler(job: Any, exc_type: Any, exc_value: Any, traceback: An
         )
         save_result(job.connection, record, settings)
         if retry:
-            job.retries_left = 1
-            job.retry_intervals = [0]
-            job.number_of_retries = attempt
+            arm_rerun(job, attempt)
         logger.warning(
             "job %s (%s) abandoned by worker %s: %s", job.id, source, job.worker_name, note
         )
@@ -252,6 +249,22 @@ def abandoned_job_handler(job: Any, exc_type: Any, exc_value: Any, traceback: An
     except Exception:
         logger.exception("could not handle abandoned job %s", job.id)
     return None
+
+
+def count_death(job: Any) -> int:
+    """One more death of ``job``'s process (its worker's or its work horse's), counted in
+    ``job.meta["abandoned"]``; returns how many so far (against ``CRE_ABANDONED_RETRIES``)."""
+    times = int(job.meta.get("abandoned", 0)) + 1
+    job.meta["abandoned"] = times
+    return times
+
+
+def arm_rerun(job: Any, attempt: int) -> None:
+    """Set ``job`` up for one immediate re-run, which RQ's failure handling then does (a job
+    with retries left is re-queued), numbered as the attempt after ``attempt``."""
+    job.retries_left = 1
+    job.retry_intervals = [0]
+    job.number_of_retries = attempt
 
 
 def add_abandoned_handler(worker: Any) -> None:

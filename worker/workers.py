@@ -37,6 +37,8 @@ from worker.reliability import (
     HardTimeout,
     MaintainedQueue,
     add_abandoned_handler,
+    arm_rerun,
+    count_death,
     hard_deadline_s,
     kill_own_process,
     started_registry_ttl,
@@ -112,18 +114,15 @@ def record_killed_job(job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
             code, message = TIMEOUT_CODE, timeout_record_message(job, settings)
         else:
             code = "worker_died"
-            times = int(job.meta.get("abandoned", 0)) + 1
-            job.meta["abandoned"] = times
+            times = count_death(job)
             job.save_meta()
             retry = times <= settings.abandoned_retries
             message = (
                 f"the job's process exited unexpectedly{signal_note}: out of memory or killed; "
                 + ("re-queued" if retry else "not retried again")
             )
-            if retry:  # RQ's handle_job_failure, next, re-queues a job with retries left
-                job.retries_left = 1
-                job.retry_intervals = [0]
-                job.number_of_retries = attempt
+            if retry:  # RQ's handle_job_failure, next, re-queues it
+                arm_rerun(job, attempt)
         record = failed_record(
             job.id, source, code, message, attempt=attempt, worker=job.worker_name
         )

@@ -194,6 +194,13 @@ class Evidence:
     hidden_tracks: int = 0
     """Tracks left out of the pictures (over ``--max-tracks``); all are on the timeline."""
 
+    @property
+    def threshold_moves(self) -> bool:
+        """The record's threshold lies elsewhere on the frame scores' scale (a calibrated
+        checkpoint): frames are compared with :attr:`frame_threshold`, not with it."""
+        thr, ft = num(self.record.get("threshold")), self.frame_threshold
+        return thr is not None and ft is not None and abs(ft - thr) > 1e-9
+
 
 def num(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):

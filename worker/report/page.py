@@ -123,10 +123,10 @@ def _aggregation_text(record: Mapping[str, Any], topk_fraction: float) -> str:
 
 def _threshold_text(record: Mapping[str, Any], ev: Evidence) -> str:
     """The threshold, and where it lies on the frame scores' scale when they differ."""
-    thr, ft = num(record.get("threshold")), ev.frame_threshold
-    if thr is None or ft is None or abs(ft - thr) <= 1e-9:
+    thr = num(record.get("threshold"))
+    if not ev.threshold_moves:
         return fmt(thr)
-    return f"{fmt(thr)} (frame scores, before calibration: {fmt(ft)})"
+    return f"{fmt(thr)} (frame scores, before calibration: {fmt(ev.frame_threshold)})"
 
 
 def _why(ev: Evidence) -> str:
@@ -149,8 +149,7 @@ def _why(ev: Evidence) -> str:
     scored = [
         (pos, f) for pos, f in enumerate(r.get("frames") or []) if num(f.get("score")) is not None
     ]
-    ft = ev.frame_threshold
-    calibrated = thr is not None and ft is not None and abs(ft - thr) > 1e-9
+    ft, calibrated = ev.frame_threshold, ev.threshold_moves
     parts = [
         f"<p>Score <b>{fmt(score)}</b> is {side} the threshold <b>{fmt(thr)}</b>: "
         f"labelled <b>{esc(r.get('label'))}</b>. It is the "

@@ -101,8 +101,7 @@ def _timeline_svg(ev: Evidence) -> str:
     # frame scores are the model's; the record's threshold and video score are on the
     # calibrated scale: the threshold is drawn where it lies on the frame scores' scale,
     # and the video score only when the two scales are one
-    raw_thr, thr = num(r.get("threshold")), ev.frame_threshold
-    calibrated = thr is not None and raw_thr is not None and abs(thr - raw_thr) > 1e-9
+    thr, calibrated = ev.frame_threshold, ev.threshold_moves
     if thr is not None:
         label = "frame threshold" if calibrated else "threshold"
         parts.append(level(thr, label, "#b91c1c", 'stroke-width="1.5" stroke-dasharray="6 4"'))
@@ -149,7 +148,7 @@ def timeline_section(ev: Evidence) -> str:
                 "drawn on their scale (no checkpoint config.json at hand, or a calibration that "
                 "cannot be inverted)."
             )
-        elif abs(thr - raw_thr) > 1e-9:
+        elif ev.threshold_moves:
             caption += (
                 " Frame scores are the model's, before the checkpoint's calibration: the red "
                 f"line is the threshold {fmt(raw_thr)} on their scale; the video score and "
